@@ -1,0 +1,50 @@
+//! Live tracing: one implementation per platform behind the same interface.
+//!
+//! Callers use [`LiveSource`] and [`LiveConfig`] and never write `cfg`: the
+//! platform module that exists is re-exported here (ripgrep's
+//! enabled/disabled module swap). Every implementation seeds the processes
+//! that already run, then streams starts and stops, and reports OS-side
+//! losses through the emitter.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options for live tracing. A platform ignores what it has no use for.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// Host name put on every event; `None` means the local host.
+    pub host: Option<String>,
+    /// ETW buffer size in KiB (Windows).
+    pub buffer_kib: u32,
+    /// ETW minimum buffer count (Windows).
+    pub min_buffers: u32,
+    /// ETW maximum buffer count (Windows).
+    pub max_buffers: u32,
+    /// How often to force a flush of the trace buffers (Windows): bounds
+    /// alert latency.
+    pub flush_interval: Duration,
+    /// How often to poll the OS loss counters.
+    pub loss_poll_interval: Duration,
+    /// Also write the raw ETW session to this .etl file (Windows).
+    pub etl_file: Option<PathBuf>,
+    /// Socket receive buffer in bytes (Linux connector).
+    pub recv_buffer_bytes: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            host: None,
+            buffer_kib: 256,
+            min_buffers: 64,
+            max_buffers: 128,
+            flush_interval: Duration::from_millis(25),
+            loss_poll_interval: Duration::from_secs(1),
+            etl_file: None,
+            recv_buffer_bytes: 8 << 20,
+        }
+    }
+}
+
+mod unsupported;
+pub use unsupported::LiveSource;
