@@ -17,7 +17,11 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::event::ProcessEvent;
 
+pub mod evtx;
+pub mod jsonlog;
 pub mod live;
+pub mod replay;
+pub mod winlog;
 
 /// A producer of process events.
 pub trait Source: Send {

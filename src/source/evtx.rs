@@ -1,0 +1,380 @@
+//! EVTX files (Sysmon and Security channels) → process events.
+//!
+//! The cost of reading EVTX is rendering each record's BinXML. This reader
+//! renders only the records it maps, and decides that before rendering:
+//!
+//! 1. **Per chunk** (64 KiB), a byte search: a chunk whose bytes hold neither
+//!    `Sysmon` nor `Security-Auditing` in UTF-16 holds no record of those
+//!    providers (the provider name is either a substitution value in each
+//!    record or literal text in the chunk's own template), so it is skipped
+//!    without being parsed.
+//! 2. **Per record**, the template's substitution values: every record the
+//!    Windows event log writes instantiates the system template, whose values
+//!    hold the event id (index 3) and the provider name (index 14). A record
+//!    whose values have that shape and name another provider or event id is
+//!    skipped without rendering. A record of any other shape is rendered and
+//!    checked, so the shortcut can only save work, never lose a record.
+//! 3. Wanted records are rendered to JSON and go through
+//!    [`winlog::to_event`](super::winlog::to_event).
+//!
+//! Chunks are decoded in parallel on the rayon pool, a bounded batch at a
+//! time, and their results are handed on in chunk order.
+
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+use evtx::binxml::value_variant::BinXmlValue;
+use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
+use crate::event::Timestamp;
+
+/// Chunks decoded per parallel batch: 64 KiB each, so a batch holds about
+/// 4 MiB of input however large the file is.
+const BATCH_CHUNKS: usize = 64;
+
+/// Per-file totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvtxStats {
+    /// Records in the file (skipped chunks counted from their headers).
+    pub records: u64,
+    /// Records rendered (the ones the cheap checks could not rule out).
+    pub rendered: u64,
+    /// Chunks skipped by the byte search.
+    pub chunks_skipped: u64,
+}
+
+/// Renders `err` and its sources on one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let m = e.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = e.source();
+    }
+    s
+}
+
+/// Decodes one EVTX stream, calling `sink` for every event and every bad
+/// chunk or record, in file order. `on_chunk` is called with each chunk's
+/// record count as it is done (progress). Returns the totals, or the error
+/// that stopped the file from being opened at all.
+pub fn decode<R: Read + Seek>(
+    input: R,
+    sink: &mut dyn FnMut(Item),
+    on_chunk: &(dyn Fn(u64) + Sync),
+) -> Result<EvtxStats, String> {
+    // One thread per parser: the parallelism is ours, across chunks.
+    let settings = ParserSettings::new().num_threads(1);
+    let mut parser = EvtxParser::from_read_seek(input)
+        .map_err(|e| error_chain(&e))?
+        .with_configuration(settings.clone());
+    let settings = Arc::new(settings);
+    let mut stats = EvtxStats::default();
+    let mut batch: Vec<Result<EvtxChunkData, String>> = Vec::with_capacity(BATCH_CHUNKS);
+    let mut chunks = parser.chunks();
+    loop {
+        batch.clear();
+        for c in chunks.by_ref().take(BATCH_CHUNKS) {
+            batch.push(c.map_err(|e| error_chain(&e)));
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let results: Vec<ChunkOut> = batch
+            .par_iter_mut()
+            .map(|c| {
+                let out = match c {
+                    Ok(data) => decode_chunk(data, &settings),
+                    Err(msg) => ChunkOut {
+                        items: vec![Item::Bad {
+                            location: "chunk".into(),
+                            message: std::mem::take(msg),
+                        }],
+                        ..ChunkOut::default()
+                    },
+                };
+                on_chunk(out.stats.records);
+                out
+            })
+            .collect();
+        for r in results {
+            stats.records += r.stats.records;
+            stats.rendered += r.stats.rendered;
+            stats.chunks_skipped += r.stats.chunks_skipped;
+            for it in r.items {
+                sink(it);
+            }
+        }
+    }
+    Ok(stats)
+}
+
+#[derive(Debug, Default)]
+struct ChunkOut {
+    items: Vec<Item>,
+    stats: EvtxStats,
+}
+
+const SYSMON_U16: &[u8] = b"S\0y\0s\0m\0o\0n\0";
+const SECURITY_U16: &[u8] = b"S\0e\0c\0u\0r\0i\0t\0y\0-\0A\0u\0d\0i\0t\0i\0n\0g\0";
+
+/// True when the chunk may hold a Sysmon or Security record.
+fn chunk_may_match(data: &[u8]) -> bool {
+    memchr::memmem::find(data, SYSMON_U16).is_some()
+        || memchr::memmem::find(data, SECURITY_U16).is_some()
+}
+
+fn decode_chunk(data: &mut EvtxChunkData, settings: &Arc<ParserSettings>) -> ChunkOut {
+    let mut out = ChunkOut::default();
+    let number = data.number.unwrap_or_default();
+    let h = &data.header;
+    let declared = if h.last_event_record_id >= h.first_event_record_id {
+        h.last_event_record_id - h.first_event_record_id + 1
+    } else {
+        0
+    };
+    if !chunk_may_match(&data.data) {
+        out.stats.records = declared;
+        out.stats.chunks_skipped = 1;
+        return out;
+    }
+    let mut chunk = match data.parse(Arc::clone(settings)) {
+        Ok(c) => c,
+        Err(e) => {
+            out.stats.records = declared;
+            out.items.push(Item::Bad {
+                location: format!("chunk {number}"),
+                message: error_chain(&e),
+            });
+            return out;
+        }
+    };
+    for rec in chunk.iter() {
+        out.stats.records += 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                out.items.push(Item::Bad {
+                    location: format!("chunk {number}"),
+                    message: error_chain(&e),
+                });
+                continue;
+            }
+        };
+        if !record_may_match(&rec) {
+            continue;
+        }
+        out.stats.rendered += 1;
+        let id = rec.event_record_id;
+        let bad = |m: String| Item::Bad {
+            location: format!("chunk {number} record {id}"),
+            message: m,
+        };
+        let json = match rec.into_json_bytes() {
+            Ok(j) => j.data,
+            Err(e) => {
+                out.items.push(bad(error_chain(&e)));
+                continue;
+            }
+        };
+        match map_json(&json) {
+            Ok(Some(m)) => out.items.push(Item::Event(m)),
+            Ok(None) => {}
+            Err(m) => out.items.push(bad(m)),
+        }
+    }
+    out
+}
+
+/// The cheap per-record check on the system template's substitution
+/// values. `true` means "render and look"; `false` only when the values
+/// have the system-template shape and name something unwanted.
+fn record_may_match(rec: &evtx::EvtxRecord<'_>) -> bool {
+    let Ok(instances) = rec.template_instances() else {
+        return true;
+    };
+    let Some(first) = instances.first() else {
+        return true;
+    };
+    let v = &first.values;
+    let (Some(BinXmlValue::UInt16Type(eid)), Some(BinXmlValue::StringType(name))) =
+        (v.get(3), v.get(14))
+    else {
+        return true;
+    };
+    let eid = u32::from(*eid);
+    if !matches!(eid, 1 | 5 | 4688 | 4689) {
+        return false;
+    }
+    // Compare the UTF-16 provider name without decoding it.
+    let bytes = name.as_bytes();
+    memchr::memmem::find(bytes, SYSMON_U16).is_some()
+        || memchr::memmem::find(bytes, SECURITY_U16).is_some()
+}
+
+#[allow(non_snake_case)]
+#[derive(Deserialize)]
+struct Doc<'a> {
+    #[serde(borrow)]
+    Event: Event<'a>,
+}
+
+#[allow(non_snake_case)]
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow)]
+    System: System<'a>,
+    #[serde(borrow, default)]
+    EventData: Option<Fields<'a>>,
+}
+
+#[allow(non_snake_case)]
+#[derive(Deserialize)]
+struct System<'a> {
+    #[serde(borrow, default)]
+    Provider: Option<Attrs<'a>>,
+    #[serde(borrow, default)]
+    EventID: Option<Flex<'a>>,
+    #[serde(borrow, default)]
+    TimeCreated: Option<Attrs<'a>>,
+    #[serde(borrow, default)]
+    Channel: Option<Flex<'a>>,
+    #[serde(borrow, default)]
+    Computer: Option<Flex<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Attrs<'a> {
+    #[serde(rename = "#attributes", borrow, default)]
+    attributes: Option<AttrValues<'a>>,
+}
+
+#[allow(non_snake_case)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AttrValues<'a> {
+    #[serde(borrow)]
+    Name: Option<Flex<'a>>,
+    #[serde(borrow)]
+    SystemTime: Option<Flex<'a>>,
+}
+
+fn attrs<'a>(a: &Option<Attrs<'a>>) -> Option<AttrValues<'a>> {
+    a.as_ref()
+        .and_then(|a| a.attributes.as_ref())
+        .map(|v| AttrValues {
+            Name: v.Name.clone(),
+            SystemTime: v.SystemTime.clone(),
+        })
+}
+
+/// Maps one rendered record (`{"Event": {"System": …, "EventData": …}}`).
+pub(crate) fn map_json(json: &[u8]) -> Result<Option<Mapped>, String> {
+    let doc: Doc<'_> =
+        serde_json::from_slice(json).map_err(|e| format!("unexpected record JSON: {e}"))?;
+    let sys = &doc.Event.System;
+    let name = attrs(&sys.Provider).and_then(|a| a.Name);
+    let provider = name
+        .as_ref()
+        .and_then(Flex::as_str)
+        .and_then(Provider::classify)
+        .or_else(|| {
+            sys.Channel
+                .as_ref()
+                .and_then(Flex::as_str)
+                .and_then(Provider::classify)
+        });
+    let (Some(provider), Some(event_id)) = (provider, sys.EventID.as_ref().and_then(Flex::as_u32))
+    else {
+        return Ok(None);
+    };
+    if !provider.wants(event_id) {
+        return Ok(None);
+    }
+    let time = attrs(&sys.TimeCreated)
+        .and_then(|a| a.SystemTime)
+        .as_ref()
+        .and_then(Flex::as_str)
+        .and_then(Timestamp::parse_rfc3339)
+        .map(|t| (t, TimeBasis::Utc));
+    let env = Envelope {
+        provider,
+        event_id,
+        host: sys.Computer.as_ref().and_then(Flex::as_str),
+        time,
+    };
+    let empty = Fields::default();
+    let fields = doc.Event.EventData.as_ref().unwrap_or(&empty);
+    winlog::to_event(&env, fields).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, ProcessKey};
+
+    #[test]
+    fn maps_rendered_sysmon_and_security_records() {
+        let sysmon = br##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":1,
+            "TimeCreated":{"#attributes":{"SystemTime":"2019-05-16T01:38:19.6268707Z"}},"Channel":"Microsoft-Windows-Sysmon/Operational",
+            "Computer":"DC1.insecurebank.local"},"EventData":{"UtcTime":"2019-05-16 01:38:19.616",
+            "ProcessGuid":"{dfae8213-bd78-5cdc-0000-0010c7fe1200}","ProcessId":2936,"Image":"C:\\Windows\\System32\\HOSTNAME.EXE",
+            "ParentProcessId":3332,"ParentImage":"C:\\Windows\\System32\\wsmprovhost.exe","TerminalSessionId":0}}}"##;
+        let m = map_json(sysmon).unwrap().unwrap();
+        assert_eq!(m.basis, TimeBasis::Utc);
+        let e = m.event;
+        assert_eq!(
+            (e.pid, e.ppid, e.session_id),
+            (Some(2936), Some(3332), Some(0))
+        );
+        assert_eq!(e.host.as_deref(), Some("DC1.insecurebank.local"));
+        assert!(matches!(e.key, Some(ProcessKey::Guid(_))));
+        assert_eq!(
+            e.time,
+            Timestamp::parse_rfc3339("2019-05-16 01:38:19.616").unwrap()
+        );
+
+        let sec = br##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},
+            "EventID":{"#attributes":{"Qualifiers":0},"#text":4689},"TimeCreated":{"#attributes":{"SystemTime":"2020-01-01T00:00:01Z"}},
+            "Channel":"Security","Computer":"H"},"EventData":{"ProcessId":"0x10","ProcessName":"C:\\a.exe","Status":"0x1"}}}"##;
+        let e = map_json(sec).unwrap().unwrap().event;
+        assert_eq!(
+            (e.kind, e.pid, e.exit_code),
+            (EventKind::Stop, Some(16), Some(1))
+        );
+        assert_eq!(
+            e.time,
+            Timestamp::parse_rfc3339("2020-01-01T00:00:01Z").unwrap()
+        );
+
+        let other = br##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":3},"EventData":null}}"##;
+        assert!(map_json(other).unwrap().is_none());
+        assert!(map_json(b"{").is_err());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut sink = |_: Item| {};
+        let r = decode(std::io::Cursor::new(vec![0u8; 100]), &mut sink, &|_| {});
+        assert!(r.is_err());
+        let mut buf = b"ElfFile\0".to_vec();
+        buf.resize(4096 + 65536, 0xAB);
+        let mut items = Vec::new();
+        let _ = decode(std::io::Cursor::new(buf), &mut |i| items.push(i), &|_| {});
+    }
+
+    #[test]
+    fn utf16_chunk_filter() {
+        let mut d = vec![0u8; 64];
+        assert!(!chunk_may_match(&d));
+        d.extend_from_slice(SECURITY_U16);
+        assert!(chunk_may_match(&d));
+    }
+}

@@ -1,0 +1,524 @@
+//! Event-log JSON exports (one object per line) and `.zip` files of them.
+//!
+//! Two shapes are read, told apart per line so a file may even mix them:
+//!
+//! * **flat, NXLog-style**: `EventID`, `Channel`, `Hostname`, `EventTime`
+//!   and the event data (`Image`, `NewProcessId`, …) as top-level keys, as
+//!   in the OTRF Security-Datasets;
+//! * **Winlogbeat/ECS**: `winlog.event_id`, `winlog.channel`,
+//!   `winlog.computer_name`, `winlog.event_data.*` and a UTC `@timestamp`.
+//!
+//! A line is first read as a small envelope (every other key is skipped
+//! without being built); only Sysmon 1/5 and Security 4688/4689 lines are
+//! read a second time for their event data.
+//!
+//! Times: Sysmon's `UtcTime` is UTC. NXLog's `EventTime` is the host's
+//! local clock, so Security records are marked host-local and the replay
+//! source shifts them by the host's offset, which this reader learns from
+//! Sysmon records carrying both `EventTime` and `UtcTime` (or, failing
+//! that, from `@timestamp`). See `docs/FORMATS.md`.
+
+use std::collections::HashSet;
+use std::io::{self, BufRead, BufReader, Read, Seek};
+
+use serde::Deserialize;
+
+use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
+use crate::event::{Origin, ProcessEvent, Timestamp};
+
+/// Limits on what a `.zip` member may expand to (zip-bomb guard).
+#[derive(Clone, Copy, Debug)]
+pub struct ZipLimits {
+    /// Largest decompressed member, in bytes.
+    pub max_member_bytes: u64,
+    /// Largest decompressed/compressed ratio. Log JSON compresses about
+    /// 20–30×, EVTX 10–20×; deflate's own ceiling is about 1032×.
+    pub max_ratio: u64,
+    /// Largest `.evtx` member, which is read into memory to be parsed.
+    pub max_evtx_member_bytes: u64,
+}
+
+impl Default for ZipLimits {
+    fn default() -> Self {
+        ZipLimits {
+            max_member_bytes: 16 << 30,
+            max_ratio: 200,
+            max_evtx_member_bytes: 2 << 30,
+        }
+    }
+}
+
+#[allow(non_snake_case)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Line<'a> {
+    #[serde(borrow)]
+    EventID: Option<Flex<'a>>,
+    #[serde(borrow)]
+    Channel: Option<Flex<'a>>,
+    #[serde(borrow)]
+    SourceName: Option<Flex<'a>>,
+    #[serde(borrow)]
+    ProviderName: Option<Flex<'a>>,
+    #[serde(borrow)]
+    Hostname: Option<Flex<'a>>,
+    #[serde(borrow)]
+    EventTime: Option<Flex<'a>>,
+    #[serde(borrow)]
+    UtcTime: Option<Flex<'a>>,
+    #[serde(rename = "@timestamp", borrow)]
+    timestamp: Option<Flex<'a>>,
+    #[serde(borrow)]
+    winlog: Option<Winlog<'a>>,
+    // The native wsmwatch record (`--record` output) has these two.
+    #[serde(borrow)]
+    kind: Option<Flex<'a>>,
+    #[serde(borrow)]
+    time: Option<Flex<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Winlog<'a> {
+    #[serde(borrow)]
+    event_id: Option<Flex<'a>>,
+    #[serde(borrow)]
+    channel: Option<Flex<'a>>,
+    #[serde(borrow)]
+    provider_name: Option<Flex<'a>>,
+    #[serde(borrow)]
+    computer_name: Option<Flex<'a>>,
+    #[serde(borrow)]
+    event_data: Option<Fields<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EcsData<'a> {
+    #[serde(borrow)]
+    winlog: Winlog<'a>,
+}
+
+fn s<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
+    v.as_ref().and_then(Flex::as_str).filter(|s| !s.is_empty())
+}
+
+/// Per-stream decoding state: which hosts' offsets were already reported.
+#[derive(Default)]
+struct State {
+    exact: HashSet<String>,
+    fallback: HashSet<String>,
+}
+
+/// Decodes one line. `Ok(None)` for records that are not process events.
+fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Result<(), String> {
+    let l: Line<'_> = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    // The native format (wsmwatch's own records) rides along unchanged.
+    if l.kind.is_some() && l.time.is_some() && l.EventID.is_none() && l.winlog.is_none() {
+        let mut ev: ProcessEvent =
+            serde_json::from_slice(line).map_err(|e| format!("bad wsmwatch record: {e}"))?;
+        if ev.origin == Origin::Live {
+            ev.origin = Origin::Replay;
+        }
+        sink(Item::Event(Mapped {
+            event: ev,
+            basis: TimeBasis::Utc,
+        }));
+        return Ok(());
+    }
+    let ts = s(&l.timestamp).and_then(Timestamp::parse_rfc3339);
+    if let Some(w) = &l.winlog {
+        // Winlogbeat/ECS.
+        let provider = s(&w.channel)
+            .and_then(Provider::classify)
+            .or_else(|| s(&w.provider_name).and_then(Provider::classify));
+        let (Some(provider), Some(event_id)) =
+            (provider, w.event_id.as_ref().and_then(Flex::as_u32))
+        else {
+            return Ok(());
+        };
+        if !provider.wants(event_id) {
+            return Ok(());
+        }
+        let env = Envelope {
+            provider,
+            event_id,
+            host: s(&w.computer_name),
+            time: ts.map(|t| (t, TimeBasis::Utc)),
+        };
+        // Re-read for the event data only now that the line is wanted.
+        let d: EcsData<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
+        let empty = Fields::default();
+        let f = d.winlog.event_data.as_ref().unwrap_or(&empty);
+        if let Some(m) = winlog::to_event(&env, f).map_err(|e| e.to_string())? {
+            sink(Item::Event(m));
+        }
+        return Ok(());
+    }
+    // Flat NXLog.
+    let provider = s(&l.Channel)
+        .and_then(Provider::classify)
+        .or_else(|| s(&l.SourceName).and_then(Provider::classify))
+        .or_else(|| s(&l.ProviderName).and_then(Provider::classify));
+    let Some(provider) = provider else {
+        return Ok(());
+    };
+    let host = s(&l.Hostname);
+    let local = s(&l.EventTime).and_then(Timestamp::parse_rfc3339);
+    if let (Some(h), Some(local)) = (host, local) {
+        // Learn the host's offset: exactly from Sysmon's UtcTime (any
+        // Sysmon event id carries it), else roughly from @timestamp.
+        let utc = s(&l.UtcTime).and_then(Timestamp::parse_rfc3339);
+        if let Some(utc) = utc.filter(|_| provider == Provider::Sysmon) {
+            if !st.exact.contains(h) {
+                if let Some(secs) = winlog::offset_from_pair(local, utc) {
+                    st.exact.insert(h.to_owned());
+                    sink(Item::Offset {
+                        host: h.to_owned(),
+                        secs,
+                        exact: true,
+                    });
+                }
+            }
+        } else if let Some(t) = ts {
+            if !st.fallback.contains(h) && !st.exact.contains(h) {
+                if let Some(secs) = winlog::offset_from_pair(local, t) {
+                    st.fallback.insert(h.to_owned());
+                    sink(Item::Offset {
+                        host: h.to_owned(),
+                        secs,
+                        exact: false,
+                    });
+                }
+            }
+        }
+    }
+    let Some(event_id) = l.EventID.as_ref().and_then(Flex::as_u32) else {
+        return Ok(());
+    };
+    if !provider.wants(event_id) {
+        return Ok(());
+    }
+    let time = match (local, ts) {
+        (Some(t), _) => Some((t, TimeBasis::HostLocal)),
+        (None, Some(t)) => Some((t, TimeBasis::Utc)),
+        _ => None,
+    };
+    let env = Envelope {
+        provider,
+        event_id,
+        host,
+        time,
+    };
+    let f: Fields<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
+    if let Some(m) = winlog::to_event(&env, &f).map_err(|e| e.to_string())? {
+        sink(Item::Event(m));
+    }
+    Ok(())
+}
+
+/// Decodes a stream of JSON lines. `prefix` goes before `line N` in error
+/// locations (`member a.json `). `on_bytes` reports progress. Returns the
+/// number of records (non-empty lines), or the I/O error that ended the
+/// stream early (which the caller reports; what was read stays).
+pub fn decode_lines<R: BufRead>(
+    mut r: R,
+    prefix: &str,
+    sink: &mut dyn FnMut(Item),
+    on_bytes: &dyn Fn(u64),
+) -> Result<u64, (u64, io::Error)> {
+    let mut st = State::default();
+    let mut buf = Vec::with_capacity(16 << 10);
+    let mut lineno = 0u64;
+    let mut records = 0u64;
+    loop {
+        buf.clear();
+        let n = match r.read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => return Err((lineno + 1, e)),
+        };
+        if n == 0 {
+            return Ok(records);
+        }
+        lineno += 1;
+        on_bytes(n as u64);
+        let line = buf.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        records += 1;
+        if let Err(message) = decode_line(line, &mut st, sink) {
+            sink(Item::Bad {
+                location: format!("{prefix}line {lineno}"),
+                message,
+            });
+        }
+    }
+}
+
+/// A reader that fails once more than `limit` bytes came out of it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    what: String,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(self.what.clone()));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// What a zip member holds, from its name.
+fn member_kind(name: &str) -> Option<&'static str> {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with(".evtx") {
+        Some("evtx")
+    } else if n.ends_with(".json") || n.ends_with(".jsonl") || n.ends_with(".ndjson") {
+        Some("json")
+    } else {
+        None
+    }
+}
+
+/// Totals for one zip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZipStats {
+    /// Records read across members.
+    pub records: u64,
+    /// Members read.
+    pub members: u64,
+}
+
+/// Decodes every `.json`/`.jsonl`/`.ndjson`/`.evtx` member of a zip, in
+/// archive order, without extracting it to disk. Deflate and stored only:
+/// the reader stays pure Rust. A member that cannot be read is reported
+/// (named) and the next one is read.
+pub fn decode_zip<R: Read + Seek>(
+    input: R,
+    limits: &ZipLimits,
+    sink: &mut dyn FnMut(Item),
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<ZipStats, String> {
+    let mut zip = zip::ZipArchive::new(input).map_err(|e| format!("not a readable zip: {e}"))?;
+    let mut stats = ZipStats::default();
+    for i in 0..zip.len() {
+        let mut bad = |location: String, message: String| sink(Item::Bad { location, message });
+        let mut m = match zip.by_index(i) {
+            Ok(m) => m,
+            Err(e) => {
+                bad(format!("member #{i}"), format!("unreadable: {e}"));
+                continue;
+            }
+        };
+        if m.is_dir() {
+            continue;
+        }
+        let name = m.name().to_owned();
+        let Some(kind) = member_kind(&name) else {
+            tracing::debug!(member = %name, "zip member skipped: not .json/.jsonl/.ndjson/.evtx");
+            continue;
+        };
+        let comp = m.compressed_size();
+        let cap = limits
+            .max_member_bytes
+            .min(comp.saturating_mul(limits.max_ratio).max(1 << 20));
+        if m.size() > cap {
+            bad(
+                format!("member {name}"),
+                format!(
+                    "refused: declares {} bytes from {comp} compressed, over the {cap}-byte cap \
+                     (ratio {}, max {} bytes; possible zip bomb)",
+                    m.size(),
+                    limits.max_ratio,
+                    limits.max_member_bytes
+                ),
+            );
+            continue;
+        }
+        stats.members += 1;
+        let what = format!(
+            "decompressed past the {cap}-byte cap (ratio {} of {comp} compressed bytes; \
+             possible zip bomb)",
+            limits.max_ratio
+        );
+        let capped = Capped {
+            inner: &mut m,
+            left: cap,
+            what,
+        };
+        if kind == "evtx" {
+            let mut data = Vec::new();
+            let limit = cap.min(limits.max_evtx_member_bytes);
+            match capped.take(limit + 1).read_to_end(&mut data) {
+                Ok(n) if n as u64 > limit => {
+                    bad(
+                        format!("member {name}"),
+                        format!("EVTX member larger than {limit} bytes; extract it first"),
+                    );
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    bad(format!("member {name}"), format!("unreadable: {e}"));
+                    continue;
+                }
+            }
+            let mut inner = |it: Item| match it {
+                Item::Bad { location, message } => sink(Item::Bad {
+                    location: format!("member {name} {location}"),
+                    message,
+                }),
+                other => sink(other),
+            };
+            match super::evtx::decode(std::io::Cursor::new(data), &mut inner, &|_| {}) {
+                Ok(s) => stats.records += s.records,
+                Err(e) => sink(Item::Bad {
+                    location: format!("member {name}"),
+                    message: e,
+                }),
+            }
+            on_bytes(comp);
+            continue;
+        }
+        let prefix = format!("member {name} ");
+        let r = decode_lines(
+            BufReader::with_capacity(256 << 10, capped),
+            &prefix,
+            sink,
+            &|_| {},
+        );
+        on_bytes(comp);
+        match r {
+            Ok(n) => stats.records += n,
+            Err((line, e)) => {
+                sink(Item::Bad {
+                    location: format!("member {name} line {line}"),
+                    message: format!("unreadable: {e}"),
+                });
+            }
+        }
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+    use std::io::Write;
+
+    fn run(text: &str) -> Vec<Item> {
+        let mut v = Vec::new();
+        decode_lines(text.as_bytes(), "", &mut |i| v.push(i), &|_| {}).unwrap();
+        v
+    }
+
+    const NX_SYSMON: &str = r#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"WS6","EventTime":"2020-09-20 17:09:08","UtcTime":"2020-09-20 21:09:08.706","ProcessGuid":"{d273d0f0-c4f4-5f67-a607-000000000800}","ParentProcessId":"960","Image":"C:\\Windows\\System32\\wsmprovhost.exe","ParentImage":"C:\\Windows\\System32\\svchost.exe","@timestamp":"2020-09-20T21:09:09.817Z"}"#;
+    const NX_SEC: &str = r#"{"EventID":4688,"Channel":"security","Hostname":"WS6","EventTime":"2020-09-20 17:09:08","NewProcessId":"0x234c","ProcessId":"0x3c0","NewProcessName":"C:\\Windows\\System32\\wsmprovhost.exe","ParentProcessName":"C:\\Windows\\System32\\svchost.exe","@timestamp":"2020-09-20T21:09:09.825Z"}"#;
+
+    #[test]
+    fn nxlog_flat_lines() {
+        let text = format!(
+            "{NX_SYSMON}\n\n{NX_SEC}\n{{\"EventID\":4624,\"Channel\":\"Security\"}}\nnot json\n"
+        );
+        let items = run(&text);
+        let mut evs = Vec::new();
+        let mut offsets = Vec::new();
+        let mut bad = Vec::new();
+        for i in items {
+            match i {
+                Item::Event(m) => evs.push(m),
+                Item::Offset { host, secs, exact } => offsets.push((host, secs, exact)),
+                Item::Bad { location, message } => bad.push((location, message)),
+            }
+        }
+        assert_eq!(offsets, vec![("WS6".to_string(), -4 * 3600, true)]);
+        assert_eq!(evs.len(), 2);
+        assert_eq!(evs[0].basis, TimeBasis::Utc);
+        assert_eq!(evs[0].event.pid, None);
+        assert_eq!(evs[1].basis, TimeBasis::HostLocal);
+        assert_eq!(evs[1].event.pid, Some(9036));
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].0, "line 5");
+        assert!(bad[0].1.starts_with("invalid JSON"), "{}", bad[0].1);
+    }
+
+    #[test]
+    fn ecs_nested_lines() {
+        let line = r#"{"@timestamp":"2021-03-01T10:00:00.123Z","host":{"name":"ws"},"winlog":{"event_id":"4688","channel":"Security","computer_name":"WS.corp","event_data":{"NewProcessId":"0x10","ProcessId":"0x4","NewProcessName":"C:\\w\\wsmprovhost.exe","ParentProcessName":"C:\\w\\svchost.exe","SubjectUserName":"SYSTEM"}}}"#;
+        let items = run(line);
+        let [Item::Event(m)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(m.basis, TimeBasis::Utc);
+        assert_eq!(m.event.host.as_deref(), Some("WS.corp"));
+        assert_eq!(m.event.pid, Some(16));
+        assert_eq!(
+            m.event.time,
+            Timestamp::parse_rfc3339("2021-03-01T10:00:00.123Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn native_records_pass_through() {
+        let items = run(r#"{"kind":"stop","time":"2020-01-01T00:00:00Z","pid":4}"#);
+        let [Item::Event(m)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(m.event.kind, EventKind::Stop);
+        assert_eq!(m.event.origin, Origin::Replay);
+    }
+
+    fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opt = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (n, d) in members {
+            w.start_file(*n, opt).unwrap();
+            w.write_all(d).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn zip_members_and_bomb_cap() {
+        let z = zip_of(&[
+            ("a.json", format!("{NX_SEC}\n").as_bytes()),
+            ("readme.txt", b"x"),
+            ("big.json", &vec![b' '; 4 << 20]),
+        ]);
+        let mut items = Vec::new();
+        let st = decode_zip(
+            std::io::Cursor::new(z),
+            &ZipLimits::default(),
+            &mut |i| items.push(i),
+            &|_| {},
+        )
+        .unwrap();
+        assert_eq!(st.members, 1, "{items:?}");
+        items.retain(|i| !matches!(i, Item::Offset { .. }));
+        assert!(matches!(items[0], Item::Event(_)));
+        let Item::Bad { location, message } = &items[1] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(location, "member big.json");
+        assert!(message.contains("zip bomb"), "{message}");
+        assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn not_a_zip_is_an_error() {
+        let r = decode_zip(
+            std::io::Cursor::new(b"PK\x03\x04garbage".to_vec()),
+            &ZipLimits::default(),
+            &mut |_| {},
+            &|_| {},
+        );
+        assert!(r.is_err());
+    }
+}
