@@ -22,6 +22,7 @@ pub mod lines;
 pub mod live;
 pub mod native;
 pub mod replay;
+pub mod synthetic;
 
 /// A producer of process events.
 pub trait Source: Send {
