@@ -18,6 +18,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::event::ProcessEvent;
 
 pub mod demo;
+pub mod etw;
 pub mod lines;
 pub mod live;
 pub mod native;
