@@ -17,10 +17,16 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::event::ProcessEvent;
 
+pub mod demo;
+pub mod etw;
+pub mod evidence;
 pub mod evtx;
 pub mod jsonlog;
+pub mod lines;
 pub mod live;
+pub mod native;
 pub mod replay;
+pub mod synthetic;
 pub mod winlog;
 
 /// A producer of process events.

@@ -1,0 +1,531 @@
+//! `wsmwatch replay`: offline evidence (EVTX, event-log JSON exports, zips
+//! of either, wsmwatch's own records) as one time-ordered event stream.
+//!
+//! Files are decoded in parallel (one file per rayon task; EVTX chunks in
+//! parallel within a file). Each file yields only its process events, which
+//! are a small fraction of its records. Those events are then put in time
+//! order, host-local NXLog times shifted to UTC first, and emitted.
+//!
+//! **Memory bound.** Ordering holds the *process events* of the whole input
+//! in memory (about 300–600 bytes each, command lines included), never its
+//! records: EVTX is read a 4 MiB batch of chunks at a time per file being
+//! decoded, and JSON a line at a time. See `docs/PERFORMANCE.md` for the
+//! measured RSS.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::jsonlog::{self, ZipLimits};
+use super::winlog::{self, Item, Mapped, TimeBasis};
+use super::{Emitter, InputError, Source, SourceError, StopToken};
+use crate::event::{EventKind, ProcessEvent, Timestamp};
+
+/// What a file holds, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// EVTX (`ElfFile\0`).
+    Evtx,
+    /// A zip archive (`PK\x03\x04`).
+    Zip,
+    /// JSON lines: event-log exports or wsmwatch records.
+    JsonLines,
+}
+
+/// Detects the format from the file's first bytes (not its name).
+pub fn sniff(head: &[u8]) -> Option<Format> {
+    if head.starts_with(b"ElfFile\0") {
+        Some(Format::Evtx)
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(Format::Zip)
+    } else if head.trim_ascii_start().first() == Some(&b'{') {
+        Some(Format::JsonLines)
+    } else {
+        None
+    }
+}
+
+/// Extensions picked up when walking a folder. Files named explicitly are
+/// always read (their format is sniffed).
+const FOLDER_EXTENSIONS: &[&str] = &["evtx", "zip", "json", "jsonl", "ndjson"];
+
+/// Replay options.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Zip-bomb limits.
+    pub zip: ZipLimits,
+    /// Show a progress bar: `None` = when stderr is a terminal.
+    pub progress: Option<bool>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            zip: ZipLimits::default(),
+            progress: None,
+        }
+    }
+}
+
+/// Running totals, readable while the replay runs and after.
+#[derive(Debug, Default)]
+pub struct ReplayCounters {
+    /// Input files found.
+    pub files: AtomicU64,
+    /// Files finished.
+    pub files_done: AtomicU64,
+    /// Records read (EVTX records, JSON lines).
+    pub records: AtomicU64,
+    /// Input bytes (on disk) finished.
+    pub bytes: AtomicU64,
+    /// Total input bytes (on disk).
+    pub bytes_total: AtomicU64,
+    /// Process events produced.
+    pub events: AtomicU64,
+    /// Bad records, chunks, lines, members and files.
+    pub errors: AtomicU64,
+    /// Wall-clock nanoseconds of the decode + order phase.
+    pub nanos: AtomicU64,
+}
+
+/// The final figures of a replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ReplaySummary {
+    /// Input files.
+    pub files: u64,
+    /// Records read.
+    pub records: u64,
+    /// Input bytes.
+    pub bytes: u64,
+    /// Process events produced.
+    pub events: u64,
+    /// Bad inputs reported.
+    pub errors: u64,
+    /// Seconds spent reading and ordering.
+    pub seconds: f64,
+}
+
+impl ReplaySummary {
+    /// Records per second.
+    pub fn records_per_sec(&self) -> f64 {
+        self.records as f64 / self.seconds.max(1e-9)
+    }
+    /// Input MB (10^6 bytes) per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
+    }
+}
+
+impl std::fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} files, {} records, {:.1} MB, {} process events, {} errors in {:.3} s: \
+             {:.0} records/s, {:.1} MB/s",
+            self.files,
+            self.records,
+            self.bytes as f64 / 1e6,
+            self.events,
+            self.errors,
+            self.seconds,
+            self.records_per_sec(),
+            self.mb_per_sec()
+        )
+    }
+}
+
+impl ReplayCounters {
+    /// A snapshot as a summary.
+    pub fn summary(&self) -> ReplaySummary {
+        ReplaySummary {
+            files: self.files.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            bytes: self.bytes_total.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            seconds: self.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// Replays files and folders (recursively) as one time-ordered stream.
+#[derive(Debug)]
+pub struct EvidenceSource {
+    inputs: Vec<PathBuf>,
+    opts: ReplayOptions,
+    counters: Arc<ReplayCounters>,
+}
+
+/// One file's decoded output.
+#[derive(Default)]
+struct FileOut {
+    events: Vec<Mapped>,
+    offsets: Vec<(String, i64, bool)>,
+}
+
+impl EvidenceSource {
+    /// A replay of `inputs` (files or folders).
+    pub fn new(inputs: Vec<PathBuf>, opts: ReplayOptions) -> Self {
+        EvidenceSource {
+            inputs,
+            opts,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The live counters (progress, final summary).
+    pub fn counters(&self) -> Arc<ReplayCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Decodes everything and returns the ordered events without an
+    /// emitter (tests, benchmarks). Bad input goes to `on_error`.
+    pub fn collect(
+        &mut self,
+        on_error: &(dyn Fn(InputError) + Sync),
+    ) -> Result<Vec<ProcessEvent>, SourceError> {
+        let t0 = Instant::now();
+        let files = expand(&self.inputs, on_error, &self.counters)?;
+        let events = decode_all(
+            &files,
+            &self.opts,
+            &self.counters,
+            on_error,
+            &StopToken::new(),
+        );
+        self.counters
+            .nanos
+            .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(events)
+    }
+}
+
+impl Source for EvidenceSource {
+    fn name(&self) -> String {
+        format!("replay:{} inputs", self.inputs.len())
+    }
+
+    fn run(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<(), SourceError> {
+        let t0 = Instant::now();
+        let out_ref: &Emitter = out;
+        let on_error = |e: InputError| out_ref.malformed(e);
+        let files = expand(&self.inputs, &on_error, &self.counters)?;
+        let bar = progress_bar(&self.opts, &self.counters);
+        let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
+        self.counters
+            .nanos
+            .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Some((bar, handle)) = bar {
+            bar.stop();
+            let _ = handle.join();
+        }
+        for ev in events {
+            if stop.is_stopped() {
+                break;
+            }
+            out.emit(ev)?;
+        }
+        Ok(())
+    }
+}
+
+/// The progress bar, drawn by its own thread so decoding threads only bump
+/// atomics.
+struct Bar {
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Bar {
+    fn stop(&self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
+
+fn progress_bar(
+    opts: &ReplayOptions,
+    c: &Arc<ReplayCounters>,
+) -> Option<(Bar, std::thread::JoinHandle<()>)> {
+    let show = opts
+        .progress
+        .unwrap_or_else(|| std::io::stderr().is_terminal());
+    if !show {
+        return None;
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c = Arc::clone(c);
+    let d = Arc::clone(&done);
+    let handle = std::thread::spawn(move || {
+        let total = c.bytes_total.load(Ordering::Relaxed);
+        let pb = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let t0 = Instant::now();
+        while !d.load(Ordering::SeqCst) {
+            let recs = c.records.load(Ordering::Relaxed);
+            pb.set_position(c.bytes.load(Ordering::Relaxed));
+            pb.set_message(format!(
+                "files {}/{} · {} records ({:.0}/s)",
+                c.files_done.load(Ordering::Relaxed),
+                c.files.load(Ordering::Relaxed),
+                recs,
+                recs as f64 / t0.elapsed().as_secs_f64().max(1e-3)
+            ));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pb.finish_and_clear();
+    });
+    Some((Bar { done }, handle))
+}
+
+/// Files and folders → the files to read, folders walked recursively in
+/// name order. A missing explicit input ends the replay; an unreadable
+/// folder entry is reported and skipped.
+fn expand(
+    inputs: &[PathBuf],
+    on_error: &(dyn Fn(InputError) + Sync),
+    c: &ReplayCounters,
+) -> Result<Vec<(PathBuf, u64)>, SourceError> {
+    let mut out = Vec::new();
+    for p in inputs {
+        let md = std::fs::metadata(p).map_err(|e| SourceError::Io {
+            path: p.clone(),
+            source: e,
+        })?;
+        if md.is_dir() {
+            walk(p, &mut out, on_error);
+        } else {
+            out.push((p.clone(), md.len()));
+        }
+    }
+    c.files.store(out.len() as u64, Ordering::Relaxed);
+    c.bytes_total
+        .store(out.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>, on_error: &(dyn Fn(InputError) + Sync)) {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            on_error(InputError {
+                file: dir.display().to_string(),
+                location: "folder".into(),
+                message: e.to_string(),
+            });
+            return;
+        }
+    };
+    let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        match std::fs::metadata(&p) {
+            Ok(md) if md.is_dir() => walk(&p, out, on_error),
+            Ok(md) => {
+                let ext = p
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase);
+                if ext.is_some_and(|e| FOLDER_EXTENSIONS.contains(&e.as_str())) {
+                    out.push((p, md.len()));
+                }
+            }
+            Err(e) => on_error(InputError {
+                file: p.display().to_string(),
+                location: "file".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Decodes all files in parallel, then orders their events.
+fn decode_all(
+    files: &[(PathBuf, u64)],
+    opts: &ReplayOptions,
+    c: &ReplayCounters,
+    on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
+) -> Vec<ProcessEvent> {
+    let outs: Vec<FileOut> = files
+        .par_iter()
+        .map(|(path, size)| {
+            if stop.is_stopped() {
+                return FileOut::default();
+            }
+            let out = decode_file(path, *size, opts, c, on_error);
+            c.files_done.fetch_add(1, Ordering::Relaxed);
+            out
+        })
+        .collect();
+    order(outs, c)
+}
+
+/// Shifts host-local times to UTC and sorts by time, keeping file order
+/// among equal times (files in argument/walk order, records in file order).
+fn order(outs: Vec<FileOut>, c: &ReplayCounters) -> Vec<ProcessEvent> {
+    // Exact offsets (Sysmon UtcTime beside EventTime) win over @timestamp.
+    let mut offsets: HashMap<String, (i64, bool)> = HashMap::new();
+    for o in &outs {
+        for (host, secs, exact) in &o.offsets {
+            let h = host.to_ascii_lowercase();
+            match offsets.get(&h) {
+                Some((_, true)) => {}
+                Some((_, false)) if !exact => {}
+                _ => {
+                    offsets.insert(h, (*secs, *exact));
+                }
+            }
+        }
+    }
+    let mut warned = std::collections::HashSet::new();
+    let mut all: Vec<(Timestamp, ProcessEvent)> =
+        Vec::with_capacity(outs.iter().map(|o| o.events.len()).sum());
+    for o in outs {
+        for m in o.events {
+            let mut ev = m.event;
+            // NXLog's EventTime is whole seconds: the process exited somewhere
+            // in [t, t+1s). Sorting such a stop at the end of its second keeps
+            // it after the same process's start seen by Sysmon in that second.
+            let coarse_stop = m.basis == TimeBasis::HostLocal
+                && ev.kind == EventKind::Stop
+                && ev.time.0 % TICKS_PER_SEC == 0;
+            if m.basis == TimeBasis::HostLocal {
+                let h = ev.host.as_deref().unwrap_or_default().to_ascii_lowercase();
+                match offsets.get(&h) {
+                    Some((secs, exact)) => {
+                        if !exact && warned.insert(h.clone()) {
+                            tracing::warn!(host = %h, offset_secs = secs,
+                                "host-local EventTime shifted by an offset learned from @timestamp (no Sysmon UtcTime for this host)");
+                        }
+                        winlog::shift_to_utc(&mut ev, *secs);
+                    }
+                    None => {
+                        if warned.insert(h.clone()) {
+                            tracing::warn!(host = %h,
+                                "host-local EventTime taken as UTC: no UtcTime or @timestamp to learn the host's offset");
+                        }
+                    }
+                }
+            }
+            let key = if coarse_stop {
+                Timestamp(ev.time.0 + TICKS_PER_SEC - 1)
+            } else {
+                ev.time
+            };
+            all.push((key, ev));
+        }
+    }
+    // Stable: equal times keep file order.
+    all.sort_by_key(|(k, _)| *k);
+    c.events.store(all.len() as u64, Ordering::Relaxed);
+    all.into_iter().map(|(_, e)| e).collect()
+}
+
+const TICKS_PER_SEC: u64 = 10_000_000;
+
+fn decode_file(
+    path: &Path,
+    size: u64,
+    opts: &ReplayOptions,
+    c: &ReplayCounters,
+    on_error: &(dyn Fn(InputError) + Sync),
+) -> FileOut {
+    let name = path.display().to_string();
+    let report = |location: String, message: String| {
+        c.errors.fetch_add(1, Ordering::Relaxed);
+        on_error(InputError {
+            file: name.clone(),
+            location,
+            message,
+        });
+    };
+    let mut out = FileOut::default();
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            report("file".into(), format!("cannot open: {e}"));
+            return out;
+        }
+    };
+    let mut head = [0u8; 8];
+    let n = read_head(&mut f, &mut head);
+    let mut sink = |it: Item| match it {
+        Item::Event(m) => out.events.push(m),
+        Item::Offset { host, secs, exact } => out.offsets.push((host, secs, exact)),
+        Item::Bad { location, message } => report(location, message),
+    };
+    // Progress bytes added while decoding; settled to the file size after.
+    let added = AtomicU64::new(0);
+    let add = |n: u64| {
+        added.fetch_add(n, Ordering::Relaxed);
+        c.bytes.fetch_add(n, Ordering::Relaxed);
+    };
+    match sniff(&head[..n]) {
+        Some(Format::Evtx) => {
+            let on_chunk = |records: u64| {
+                c.records.fetch_add(records, Ordering::Relaxed);
+                add(65536);
+            };
+            match super::evtx::decode(BufReader::new(f), &mut sink, &on_chunk) {
+                Ok(s) => tracing::debug!(file = %name, records = s.records, rendered = s.rendered,
+                    chunks_skipped = s.chunks_skipped, "evtx done"),
+                Err(e) => report("file".into(), format!("not a readable EVTX file: {e}")),
+            }
+        }
+        Some(Format::Zip) => {
+            match jsonlog::decode_zip(BufReader::new(f), &opts.zip, &mut sink, &add) {
+                Ok(s) => {
+                    c.records.fetch_add(s.records, Ordering::Relaxed);
+                }
+                Err(e) => report("file".into(), e),
+            }
+        }
+        Some(Format::JsonLines) => {
+            match jsonlog::decode_lines(BufReader::with_capacity(256 << 10, f), "", &mut sink, &add)
+            {
+                Ok(n) => {
+                    c.records.fetch_add(n, Ordering::Relaxed);
+                }
+                Err((line, e)) => report(format!("line {line}"), format!("unreadable: {e}")),
+            }
+        }
+        None => report(
+            "file".into(),
+            "unknown format: not EVTX, zip or JSON lines".into(),
+        ),
+    }
+    let added = added.load(Ordering::Relaxed);
+    if added < size {
+        c.bytes.fetch_add(size - added, Ordering::Relaxed);
+    } else {
+        c.bytes.fetch_sub(added - size, Ordering::Relaxed);
+    }
+    out
+}
+
+fn read_head(f: &mut File, head: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => break,
+        }
+    }
+    use std::io::Seek;
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    n
+}
