@@ -62,6 +62,8 @@ pub struct ReplayOptions {
     pub zip: ZipLimits,
     /// Show a progress bar: `None` = when stderr is a terminal.
     pub progress: Option<bool>,
+    /// Print the final summary (records/s, MB/s) to stderr.
+    pub summary: bool,
 }
 
 impl Default for ReplayOptions {
@@ -69,6 +71,7 @@ impl Default for ReplayOptions {
         ReplayOptions {
             zip: ZipLimits::default(),
             progress: None,
+            summary: false,
         }
     }
 }
@@ -224,6 +227,9 @@ impl Source for EvidenceSource {
         if let Some((bar, handle)) = bar {
             bar.stop();
             let _ = handle.join();
+        }
+        if self.opts.summary {
+            eprintln!("wsmwatch: replay read {}", self.counters.summary());
         }
         for ev in events {
             if stop.is_stopped() {

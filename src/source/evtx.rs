@@ -91,7 +91,18 @@ pub fn decode<R: Read + Seek>(
             .par_iter_mut()
             .map(|c| {
                 let out = match c {
-                    Ok(data) => decode_chunk(data, &settings),
+                    // The parser is third-party code fed hostile bytes: a
+                    // panic in it costs this chunk, not the replay.
+                    Ok(data) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        decode_chunk(data, &settings)
+                    }))
+                    .unwrap_or_else(|_| ChunkOut {
+                        items: vec![Item::Bad {
+                            location: format!("chunk {}", data.number.unwrap_or_default()),
+                            message: "the EVTX parser panicked on this chunk; skipped".into(),
+                        }],
+                        ..ChunkOut::default()
+                    }),
                     Err(msg) => ChunkOut {
                         items: vec![Item::Bad {
                             location: "chunk".into(),

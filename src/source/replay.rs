@@ -18,7 +18,13 @@ use super::Source;
 /// Sources for the given paths: native recordings one each, all other
 /// evidence in one ordered source.
 pub fn open(paths: &[PathBuf]) -> Vec<Box<dyn Source>> {
-    open_with(paths, ReplayOptions::default())
+    open_with(
+        paths,
+        ReplayOptions {
+            summary: true,
+            ..ReplayOptions::default()
+        },
+    )
 }
 
 /// [`open`] with evidence options (zip limits, progress bar).
