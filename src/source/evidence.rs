@@ -442,7 +442,30 @@ fn order(outs: Vec<FileOut>, c: &ReplayCounters) -> Vec<ProcessEvent> {
 
 const TICKS_PER_SEC: u64 = 10_000_000;
 
+/// [`decode_file_inner`], with a panic in a third-party parser contained
+/// to the file it was reading.
 fn decode_file(
+    path: &Path,
+    size: u64,
+    opts: &ReplayOptions,
+    c: &ReplayCounters,
+    on_error: &(dyn Fn(InputError) + Sync),
+) -> FileOut {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_file_inner(path, size, opts, c, on_error)
+    }))
+    .unwrap_or_else(|_| {
+        c.errors.fetch_add(1, Ordering::Relaxed);
+        on_error(InputError {
+            file: path.display().to_string(),
+            location: "file".into(),
+            message: "the reader panicked on this file; its events were dropped".into(),
+        });
+        FileOut::default()
+    })
+}
+
+fn decode_file_inner(
     path: &Path,
     size: u64,
     opts: &ReplayOptions,

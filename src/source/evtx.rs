@@ -20,7 +20,7 @@
 //! Chunks are decoded in parallel on the rayon pool, a bounded batch at a
 //! time, and their results are handed on in chunk order.
 
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use evtx::binxml::value_variant::BinXmlValue;
@@ -66,15 +66,42 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 /// record count as it is done (progress). Returns the totals, or the error
 /// that stopped the file from being opened at all.
 pub fn decode<R: Read + Seek>(
-    input: R,
+    mut input: R,
     sink: &mut dyn FnMut(Item),
     on_chunk: &(dyn Fn(u64) + Sync),
 ) -> Result<EvtxStats, String> {
+    let len = input
+        .seek(SeekFrom::End(0))
+        .and_then(|n| input.seek(SeekFrom::Start(0)).map(|_| n))
+        .map_err(|e| e.to_string())?;
     // One thread per parser: the parallelism is ours, across chunks.
     let settings = ParserSettings::new().num_threads(1);
     let mut parser = EvtxParser::from_read_seek(input)
         .map_err(|e| error_chain(&e))?
         .with_configuration(settings.clone());
+    // The parser reads whole chunks only and ends quietly at a partial one:
+    // say so, since a cut-off log is evidence lost.
+    let hbs = u64::from(parser.header().header_block_size);
+    let full = len.saturating_sub(hbs) / CHUNK;
+    let tail = len.saturating_sub(hbs) % CHUNK;
+    let declared = u64::from(parser.header().chunk_count);
+    let truncation = if tail != 0 {
+        Some(Item::Bad {
+            location: format!("chunk {full}"),
+            message: format!(
+                "truncated: the file ends {tail} bytes into this chunk (of {CHUNK}); its records are lost"
+            ),
+        })
+    } else if declared > full && declared < u64::from(u16::MAX) {
+        Some(Item::Bad {
+            location: format!("chunk {full}"),
+            message: format!(
+                "truncated: the header declares {declared} chunks, the file holds {full}"
+            ),
+        })
+    } else {
+        None
+    };
     let settings = Arc::new(settings);
     let mut stats = EvtxStats::default();
     let mut batch: Vec<Result<EvtxChunkData, String>> = Vec::with_capacity(BATCH_CHUNKS);
@@ -124,8 +151,14 @@ pub fn decode<R: Read + Seek>(
             }
         }
     }
+    if let Some(t) = truncation {
+        sink(t);
+    }
     Ok(stats)
 }
+
+/// EVTX chunk size.
+const CHUNK: u64 = 65536;
 
 #[derive(Debug, Default)]
 struct ChunkOut {

@@ -23,6 +23,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 
 use serde::Deserialize;
 
+use super::lines::{read_line, Line as ReadLine, MAX_LINE};
 use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
 use crate::event::{Origin, ProcessEvent, Timestamp};
 
@@ -231,17 +232,22 @@ pub fn decode_lines<R: BufRead>(
     let mut lineno = 0u64;
     let mut records = 0u64;
     loop {
-        buf.clear();
-        let n = match r.read_until(b'\n', &mut buf) {
-            Ok(n) => n,
-            Err(e) => return Err((lineno + 1, e)),
-        };
-        if n == 0 {
-            return Ok(records);
-        }
         lineno += 1;
-        on_bytes(n as u64);
-        let line = buf.trim_ascii();
+        let line = match read_line(&mut r, &mut buf, MAX_LINE) {
+            Ok(ReadLine::Eof) => return Ok(records),
+            Ok(ReadLine::Ok) => buf.trim_ascii(),
+            Ok(ReadLine::TooLong(n)) => {
+                on_bytes(n + 1);
+                records += 1;
+                sink(Item::Bad {
+                    location: format!("{prefix}line {lineno}"),
+                    message: format!("line of {n} bytes exceeds the {MAX_LINE}-byte limit"),
+                });
+                continue;
+            }
+            Err(e) => return Err((lineno, e)),
+        };
+        on_bytes(line.len() as u64 + 1);
         if line.is_empty() {
             continue;
         }
