@@ -30,7 +30,10 @@ fn real(rel: &str) -> Option<Vec<u8>> {
     match std::fs::read(&p) {
         Ok(b) => Some(b),
         Err(e) => {
-            eprintln!("SKIPPED: cannot read {} ({e}): the real evidence lives in ../shared/datasets", p.display());
+            eprintln!(
+                "SKIPPED: cannot read {} ({e}): the real evidence lives in ../shared/datasets",
+                p.display()
+            );
             None
         }
     }
@@ -55,7 +58,10 @@ fn bad_json_line_is_named_and_the_rest_is_read() {
     let (evs, errs) = replay(vec![p.clone()]);
     assert_eq!(evs.len(), 2);
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].starts_with(&format!("{}: line 2: invalid JSON", p.display())), "{errs:?}");
+    assert!(
+        errs[0].starts_with(&format!("{}: line 2: invalid JSON", p.display())),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -98,7 +104,10 @@ fn zip_bomb_is_refused_with_a_clear_error() {
     let p = write(d.path(), "bomb.zip", &z);
     let (_, errs) = replay(vec![p]);
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("member bomb.json") && errs[0].contains("zip bomb"), "{errs:?}");
+    assert!(
+        errs[0].contains("member bomb.json") && errs[0].contains("zip bomb"),
+        "{errs:?}"
+    );
 }
 
 #[test]

@@ -260,3 +260,27 @@ fn whole_folder_gives_exactly_the_ground_truth_sessions() {
     assert_eq!(of(&a, Action::RemoteSessionEnded).len(), 1);
     assert_eq!(of(&a, Action::RemoteSessionActivity).len(), 3 + 1);
 }
+
+#[test]
+fn spilling_to_disk_gives_the_same_stream_as_memory() {
+    let (Some(otrf), Some(evtx)) = (dataset("otrf"), dataset("evtx-attack-samples")) else {
+        return;
+    };
+    let (mem, e1) = events(vec![otrf.clone(), evtx.clone()]);
+    let spill_dir = tempfile::tempdir().unwrap();
+    let mut src = EvidenceSource::new(
+        vec![otrf, evtx],
+        ReplayOptions {
+            progress: Some(false),
+            max_events_in_memory: 50,
+            spill_dir: Some(spill_dir.path().to_owned()),
+            ..ReplayOptions::default()
+        },
+    );
+    let disk = src.collect(&|e| panic!("{e}")).unwrap();
+    assert!(e1.is_empty());
+    assert_eq!(mem.len(), 1802);
+    assert_eq!(mem, disk);
+    // The spill folder is removed once the merge is done.
+    assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
+}

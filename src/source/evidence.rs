@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::jsonlog::{self, ZipLimits};
-use super::winlog::{self, Item, Mapped, TimeBasis};
+use super::order::{Clock, Entry, Merge, Orderer};
+use super::winlog::{Item, Mapped, TimeBasis};
 use super::{Emitter, InputError, Source, SourceError, StopToken};
-use crate::event::{EventKind, ProcessEvent, Timestamp};
+use crate::event::{EventKind, ProcessEvent};
 
 /// What a file holds, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,11 @@ pub struct ReplayOptions {
     pub progress: Option<bool>,
     /// Print the final summary (records/s, MB/s) to stderr.
     pub summary: bool,
+    /// Process events held in memory for ordering before sorted runs are
+    /// spilled to disk (about 0.5–1 KB each).
+    pub max_events_in_memory: usize,
+    /// Where spilled runs go (`None`: the system temp folder).
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl Default for ReplayOptions {
@@ -72,6 +78,8 @@ impl Default for ReplayOptions {
             zip: ZipLimits::default(),
             progress: None,
             summary: false,
+            max_events_in_memory: 200_000,
+            spill_dir: None,
         }
     }
 }
@@ -165,10 +173,10 @@ pub struct EvidenceSource {
     counters: Arc<ReplayCounters>,
 }
 
-/// One file's decoded output.
+/// One file's host offsets (host, seconds east, exact); its events went to
+/// the [`Orderer`].
 #[derive(Default)]
 struct FileOut {
-    events: Vec<Mapped>,
     offsets: Vec<(String, i64, bool)>,
 }
 
@@ -195,13 +203,14 @@ impl EvidenceSource {
     ) -> Result<Vec<ProcessEvent>, SourceError> {
         let t0 = Instant::now();
         let files = expand(&self.inputs, on_error, &self.counters)?;
-        let events = decode_all(
+        let events: Vec<ProcessEvent> = decode_all(
             &files,
             &self.opts,
             &self.counters,
             on_error,
             &StopToken::new(),
-        );
+        )
+        .collect();
         self.counters
             .nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -221,9 +230,6 @@ impl Source for EvidenceSource {
         let files = expand(&self.inputs, &on_error, &self.counters)?;
         let bar = progress_bar(&self.opts, &self.counters);
         let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
-        self.counters
-            .nanos
-            .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if let Some((bar, handle)) = bar {
             bar.stop();
             let _ = handle.join();
@@ -237,6 +243,9 @@ impl Source for EvidenceSource {
             }
             out.emit(ev)?;
         }
+        self.counters
+            .nanos
+            .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -357,34 +366,40 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>, on_error: &(dyn Fn(InputError
     }
 }
 
-/// Decodes all files in parallel, then orders their events.
+/// Decodes all files in parallel into the [`Orderer`], then merges.
 fn decode_all(
     files: &[(PathBuf, u64)],
     opts: &ReplayOptions,
     c: &ReplayCounters,
     on_error: &(dyn Fn(InputError) + Sync),
     stop: &StopToken,
-) -> Vec<ProcessEvent> {
+) -> Merge {
+    let orderer = Orderer::new(opts.max_events_in_memory, opts.spill_dir.clone());
     let outs: Vec<FileOut> = files
         .par_iter()
-        .map(|(path, size)| {
+        .enumerate()
+        .map(|(i, (path, size))| {
             if stop.is_stopped() {
                 return FileOut::default();
             }
-            let out = decode_file(path, *size, opts, c, on_error);
+            let out = decode_file(path, i as u32, *size, opts, c, &orderer, on_error);
             c.files_done.fetch_add(1, Ordering::Relaxed);
             out
         })
         .collect();
-    order(outs, c)
+    let spilled = orderer.spilled();
+    if spilled > 0 {
+        tracing::info!(spilled, "process events spilled to disk for ordering");
+    }
+    let offsets = host_offsets(&outs);
+    orderer.finish(&offsets)
 }
 
-/// Shifts host-local times to UTC and sorts by time, keeping file order
-/// among equal times (files in argument/walk order, records in file order).
-fn order(outs: Vec<FileOut>, c: &ReplayCounters) -> Vec<ProcessEvent> {
-    // Exact offsets (Sysmon UtcTime beside EventTime) win over @timestamp.
+/// One offset per host (lowercased): exact (Sysmon UtcTime beside
+/// EventTime) wins over approximate (@timestamp).
+fn host_offsets(outs: &[FileOut]) -> HashMap<String, i64> {
     let mut offsets: HashMap<String, (i64, bool)> = HashMap::new();
-    for o in &outs {
+    for o in outs {
         for (host, secs, exact) in &o.offsets {
             let h = host.to_ascii_lowercase();
             match offsets.get(&h) {
@@ -396,63 +411,64 @@ fn order(outs: Vec<FileOut>, c: &ReplayCounters) -> Vec<ProcessEvent> {
             }
         }
     }
-    let mut warned = std::collections::HashSet::new();
-    let mut all: Vec<(Timestamp, ProcessEvent)> =
-        Vec::with_capacity(outs.iter().map(|o| o.events.len()).sum());
-    for o in outs {
-        for m in o.events {
-            let mut ev = m.event;
-            // NXLog's EventTime is whole seconds: the process exited somewhere
-            // in [t, t+1s). Sorting such a stop at the end of its second keeps
-            // it after the same process's start seen by Sysmon in that second.
-            let coarse_stop = m.basis == TimeBasis::HostLocal
-                && ev.kind == EventKind::Stop
-                && ev.time.0 % TICKS_PER_SEC == 0;
-            if m.basis == TimeBasis::HostLocal {
-                let h = ev.host.as_deref().unwrap_or_default().to_ascii_lowercase();
-                match offsets.get(&h) {
-                    Some((secs, exact)) => {
-                        if !exact && warned.insert(h.clone()) {
-                            tracing::warn!(host = %h, offset_secs = secs,
-                                "host-local EventTime shifted by an offset learned from @timestamp (no Sysmon UtcTime for this host)");
-                        }
-                        winlog::shift_to_utc(&mut ev, *secs);
-                    }
-                    None => {
-                        if warned.insert(h.clone()) {
-                            tracing::warn!(host = %h,
-                                "host-local EventTime taken as UTC: no UtcTime or @timestamp to learn the host's offset");
-                        }
-                    }
-                }
-            }
-            let key = if coarse_stop {
-                Timestamp(ev.time.0 + TICKS_PER_SEC - 1)
-            } else {
-                ev.time
-            };
-            all.push((key, ev));
+    for (h, (secs, exact)) in &offsets {
+        if !exact {
+            tracing::warn!(host = %h, offset_secs = secs,
+                "host-local EventTime shifted by an offset learned from @timestamp (no Sysmon UtcTime for this host)");
         }
     }
-    // Stable: equal times keep file order.
-    all.sort_by_key(|(k, _)| *k);
-    c.events.store(all.len() as u64, Ordering::Relaxed);
-    all.into_iter().map(|(_, e)| e).collect()
+    offsets.into_iter().map(|(h, (s, _))| (h, s)).collect()
+}
+
+/// Turns a decoded event into an ordering entry and its clock.
+fn entry(m: Mapped, file: u32, seq: u64) -> (Clock, Entry) {
+    let ev = m.event;
+    // NXLog's EventTime is whole seconds: the process exited somewhere in
+    // [t, t+1s). Sorting such a stop at the end of its second keeps it
+    // after the same process's start seen by Sysmon in that second.
+    let coarse_stop = m.basis == TimeBasis::HostLocal
+        && ev.kind == EventKind::Stop
+        && ev.time.0 % TICKS_PER_SEC == 0;
+    let k = if coarse_stop {
+        ev.time.0 + TICKS_PER_SEC - 1
+    } else {
+        ev.time.0
+    };
+    let clock = match m.basis {
+        TimeBasis::Utc => None,
+        TimeBasis::HostLocal => Some(Arc::from(
+            ev.host.as_deref().unwrap_or_default().to_ascii_lowercase(),
+        )),
+    };
+    (
+        clock,
+        Entry {
+            k,
+            f: file,
+            s: seq,
+            e: ev,
+        },
+    )
 }
 
 const TICKS_PER_SEC: u64 = 10_000_000;
+
+/// Events a decoder buffers before handing them to the orderer.
+const PUSH_BATCH: usize = 4096;
 
 /// [`decode_file_inner`], with a panic in a third-party parser contained
 /// to the file it was reading.
 fn decode_file(
     path: &Path,
+    file: u32,
     size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
+    orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
 ) -> FileOut {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_file_inner(path, size, opts, c, on_error)
+        decode_file_inner(path, file, size, opts, c, orderer, on_error)
     }))
     .unwrap_or_else(|_| {
         c.errors.fetch_add(1, Ordering::Relaxed);
@@ -467,9 +483,11 @@ fn decode_file(
 
 fn decode_file_inner(
     path: &Path,
+    file: u32,
     size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
+    orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
 ) -> FileOut {
     let name = path.display().to_string();
@@ -491,8 +509,17 @@ fn decode_file_inner(
     };
     let mut head = [0u8; 8];
     let n = read_head(&mut f, &mut head);
+    let mut batch = Vec::new();
+    let mut seq = 0u64;
     let mut sink = |it: Item| match it {
-        Item::Event(m) => out.events.push(m),
+        Item::Event(m) => {
+            c.events.fetch_add(1, Ordering::Relaxed);
+            batch.push(entry(m, file, seq));
+            seq += 1;
+            if batch.len() >= PUSH_BATCH {
+                orderer.push(&mut batch);
+            }
+        }
         Item::Offset { host, secs, exact } => out.offsets.push((host, secs, exact)),
         Item::Bad { location, message } => report(location, message),
     };
@@ -536,6 +563,7 @@ fn decode_file_inner(
             "unknown format: not EVTX, zip or JSON lines".into(),
         ),
     }
+    orderer.push(&mut batch);
     let added = added.load(Ordering::Relaxed);
     if added < size {
         c.bytes.fetch_add(size - added, Ordering::Relaxed);

@@ -25,6 +25,7 @@ pub mod jsonlog;
 pub mod lines;
 pub mod live;
 pub mod native;
+mod order;
 pub mod replay;
 pub mod synthetic;
 pub mod winlog;
