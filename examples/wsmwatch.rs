@@ -18,6 +18,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use wsmwatch::engine::{Engine, EngineConfig};
 use wsmwatch::pipeline::{self, Input, PipelineConfig, Reporter, RunStats};
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
+use wsmwatch::source::evidence::ReplayOptions;
+use wsmwatch::source::jsonlog::ZipLimits;
 use wsmwatch::source::live::{LiveConfig, LiveSource};
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{demo, replay, InputError, StopToken};
@@ -101,9 +103,24 @@ struct LiveArgs {
 struct ReplayArgs {
     #[command(flatten)]
     out: OutputArgs,
-    /// Files to replay (native JSON lines; `-` for stdin).
+    /// Files or folders to replay: EVTX, event-log JSON lines (NXLog or
+    /// Winlogbeat/ECS), .zip of them, or native JSON lines (`-`: stdin).
+    /// Format is detected per file; folders are walked recursively.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// No progress bar (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    no_progress: bool,
+    /// Refuse zip members that expand more than N times (zip bombs).
+    #[arg(long, value_name = "N", default_value_t = ZipLimits::default().max_ratio)]
+    max_zip_ratio: u64,
+    /// Process events held in memory for time ordering before sorted runs
+    /// are spilled to disk.
+    #[arg(long, value_name = "N", default_value_t = ReplayOptions::default().max_events_in_memory)]
+    memory_events: usize,
+    /// Folder for spilled runs (default: the system temp folder).
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -265,10 +282,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             (vec![Input::replay(Box::new(src))], None)
         }
         Command::Replay(a) => (
-            replay::open(&a.files)
-                .into_iter()
-                .map(Input::replay)
-                .collect(),
+            replay::open_with(
+                &a.files,
+                ReplayOptions {
+                    zip: ZipLimits {
+                        max_ratio: a.max_zip_ratio,
+                        ..ZipLimits::default()
+                    },
+                    progress: if a.no_progress { Some(false) } else { None },
+                    summary: true,
+                    max_events_in_memory: a.memory_events,
+                    spill_dir: a.spill_dir.clone(),
+                },
+            )
+            .into_iter()
+            .map(Input::replay)
+            .collect(),
             None,
         ),
         Command::Live(a) => {

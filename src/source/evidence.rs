@@ -78,7 +78,7 @@ impl Default for ReplayOptions {
             zip: ZipLimits::default(),
             progress: None,
             summary: false,
-            max_events_in_memory: 200_000,
+            max_events_in_memory: 100_000,
             spill_dir: None,
         }
     }
@@ -234,9 +234,7 @@ impl Source for EvidenceSource {
             bar.stop();
             let _ = handle.join();
         }
-        if self.opts.summary {
-            eprintln!("wsmwatch: replay read {}", self.counters.summary());
-        }
+
         for ev in events {
             if stop.is_stopped() {
                 break;
@@ -246,6 +244,10 @@ impl Source for EvidenceSource {
         self.counters
             .nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if self.opts.summary {
+            // Decode, order and hand-off to the detector, end to end.
+            eprintln!("wsmwatch: replay read {}", self.counters.summary());
+        }
         Ok(())
     }
 }

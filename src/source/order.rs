@@ -19,18 +19,16 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-use serde::{Deserialize, Serialize};
 
 use crate::event::ProcessEvent;
 
 use super::winlog;
 
 /// One event with its sort key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// Sort time (FILETIME ticks; host-local for local runs).
     pub k: u64,
@@ -253,11 +251,218 @@ impl Orderer {
 
 fn write_run(path: &Path, v: &[(Clock, Entry)]) -> std::io::Result<()> {
     let mut w = BufWriter::with_capacity(64 << 10, File::create(path)?);
+    let mut buf = Vec::with_capacity(1024);
     for (_, e) in v {
-        serde_json::to_writer(&mut w, e)?;
-        w.write_all(b"\n")?;
+        buf.clear();
+        codec::encode(e, &mut buf);
+        w.write_all(&(buf.len() as u32).to_le_bytes())?;
+        w.write_all(&buf)?;
     }
     w.flush()
+}
+
+/// The spill format: a length-prefixed, hand-rolled binary encoding of
+/// [`Entry`] (JSON round trips cost as much as parsing the EVTX itself).
+/// Only this process reads it back, so it has no versioning.
+mod codec {
+    use super::Entry;
+    use crate::event::{EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
+
+    fn u32_(o: &mut Vec<u8>, v: u32) {
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64_(o: &mut Vec<u8>, v: u64) {
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+    fn opt_u32(o: &mut Vec<u8>, v: Option<u32>) {
+        match v {
+            Some(v) => {
+                o.push(1);
+                u32_(o, v);
+            }
+            None => o.push(0),
+        }
+    }
+    fn opt_ts(o: &mut Vec<u8>, v: Option<Timestamp>) {
+        match v {
+            Some(v) => {
+                o.push(1);
+                u64_(o, v.0);
+            }
+            None => o.push(0),
+        }
+    }
+    fn str_(o: &mut Vec<u8>, v: &str) {
+        u32_(o, v.len() as u32);
+        o.extend_from_slice(v.as_bytes());
+    }
+    fn opt_str(o: &mut Vec<u8>, v: &Option<String>) {
+        match v {
+            Some(v) => {
+                o.push(1);
+                str_(o, v);
+            }
+            None => o.push(0),
+        }
+    }
+    fn key(o: &mut Vec<u8>, v: &Option<ProcessKey>) {
+        match v {
+            None => o.push(0),
+            Some(ProcessKey::Sequence(n)) => {
+                o.push(1);
+                u64_(o, *n);
+            }
+            Some(ProcessKey::Guid(g)) => {
+                o.push(2);
+                u64_(o, g.0);
+                u64_(o, g.1);
+            }
+            Some(ProcessKey::CreateTime(t)) => {
+                o.push(3);
+                u64_(o, t.0);
+            }
+        }
+    }
+
+    pub(super) fn encode(e: &Entry, o: &mut Vec<u8>) {
+        u64_(o, e.k);
+        u32_(o, e.f);
+        u64_(o, e.s);
+        // Destructured so a new event field fails to compile here.
+        let ProcessEvent {
+            kind,
+            time,
+            pid,
+            key: k,
+            ppid,
+            parent_key,
+            creator_pid,
+            create_time,
+            exit_time,
+            exit_code,
+            image,
+            session_id,
+            command_line,
+            user,
+            parent_image,
+            host,
+            origin,
+        } = &e.e;
+        o.push(match kind {
+            EventKind::Start => 0,
+            EventKind::Stop => 1,
+        });
+        u64_(o, time.0);
+        opt_u32(o, *pid);
+        key(o, k);
+        opt_u32(o, *ppid);
+        key(o, parent_key);
+        opt_u32(o, *creator_pid);
+        opt_ts(o, *create_time);
+        opt_ts(o, *exit_time);
+        opt_u32(o, *exit_code);
+        str_(o, image);
+        opt_u32(o, *session_id);
+        opt_str(o, command_line);
+        opt_str(o, user);
+        opt_str(o, parent_image);
+        opt_str(o, host);
+        o.push(match origin {
+            Origin::Live => 0,
+            Origin::Snapshot => 1,
+            Origin::Rundown => 2,
+            Origin::Replay => 3,
+        });
+    }
+
+    struct R<'a>(&'a [u8]);
+
+    impl R<'_> {
+        fn take(&mut self, n: usize) -> Option<&[u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (a, b) = self.0.split_at(n);
+            self.0 = b;
+            Some(a)
+        }
+        fn u8(&mut self) -> Option<u8> {
+            self.take(1).map(|b| b[0])
+        }
+        fn u32(&mut self) -> Option<u32> {
+            self.take(4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            self.take(8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        }
+        fn opt_u32(&mut self) -> Option<Option<u32>> {
+            Some(match self.u8()? {
+                0 => None,
+                _ => Some(self.u32()?),
+            })
+        }
+        fn opt_ts(&mut self) -> Option<Option<Timestamp>> {
+            Some(match self.u8()? {
+                0 => None,
+                _ => Some(Timestamp(self.u64()?)),
+            })
+        }
+        fn str(&mut self) -> Option<String> {
+            let n = self.u32()? as usize;
+            String::from_utf8(self.take(n)?.to_vec()).ok()
+        }
+        fn opt_str(&mut self) -> Option<Option<String>> {
+            Some(match self.u8()? {
+                0 => None,
+                _ => Some(self.str()?),
+            })
+        }
+        fn key(&mut self) -> Option<Option<ProcessKey>> {
+            Some(match self.u8()? {
+                0 => None,
+                1 => Some(ProcessKey::Sequence(self.u64()?)),
+                2 => Some(ProcessKey::Guid(Guid(self.u64()?, self.u64()?))),
+                _ => Some(ProcessKey::CreateTime(Timestamp(self.u64()?))),
+            })
+        }
+    }
+
+    pub(super) fn decode(b: &[u8]) -> Option<Entry> {
+        let mut r = R(b);
+        let (k, f, s) = (r.u64()?, r.u32()?, r.u64()?);
+        let kind = if r.u8()? == 0 {
+            EventKind::Start
+        } else {
+            EventKind::Stop
+        };
+        let e = ProcessEvent {
+            kind,
+            time: Timestamp(r.u64()?),
+            pid: r.opt_u32()?,
+            key: r.key()?,
+            ppid: r.opt_u32()?,
+            parent_key: r.key()?,
+            creator_pid: r.opt_u32()?,
+            create_time: r.opt_ts()?,
+            exit_time: r.opt_ts()?,
+            exit_code: r.opt_u32()?,
+            image: r.str()?,
+            session_id: r.opt_u32()?,
+            command_line: r.opt_str()?,
+            user: r.opt_str()?,
+            parent_image: r.opt_str()?,
+            host: r.opt_str()?,
+            origin: match r.u8()? {
+                0 => Origin::Live,
+                1 => Origin::Snapshot,
+                2 => Origin::Rundown,
+                _ => Origin::Replay,
+            },
+        };
+        Some(Entry { k, f, s, e })
+    }
 }
 
 /// The merged, UTC, time-ordered stream.
@@ -283,21 +488,24 @@ impl Merge {
         match &mut self.runs[i].data {
             RunData::Mem(it) => it.next(),
             RunData::File { r, path } => {
-                let mut line = String::new();
-                match r.read_line(&mut line) {
-                    Ok(0) => None,
-                    Ok(_) => match serde_json::from_str(&line) {
-                        Ok(e) => Some(e),
-                        Err(e) => {
-                            tracing::error!("spill file {}: {e}", path.display());
-                            None
-                        }
-                    },
+                let mut len = [0u8; 4];
+                match r.read_exact(&mut len) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
                     Err(e) => {
                         tracing::error!("spill file {}: {e}", path.display());
-                        None
+                        return None;
                     }
                 }
+                let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+                let decoded = r
+                    .read_exact(&mut buf)
+                    .ok()
+                    .and_then(|()| codec::decode(&buf));
+                if decoded.is_none() {
+                    tracing::error!("spill file {}: unreadable record", path.display());
+                }
+                decoded
             }
         }
     }
@@ -358,6 +566,29 @@ mod tests {
         off.insert("h".to_string(), -3600);
         let out: Vec<(u64, u32)> = o.finish(&off).map(|e| (e.time.0, e.pid.unwrap())).collect();
         (out, spilled)
+    }
+
+    #[test]
+    fn codec_round_trips_every_field() {
+        use crate::event::{Guid, Origin, ProcessKey};
+        let mut e = entry(5, 6, 7);
+        e.e.key = Some(ProcessKey::Guid(Guid(1, 2)));
+        e.e.parent_key = Some(ProcessKey::Sequence(9));
+        e.e.creator_pid = Some(3);
+        e.e.exit_time = Some(Timestamp(8));
+        e.e.exit_code = Some(1);
+        e.e.session_id = Some(2);
+        e.e.command_line = Some("a \"b\" ü".into());
+        e.e.user = Some("D\\u".into());
+        e.e.parent_image = Some("p.exe".into());
+        e.e.host = Some("h".into());
+        e.e.origin = Origin::Replay;
+        let mut b = Vec::new();
+        codec::encode(&e, &mut b);
+        let back = codec::decode(&b).unwrap();
+        assert_eq!((back.k, back.f, back.s), (5, 6, 7));
+        assert_eq!(back.e, e.e);
+        assert!(codec::decode(&b[..b.len() - 1]).is_none());
     }
 
     #[test]
