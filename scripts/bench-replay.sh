@@ -34,17 +34,27 @@ echo "corpus: $CORPUS: $(find "$CORPUS" -name '*.evtx' | wc -l) files, $(du -sb 
 # Warm the page cache so every run reads from memory.
 cat "$CORPUS"/*/*.evtx > /dev/null
 
-rss() { grep 'Maximum resident' "$1" | awk '{printf "%.0f MB", $NF/1024}'; }
+RUNS=${RUNS:-3}
 T=$(mktemp)
-echo "== wsmwatch replay"
-/usr/bin/time -v "$BIN/wsmwatch" replay --no-progress --format json "$CORPUS" \
-  > /dev/null 2> "$T" || true
-grep -E '^wsmwatch: (replay read|summary)' "$T"
-echo "peak RSS: $(rss "$T"); wall: $(grep 'Elapsed (wall' "$T" | awk '{print $NF}')"
-echo "== evtx crate, JSON"
-/usr/bin/time -v "$BIN/evtx_raw" "$CORPUS" 2> "$T"
-echo "peak RSS: $(rss "$T")"
-echo "== evtx crate, JSON + serde_json::Value"
-/usr/bin/time -v "$BIN/evtx_raw" --value "$CORPUS" 2> "$T"
-echo "peak RSS: $(rss "$T")"
-rm -f "$T"
+# Best of $RUNS by wall time; CPU = user + sys seconds (less sensitive to
+# other load on a shared machine than wall time).
+measure() {
+  local name=$1; shift
+  local best=""
+  for _ in $(seq 1 "$RUNS"); do
+    /usr/bin/time -f 'TIME %e %U %S %M' "$@" > "$T.out" 2> "$T" || true
+    local line; line=$(grep '^TIME' "$T")
+    local wall; wall=$(echo "$line" | awk '{print $2}')
+    if [ -z "$best" ] || awk "BEGIN{exit !($wall < $best)}"; then
+      best=$wall
+      cp "$T" "$T.best"; cp "$T.out" "$T.bestout"
+    fi
+  done
+  echo "== $name"
+  grep -hE '^(wsmwatch: (replay read|summary)|evtx crate)' "$T.best" "$T.bestout" || true
+  grep '^TIME' "$T.best" | awk '{printf "best of '"$RUNS"': wall %.2f s, cpu %.2f s, peak RSS %.0f MB\n", $2, $3 + $4, $5 / 1024}'
+}
+measure "wsmwatch replay" "$BIN/wsmwatch" replay --no-progress --format json "$CORPUS"
+measure "evtx crate, JSON" "$BIN/evtx_raw" "$CORPUS"
+measure "evtx crate, JSON + serde_json::Value" "$BIN/evtx_raw" --value "$CORPUS"
+rm -f "$T" "$T.out" "$T.best" "$T.bestout"

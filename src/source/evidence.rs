@@ -537,7 +537,7 @@ fn decode_file_inner(
                 c.records.fetch_add(records, Ordering::Relaxed);
                 add(65536);
             };
-            match super::evtx::decode(BufReader::new(f), &mut sink, &on_chunk) {
+            match super::evtx::decode(f, &mut sink, &on_chunk) {
                 Ok(s) => tracing::debug!(file = %name, records = s.records, rendered = s.rendered,
                     chunks_skipped = s.chunks_skipped, "evtx done"),
                 Err(e) => report("file".into(), format!("not a readable EVTX file: {e}")),

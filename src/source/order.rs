@@ -465,11 +465,14 @@ mod codec {
     }
 }
 
+/// A run's head in the merge heap: its order key and the run's index.
+type HeapItem = Reverse<((u64, u32, u64), usize)>;
+
 /// The merged, UTC, time-ordered stream.
 pub(crate) struct Merge {
     runs: Vec<Run>,
     shifts: Vec<i64>,
-    heap: BinaryHeap<Reverse<((u64, u32, u64), usize)>>,
+    heap: BinaryHeap<HeapItem>,
     heads: Vec<Option<Entry>>,
     // Keeps the spill folder alive until the merge is done.
     _dir: Option<tempfile::TempDir>,

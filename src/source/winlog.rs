@@ -259,6 +259,8 @@ pub struct Envelope<'r> {
 }
 
 /// What a log decoder reports, in file order.
+// Events are the common case; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Item {
     /// A mapped process event.
@@ -465,11 +467,13 @@ fn parse_u32(s: &str) -> Option<u32> {
 /// Shifts a host-local event to UTC: `utc = local - offset`, where
 /// `offset_secs` is the host's offset east of UTC (EDT is `-14400`).
 pub fn shift_to_utc(ev: &mut ProcessEvent, offset_secs: i64) {
-    let ticks = offset_secs * 10_000_000;
-    let shift = |t: Timestamp| Timestamp((t.0 as i64).saturating_sub(ticks).max(0) as u64);
-    ev.time = shift(ev.time);
-    ev.create_time = ev.create_time.map(shift);
-    ev.exit_time = ev.exit_time.map(shift);
+    fn shift(t: Timestamp, ticks: i128) -> Timestamp {
+        Timestamp((t.0 as i128 - ticks).clamp(0, u64::MAX as i128) as u64)
+    }
+    let ticks = offset_secs as i128 * 10_000_000;
+    ev.time = shift(ev.time, ticks);
+    ev.create_time = ev.create_time.map(|t| shift(t, ticks));
+    ev.exit_time = ev.exit_time.map(|t| shift(t, ticks));
 }
 
 /// The host's UTC offset, learned from one record that carries both its
