@@ -116,8 +116,8 @@ fn unknown_and_missing_files() {
     let p = write(d.path(), "x.bin", b"\x00\x01garbage");
     let (_, errs) = replay(vec![p]);
     assert!(errs[0].contains("unknown format"), "{errs:?}");
-    let mut src = EvidenceSource::new(vec![d.path().join("nope.evtx")], ReplayOptions::default());
-    assert!(src.collect(&|_| {}).is_err());
+    let (_, errs) = replay(vec![d.path().join("nope.evtx")]);
+    assert!(errs[0].contains("nope.evtx: file: cannot read"), "{errs:?}");
 }
 
 #[test]

@@ -317,10 +317,20 @@ fn expand(
 ) -> Result<Vec<(PathBuf, u64)>, SourceError> {
     let mut out = Vec::new();
     for p in inputs {
-        let md = std::fs::metadata(p).map_err(|e| SourceError::Io {
-            path: p.clone(),
-            source: e,
-        })?;
+        // A missing input is bad input, not the end of the replay: the
+        // rest of the evidence is still read and the exit status says so.
+        let md = match std::fs::metadata(p) {
+            Ok(md) => md,
+            Err(e) => {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+                on_error(InputError {
+                    file: p.display().to_string(),
+                    location: "file".into(),
+                    message: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
         if md.is_dir() {
             walk(p, &mut out, on_error);
         } else {

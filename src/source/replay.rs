@@ -44,7 +44,7 @@ pub fn open_with(paths: &[PathBuf], opts: ReplayOptions) -> Vec<Box<dyn Source>>
     out
 }
 
-/// True for a file whose first record is a wsmwatch event (`kind` and
+/// True for a file whose first well-formed record is a wsmwatch event (`kind` and
 /// `time`, no event-log keys). Unreadable paths are left to the evidence
 /// source, which reports them.
 fn is_native(p: &Path) -> bool {
@@ -66,8 +66,9 @@ fn is_native(p: &Path) -> bool {
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
+        // A broken line says nothing about the format: look further.
         let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(t) else {
-            return false;
+            continue;
         };
         return m.contains_key("kind")
             && m.contains_key("time")

@@ -1,0 +1,112 @@
+//! `wsmwatch replay` on the real evidence folders, end to end through the
+//! binary: exactly the ground-truth sessions, exit status 0; corrupt
+//! evidence beside it is named on stderr and turns the exit status to 3.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> PathBuf {
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.push("examples");
+    p.push(format!("wsmwatch{}", std::env::consts::EXE_SUFFIX));
+    assert!(p.exists(), "example binary not built at {}", p.display());
+    p
+}
+
+fn datasets() -> Option<PathBuf> {
+    let p = std::env::var_os("WSMWATCH_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
+    if p.join("otrf").is_dir() && p.join("evtx-attack-samples").is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found: the real evidence lives beside the repo in ../shared/datasets",
+            p.display()
+        );
+        None
+    }
+}
+
+fn sessions(stdout: &[u8]) -> Vec<(String, String, u64)> {
+    let mut v: Vec<(String, String, u64)> = String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| {
+            a["event"]["action"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("remote_session_"))
+        })
+        .map(|a| {
+            (
+                a["event"]["action"].as_str().unwrap().to_owned(),
+                a["host"]["hostname"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+                a["process"]["pid"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn replay_of_the_shared_evidence_prints_the_ground_truth_sessions() {
+    let Some(d) = datasets() else { return };
+    let out = Command::new(bin())
+        .args(["replay", "--format", "json"])
+        .arg(d.join("otrf"))
+        .arg(d.join("evtx-attack-samples"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("records/s") && stderr.contains("MB/s"),
+        "{stderr}"
+    );
+    let ws6 = "workstation6.theshire.local".to_string();
+    let dc1 = "dc1.insecurebank.local".to_string();
+    assert_eq!(
+        sessions(&out.stdout),
+        vec![
+            ("remote_session_activity".into(), dc1, 2936),
+            ("remote_session_activity".into(), ws6.clone(), 3148),
+            ("remote_session_activity".into(), ws6.clone(), 3384),
+            ("remote_session_activity".into(), ws6.clone(), 10116),
+            ("remote_session_ended".into(), ws6.clone(), 1280),
+            ("remote_session_started".into(), ws6.clone(), 1280),
+            ("remote_session_started".into(), ws6, 9036),
+        ]
+    );
+}
+
+#[test]
+fn corrupt_evidence_is_named_and_sets_exit_status_3() {
+    let Some(d) = datasets() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = std::fs::read(d.join("otrf/covenant_psremoting_command.zip")).unwrap();
+    let cut = tmp.path().join("cut.zip");
+    std::fs::write(&cut, &src[..src.len() / 2]).unwrap();
+    let out = Command::new(bin())
+        .args(["replay", "--format", "json"])
+        .arg(&cut)
+        .arg(d.join("otrf/empire_psremoting_stager.zip"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&format!("{}:", cut.display())), "{stderr}");
+    let s = sessions(&out.stdout);
+    assert!(s.contains(&(
+        "remote_session_started".into(),
+        "workstation6.theshire.local".into(),
+        9036
+    )));
+}
