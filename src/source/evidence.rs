@@ -550,7 +550,7 @@ fn decode_file_inner(
             match super::evtx::decode(f, &mut sink, &on_chunk) {
                 Ok(s) => tracing::debug!(file = %name, records = s.records, rendered = s.rendered,
                     chunks_skipped = s.chunks_skipped, "evtx done"),
-                Err(e) => report("file".into(), format!("not a readable EVTX file: {e}")),
+                Err(e) => report("file".into(), e.to_string()),
             }
         }
         Some(Format::Zip) => {
@@ -558,7 +558,7 @@ fn decode_file_inner(
                 Ok(s) => {
                     c.records.fetch_add(s.records, Ordering::Relaxed);
                 }
-                Err(e) => report("file".into(), e),
+                Err(e) => report("file".into(), e.to_string()),
             }
         }
         Some(Format::JsonLines) => {

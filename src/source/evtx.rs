@@ -35,6 +35,18 @@ use crate::event::Timestamp;
 /// 4 MiB of input however large the file is.
 const BATCH_CHUNKS: usize = 64;
 
+/// Why an EVTX file could not be read at all (bad chunks and records are
+/// reported as [`Item::Bad`] instead, and reading goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum EvtxFileError {
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Io(#[source] std::io::Error),
+    /// The file header is not EVTX.
+    #[error("not a readable EVTX file: {0}")]
+    Header(String),
+}
+
 /// Per-file totals.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EvtxStats {
@@ -69,15 +81,15 @@ pub fn decode<R: Read + Seek>(
     mut input: R,
     sink: &mut dyn FnMut(Item),
     on_chunk: &(dyn Fn(u64) + Sync),
-) -> Result<EvtxStats, String> {
+) -> Result<EvtxStats, EvtxFileError> {
     let len = input
         .seek(SeekFrom::End(0))
         .and_then(|n| input.seek(SeekFrom::Start(0)).map(|_| n))
-        .map_err(|e| e.to_string())?;
+        .map_err(EvtxFileError::Io)?;
     // One thread per parser: the parallelism is ours, across chunks.
     let settings = ParserSettings::new().num_threads(1);
     let mut parser = EvtxParser::from_read_seek(input)
-        .map_err(|e| error_chain(&e))?
+        .map_err(|e| EvtxFileError::Header(error_chain(&e)))?
         .with_configuration(settings.clone());
     // The parser reads whole chunks only and ends quietly at a partial one:
     // say so, since a cut-off log is evidence lost.
