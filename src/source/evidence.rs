@@ -230,6 +230,10 @@ impl Source for EvidenceSource {
         let files = expand(&self.inputs, &on_error, &self.counters)?;
         let bar = progress_bar(&self.opts, &self.counters);
         let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
+        tracing::info!(
+            seconds = t0.elapsed().as_secs_f64(),
+            "evidence decoded; merging"
+        );
         if let Some((bar, handle)) = bar {
             bar.stop();
             let _ = handle.join();
