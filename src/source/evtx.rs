@@ -14,8 +14,10 @@
 //!    whose values have that shape and name another provider or event id is
 //!    skipped without rendering. A record of any other shape is rendered and
 //!    checked, so the shortcut can only save work, never lose a record.
-//! 3. Wanted records are rendered to JSON and go through
-//!    [`winlog::to_event`](super::winlog::to_event).
+//! 3. Wanted Sysmon records are read from their template values by field
+//!    name ([`evtx_template`](super::evtx_template)); anything else wanted
+//!    (Security records, unexpected template shapes) is rendered to JSON.
+//!    Both go through [`winlog::to_event`](super::winlog::to_event).
 //!
 //! Chunks are decoded in parallel on the rayon pool, a bounded batch at a
 //! time, and their results are handed on in chunk order.
