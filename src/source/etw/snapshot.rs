@@ -92,7 +92,7 @@ pub fn parse_process_information(
         return Ok(out);
     }
     loop {
-        let end = at.checked_add(off::MIN_ENTRY).unwrap_or(usize::MAX);
+        let end = at.saturating_add(off::MIN_ENTRY);
         if end > buf.len() {
             return Err(SnapshotError::Truncated {
                 offset: at,
