@@ -6,6 +6,20 @@
 //! from `QueryDosDeviceW` on Windows (`live::dos_device_map()`); the mapping
 //! itself is here so it is tested everywhere.
 
+static HOST_MAP: std::sync::OnceLock<DeviceMap> = std::sync::OnceLock::new();
+
+/// Installs this host's device table for alert output. The live Windows
+/// source does this at start; replayed events from other hosts are never
+/// mapped (no table is installed for them). First install wins.
+pub fn install_host_map(map: DeviceMap) {
+    let _ = HOST_MAP.set(map);
+}
+
+/// The DOS form of `nt` by the installed host table, if any.
+pub fn host_dos_path(nt: &str) -> Option<String> {
+    HOST_MAP.get()?.to_dos(nt)
+}
+
 /// Drive letters and the NT devices they name, e.g. `C:` →
 /// `\Device\HarddiskVolume3`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -83,6 +83,9 @@ impl Source for LiveSource {
 
     fn run(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<(), SourceError> {
         let _console = console::ConsoleGuard::install(stop.clone());
+        let devices = dos_device_map();
+        tracing::debug!(?devices, "DOS device table");
+        crate::source::etw::dospath::install_host_map(devices);
         let (tx, rx) = bounded::<Msg>(CALLBACK_QUEUE);
         let mut ctl = FerrisControl {
             properties: FerrisControl::properties(
