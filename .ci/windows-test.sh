@@ -39,7 +39,10 @@ t_clippy=$((SECONDS - t0))
 
 t0=$SECONDS
 log "tests under wine ($(win_wine))"
-# Doc tests are not cross-run; --lib --bins --tests runs every test binary.
+# tests/cli.rs runs the example binary from target/.../debug/examples.
+wcargo build "${BUILD_STD[@]}" --examples
+# Every unit and integration test binary; doc tests stay with the Linux run
+# (rustdoc cross-testing with -Z build-std is not worth the time here).
 test_log=$(mktemp)
 # Output goes to a file, not a pipe (see the wineboot note above).
 set +e
