@@ -132,6 +132,9 @@ impl Process {
 pub enum Start {
     /// A process the table had not seen.
     New(ProcRef),
+    /// A process the table had not seen, whose stop had already arrived
+    /// (its start was delivered late): it is recorded as exited.
+    NewExited(ProcRef),
     /// Another record of a process already in the table (second channel,
     /// snapshot + rundown); its missing fields were filled in.
     Duplicate(ProcRef),
@@ -162,7 +165,24 @@ pub struct TableStats {
     pub implied_exits: u64,
     /// Parents created only from a child's parent-image hint.
     pub placeholders: u64,
+    /// Starts that arrived after their own stop.
+    pub late_starts: u64,
 }
+
+/// A stop that arrived before its process's start (per-CPU buffers deliver
+/// a short-lived process's stop first). Kept briefly so the late start is
+/// recorded as already exited instead of living forever.
+#[derive(Clone, Copy, Debug)]
+struct EarlyStop {
+    host: HostId,
+    pid: u32,
+    create: Option<Timestamp>,
+    key: Option<ProcessKey>,
+    exit: Timestamp,
+}
+
+/// How many early stops are remembered.
+const EARLY_STOPS: usize = 4096;
 
 /// Slots in fixed-size chunks: growth never copies or doubles.
 #[derive(Debug, Default)]
@@ -206,6 +226,7 @@ pub struct ProcessTable {
     by_guid: FxHashMap<(HostId, Guid), u32>,
     alt_keys: FxHashMap<u32, ProcessKey>,
     tombstones: VecDeque<(u32, u32)>,
+    early_stops: VecDeque<EarlyStop>,
     recent: VecDeque<(HostId, u32, ProcRef, bool)>,
     recent_pidless: usize,
     hosts: FxHashMap<Box<str>, HostId>,
@@ -234,6 +255,7 @@ impl ProcessTable {
             by_guid: FxHashMap::default(),
             alt_keys: FxHashMap::default(),
             tombstones: VecDeque::new(),
+            early_stops: VecDeque::new(),
             recent: VecDeque::new(),
             recent_pidless: 0,
             hosts: FxHashMap::default(),
@@ -386,14 +408,24 @@ impl ProcessTable {
             implied_exit: false,
             has_alt: false,
         });
-        if pid == NO_PID && !key.is_global() {
+        let early = self.take_early_stop(host, pid, key, create);
+        let late = early.is_some();
+        if let Some(exit) = early {
+            self.stats.late_starts += 1;
+            self.slots.at_mut(r.idx).exit = exit;
+            self.bury(r.idx, r.gen);
+        } else if pid == NO_PID && !key.is_global() {
             // Findable by nothing: keep it only as a tombstone so it can
             // never accumulate.
             self.slots.at_mut(r.idx).exit = ev.time;
             self.bury(r.idx, r.gen);
         }
         self.remember(host, ev.ppid.unwrap_or(NO_PID), r, pid == NO_PID);
-        Start::New(r)
+        if late {
+            Start::NewExited(r)
+        } else {
+            Start::New(r)
+        }
     }
 
     /// Keeps the last few starts so a record without a pid can be matched
@@ -432,6 +464,18 @@ impl ProcessTable {
             None
         });
         let Some(i) = found else {
+            if ev.pid.is_some() || ev.key.is_some_and(|k| k.is_global()) {
+                if self.early_stops.len() == EARLY_STOPS {
+                    self.early_stops.pop_front();
+                }
+                self.early_stops.push_back(EarlyStop {
+                    host,
+                    pid: ev.pid.unwrap_or(NO_PID),
+                    create: ev.create_time,
+                    key: ev.key,
+                    exit,
+                });
+            }
             return Stop::Unknown;
         };
         let p = self.slots.at_mut(i);
@@ -448,12 +492,41 @@ impl ProcessTable {
         Stop::Exited(r)
     }
 
+    /// The exit time of a stop that came before this start, if one matches:
+    /// same key, or same pid with the same (or unknown) creation time, and
+    /// an exit no earlier than the creation.
+    fn take_early_stop(
+        &mut self,
+        host: HostId,
+        pid: u32,
+        key: ProcessKey,
+        create: Timestamp,
+    ) -> Option<Timestamp> {
+        if self.early_stops.is_empty() {
+            return None;
+        }
+        let i = self.early_stops.iter().position(|s| {
+            if s.host != host || s.exit < create {
+                return false;
+            }
+            match s.key {
+                Some(k) if k.is_global() && k.same_kind(&key) => return k == key,
+                _ => {}
+            }
+            s.pid == pid && pid != NO_PID && s.create.is_none_or(|c| c == create)
+        })?;
+        self.early_stops.remove(i).map(|s| s.exit)
+    }
+
     /// Advances the stream clock and evicts what aged out or overflowed.
     fn tick(&mut self, now: Timestamp) {
         if now > self.clock {
             self.clock = now;
         }
         let limit = self.clock.0.saturating_sub(self.config.tombstone_age);
+        while self.early_stops.front().is_some_and(|s| s.exit.0 < limit) {
+            self.early_stops.pop_front();
+        }
         while let Some(&(idx, gen)) = self.tombstones.front() {
             let p = self.slots.at(idx);
             let stale = p.gen != gen || p.exit == ALIVE;
