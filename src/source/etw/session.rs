@@ -187,8 +187,10 @@ impl From<SessionError> for SourceError {
 pub trait SessionControl {
     /// A running session (stops itself on drop).
     type Session;
-    /// `ControlTraceW(name, EVENT_TRACE_CONTROL_STOP)`.
-    fn stop_by_name(&mut self, name: &str) -> Result<(), EtwCode>;
+    /// `ControlTraceW(name, EVENT_TRACE_CONTROL_STOP)`. `Ok(true)` when a
+    /// session was stopped (the OS returned its properties), `Ok(false)`
+    /// when the call succeeded without returning any (Wine's stub).
+    fn stop_by_name(&mut self, name: &str) -> Result<bool, EtwCode>;
     /// StartTraceW + EnableTraceEx2 + OpenTraceW.
     fn start(&mut self, name: &str) -> Result<Self::Session, StartFailure>;
     /// Waits before the next attempt.
@@ -227,10 +229,11 @@ pub fn start_clean<C: SessionControl>(
     retry: Retry,
 ) -> Result<C::Session, SessionError> {
     match ctl.stop_by_name(name) {
-        Ok(()) => tracing::warn!(
+        Ok(true) => tracing::warn!(
             session = name,
             "stopped a stale ETW session left by an earlier run"
         ),
+        Ok(false) => {}
         Err(c) if c.win32() == Some(ERROR_WMI_INSTANCE_NOT_FOUND) => {}
         Err(c) => tracing::debug!(session = name, "stale-session stop: {c}"),
     }
@@ -274,9 +277,9 @@ mod tests {
 
     impl SessionControl for Mock {
         type Session = &'static str;
-        fn stop_by_name(&mut self, name: &str) -> Result<(), EtwCode> {
+        fn stop_by_name(&mut self, name: &str) -> Result<bool, EtwCode> {
             self.calls.push(format!("stop {name}"));
-            self.stop_result.map_or(Ok(()), Err)
+            self.stop_result.map_or(Ok(true), Err)
         }
         fn start(&mut self, name: &str) -> Result<&'static str, StartFailure> {
             self.calls.push(format!("start {name}"));

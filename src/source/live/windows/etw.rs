@@ -140,6 +140,12 @@ impl PropertiesBuf {
         unsafe { self.props.Wnode.Anonymous1.HistoricalContext }
     }
 
+    /// True when the OS filled the block in (a real session answered);
+    /// Wine's stubs return success and leave it zeroed.
+    pub fn answered(&self) -> bool {
+        self.props.BufferSize != 0 || self.props.NumberOfBuffers != 0
+    }
+
     /// EventsLost + RealTimeBuffersLost.
     pub fn lost(&self) -> u64 {
         u64::from(self.props.EventsLost) + u64::from(self.props.RealTimeBuffersLost)
@@ -186,9 +192,10 @@ pub(super) fn flush(name: &str) -> Result<(), EtwCode> {
     control_by_name(name, EVENT_TRACE_CONTROL_FLUSH).map(|_| ())
 }
 
-/// STOP by name; returns the final loss total.
-pub(super) fn stop(name: &str) -> Result<u64, EtwCode> {
-    control_by_name(name, EVENT_TRACE_CONTROL_STOP).map(|b| b.lost())
+/// STOP by name; returns the final loss total, or `None` when the call
+/// succeeded without describing a session (Wine).
+pub(super) fn stop(name: &str) -> Result<Option<u64>, EtwCode> {
+    control_by_name(name, EVENT_TRACE_CONTROL_STOP).map(|b| b.answered().then(|| b.lost()))
 }
 
 /// Asks the provider for a rundown (ProcessRundown, id 15) of the processes
@@ -295,8 +302,8 @@ fn start_failure(e: TraceError) -> StartFailure {
 impl SessionControl for FerrisControl {
     type Session = Started;
 
-    fn stop_by_name(&mut self, name: &str) -> Result<(), EtwCode> {
-        stop(name).map(|_| ())
+    fn stop_by_name(&mut self, name: &str) -> Result<bool, EtwCode> {
+        stop(name).map(|lost| lost.is_some())
     }
 
     fn start(&mut self, name: &str) -> Result<Started, StartFailure> {

@@ -169,7 +169,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         drop(self.trace.take());
         match etw::stop(SESSION_NAME) {
-            Ok(lost) => tracing::debug!(lost, "ETW session stopped by name"),
+            Ok(lost) => tracing::debug!(?lost, "ETW session stopped by name"),
             Err(c) => tracing::debug!("ETW session already stopped ({c})"),
         }
     }

@@ -129,7 +129,7 @@ struct Recording<C> {
 
 impl<C: SessionControl> SessionControl for Recording<C> {
     type Session = C::Session;
-    fn stop_by_name(&mut self, name: &str) -> Result<(), EtwCode> {
+    fn stop_by_name(&mut self, name: &str) -> Result<bool, EtwCode> {
         let r = self.inner.stop_by_name(name);
         self.calls.push(format!("stop {r:?}"));
         r
