@@ -96,16 +96,19 @@ fn callback(
     tx: Sender<Msg>,
     counters: Arc<SourceCounters>,
 ) -> impl FnMut(&EventRecord, &SchemaLocator) + Send + Sync + 'static {
-    move |rec: &EventRecord, _: &SchemaLocator| {
-        let header = header_info(rec);
-        let msg = match decode_event(&header, user_data(rec)) {
-            Ok(Some(ev)) => Msg::Event(ev),
-            Ok(None) => return,
-            Err(e) => Msg::Malformed(header.event_id, header.version, e.to_string()),
-        };
-        if tx.try_send(msg).is_err() {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+    move |rec: &EventRecord, _: &SchemaLocator| handle_record(rec, &tx, &counters)
+}
+
+/// The callback's body: header + UserData → decoder → queue.
+pub(super) fn handle_record(rec: &EventRecord, tx: &Sender<Msg>, counters: &SourceCounters) {
+    let header = header_info(rec);
+    let msg = match decode_event(&header, user_data(rec)) {
+        Ok(Some(ev)) => Msg::Event(ev),
+        Ok(None) => return,
+        Err(e) => Msg::Malformed(header.event_id, header.version, e.to_string()),
+    };
+    if tx.try_send(msg).is_err() {
+        counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -240,3 +240,107 @@ fn control_buffer_layout() {
         ),
     }
 }
+
+/// A ProcessStart v0 payload: PID, CreateTime, PPID, SessionID, ImageName.
+fn start_v0(pid: u32, create: u64, ppid: u32, image: &str) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend(pid.to_le_bytes());
+    p.extend(create.to_le_bytes());
+    p.extend(ppid.to_le_bytes());
+    p.extend(1u32.to_le_bytes());
+    p.extend(image.encode_utf16().chain([0]).flat_map(u16::to_le_bytes));
+    p
+}
+
+fn raw_event(
+    id: u16,
+    version: u8,
+    header_pid: u32,
+    payload: &mut [u8],
+) -> windows::Win32::System::Diagnostics::Etw::EVENT_RECORD {
+    let mut raw = windows::Win32::System::Diagnostics::Etw::EVENT_RECORD::default();
+    raw.EventHeader.ProviderId = etw::KERNEL_PROCESS;
+    raw.EventHeader.EventDescriptor.Id = id;
+    raw.EventHeader.EventDescriptor.Version = version;
+    raw.EventHeader.EventDescriptor.Keyword = 0x8000_0000_0000_0010;
+    raw.EventHeader.ProcessId = header_pid;
+    raw.EventHeader.TimeStamp = 133_000_000_050_000_000;
+    raw.EventHeader.Flags = 0x40;
+    raw.UserData = payload.as_mut_ptr().cast();
+    raw.UserDataLength = payload.len() as u16;
+    raw
+}
+
+fn as_record(
+    raw: &windows::Win32::System::Diagnostics::Etw::EVENT_RECORD,
+) -> &ferrisetw::EventRecord {
+    // SAFETY: the inverse of `etw::raw_record`: ferrisetw's `EventRecord`
+    // is `#[repr(transparent)]` over this `EVENT_RECORD` (pinned versions,
+    // sizes asserted there); the reference borrows `raw`.
+    unsafe { &*(raw as *const windows::Win32::System::Diagnostics::Etw::EVENT_RECORD).cast() }
+}
+
+#[test]
+fn callback_edge_decodes_raw_records_counts_errors_and_drops() {
+    let mut payload = start_v0(
+        4242,
+        133_000_000_000_000_000,
+        700,
+        r"\Device\HarddiskVolume3\Windows\System32\wsmprovhost.exe",
+    );
+    let raw = raw_event(1, 0, 777, &mut payload);
+    let rec = as_record(&raw);
+    assert_eq!(etw::user_data(rec), &payload[..]);
+
+    let (tx, rx) = bounded(1);
+    let counters = SourceCounters::default();
+    etw::handle_record(rec, &tx, &counters);
+    match rx.try_recv().unwrap() {
+        Msg::Event(ev) => {
+            assert_eq!(ev.kind, EventKind::Start);
+            assert_eq!((ev.pid, ev.ppid), (Some(4242), Some(700)));
+            // The header ProcessId is kept as the creator.
+            assert_eq!(ev.creator_pid, Some(777));
+            assert_eq!(image_file_name(&ev.image), "wsmprovhost.exe");
+            assert_eq!(ev.origin, Origin::Live);
+            assert_eq!(ev.time.0, 133_000_000_050_000_000);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Truncated payload: a counted malformed record, not a crash.
+    let mut short = payload[..10].to_vec();
+    let raw = raw_event(1, 0, 777, &mut short);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    assert!(matches!(rx.try_recv().unwrap(), Msg::Malformed(1, 0, _)));
+
+    // Another event id (ThreadStart) is ignored.
+    let raw = raw_event(3, 0, 777, &mut payload);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    assert!(rx.try_recv().is_err());
+
+    // No payload at all.
+    let mut raw = raw_event(1, 0, 777, &mut payload);
+    raw.UserData = std::ptr::null_mut();
+    assert!(etw::user_data(as_record(&raw)).is_empty());
+
+    // Queue full: the callback never blocks, it counts a drop.
+    let raw = raw_event(1, 0, 777, &mut payload);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    assert_eq!(counters.snapshot().dropped, 1);
+}
+
+#[test]
+fn wine_control_calls_are_harmless() {
+    if !under_wine() {
+        eprintln!("skipped: Wine-specific");
+        return;
+    }
+    // Wine's ControlTraceW answers success without a session handle, so the
+    // rundown request reports that instead of calling EnableTraceEx2 with 0.
+    let e = etw::capture_state("wsmwatch-test-no-such-session").unwrap_err();
+    assert!(e.contains("no session handle"), "{e}");
+    assert!(etw::flush("wsmwatch-test-no-such-session").is_ok());
+    assert_eq!(etw::stop("wsmwatch-test-no-such-session"), Ok(None));
+}
