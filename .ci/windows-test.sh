@@ -13,6 +13,10 @@ win_cargo_env
 cd "$REPO_ROOT"
 
 wcargo() { rustup run "$WIN_TOOLCHAIN" cargo "$@"; }
+if ! rustup run "$WIN_TOOLCHAIN" rustc --version >/dev/null 2>&1 || [ ! -f "$WINEPREFIX/system.reg" ]; then
+    log "toolchain $WIN_TOOLCHAIN or wine prefix $WINEPREFIX missing: run .ci/windows-setup.sh first"
+    exit 1
+fi
 BUILD_STD=(-Z build-std --target "$WIN_TARGET")
 
 # Keep one wineserver alive for all test binaries (saves ~1 s per process);
