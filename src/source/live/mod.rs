@@ -46,5 +46,19 @@ impl Default for LiveConfig {
     }
 }
 
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use self::windows::{dos_device_map, LiveSource};
+
+#[cfg(not(windows))]
 mod unsupported;
+#[cfg(not(windows))]
 pub use unsupported::LiveSource;
+
+/// The drive-letter table for showing DOS paths next to NT paths; empty
+/// where there are no drive letters.
+#[cfg(not(windows))]
+pub fn dos_device_map() -> crate::source::etw::dospath::DeviceMap {
+    crate::source::etw::dospath::DeviceMap::default()
+}
