@@ -12,3 +12,11 @@
 pub mod event;
 pub mod source;
 pub mod time;
+pub mod table;
+pub mod alert;
+pub mod detect;
+pub mod engine;
+
+pub use alert::{Action, Alert, Severity};
+pub use engine::{Engine, EngineConfig, EngineStats};
+pub use event::{EventKind, Origin, ProcessEvent, ProcessKey, Timestamp};

@@ -1,0 +1,344 @@
+//! Alerts: what leaves the process, in Elastic Common Schema field names.
+//!
+//! An [`Alert`] is plain owned data so sinks can run anywhere. It serialises
+//! to one ECS JSON object (`@timestamp`, `event.*`, `rule.*`, `threat.*`,
+//! `process.*`, `process.parent.*`, `host.hostname`) plus a `wsmwatch.*`
+//! namespace for what ECS has no field for: the session, the ancestry and
+//! the origin.
+
+use serde::ser::{Serialize, Serializer};
+use serde_json::{json, Map, Value};
+
+use crate::event::{image_file_name, Origin, Timestamp};
+
+/// Static description of a detection rule.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Stable rule id (`CAR-2014-11-004`, `WSMW-…`).
+    pub id: &'static str,
+    /// Human name.
+    pub name: &'static str,
+    /// Where the analytic is described.
+    pub reference: &'static str,
+    /// ATT&CK (sub-)technique ids, e.g. `T1059.001`.
+    pub techniques: &'static [&'static str],
+    /// ATT&CK tactic ids, e.g. `TA0008`.
+    pub tactics: &'static [&'static str],
+    /// D3FEND countermeasure the rule implements.
+    pub d3fend: &'static str,
+}
+
+/// What an alert reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// A remote session host started under its expected parent.
+    RemoteSessionStarted,
+    /// A remote session host was already running when tracing began.
+    RemoteSessionActive,
+    /// A process started inside a remote session.
+    RemoteSessionActivity,
+    /// The remote session host exited.
+    RemoteSessionEnded,
+    /// `wsmprovhost.exe` whose parent is not `svchost.exe`.
+    UnexpectedParent,
+    /// `wsmprovhost.exe` running from outside `\Windows\System32\`.
+    UnexpectedPath,
+    /// `wsmprovhost.exe` whose creator is not its reported parent.
+    CreatorMismatch,
+    /// A name made to look like `wsmprovhost.exe`.
+    Lookalike,
+    /// Any process whose creator is not its reported parent (T1134.004).
+    ParentSpoofed,
+}
+
+impl Action {
+    /// The `event.action` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::RemoteSessionStarted => "remote_session_started",
+            Action::RemoteSessionActive => "remote_session_active",
+            Action::RemoteSessionActivity => "remote_session_activity",
+            Action::RemoteSessionEnded => "remote_session_ended",
+            Action::UnexpectedParent => "wsmprovhost_unexpected_parent",
+            Action::UnexpectedPath => "wsmprovhost_unexpected_path",
+            Action::CreatorMismatch => "wsmprovhost_creator_mismatch",
+            Action::Lookalike => "wsmprovhost_lookalike",
+            Action::ParentSpoofed => "parent_pid_spoofed",
+        }
+    }
+
+    /// ECS `event.type` for the process event behind the alert.
+    fn event_type(self) -> &'static str {
+        match self {
+            Action::RemoteSessionEnded => "end",
+            Action::RemoteSessionActive => "info",
+            _ => "start",
+        }
+    }
+}
+
+/// Severity, serialised as ECS `event.severity` (Sigma-style 21/47/73/99).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Bookkeeping (a session ended).
+    Low,
+    /// Activity inside a known session.
+    Medium,
+    /// A remote session exists.
+    High,
+    /// Masquerade or spoofing: someone is hiding.
+    Critical,
+}
+
+impl Severity {
+    /// ECS numeric severity.
+    pub fn score(self) -> u8 {
+        match self {
+            Severity::Low => 21,
+            Severity::Medium => 47,
+            Severity::High => 73,
+            Severity::Critical => 99,
+        }
+    }
+    /// Lowercase label for text output.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Facts about one process, as an alert reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// Process id.
+    pub pid: Option<u32>,
+    /// Image as reported.
+    pub image: String,
+    /// Command line, when known.
+    pub command_line: Option<String>,
+    /// User, when known.
+    pub user: Option<String>,
+    /// Creation time, when known.
+    pub start: Option<Timestamp>,
+    /// Exit time, when exited.
+    pub end: Option<Timestamp>,
+    /// Exit code, when exited.
+    pub exit_code: Option<u32>,
+    /// The process key, rendered (`ECS process.entity_id`).
+    pub entity_id: Option<String>,
+}
+
+/// The remote session an alert belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// Stable id: `<pid>@<creation time>` of the session host process.
+    pub id: String,
+    /// The session host's pid.
+    pub pid: Option<u32>,
+    /// When the session host started (unknown when only inferred).
+    pub start: Option<Timestamp>,
+    /// When it ended.
+    pub end: Option<Timestamp>,
+    /// Session duration in milliseconds, once ended.
+    pub duration_ms: Option<u64>,
+    /// Processes started inside the session so far.
+    pub process_count: u64,
+    /// How the session was found: started, already running, or inferred
+    /// from a child that names it.
+    pub found: &'static str,
+}
+
+/// One ancestor in the lineage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ancestor {
+    /// Process id.
+    pub pid: Option<u32>,
+    /// Image as reported.
+    pub image: String,
+}
+
+/// One detection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    /// When the triggering event happened.
+    pub timestamp: Timestamp,
+    /// What it reports.
+    pub action: Action,
+    /// How bad.
+    pub severity: Severity,
+    /// Which rule.
+    pub rule: &'static Rule,
+    /// One readable sentence.
+    pub message: String,
+    /// Host name (`None` = local host).
+    pub host: Option<String>,
+    /// The process.
+    pub process: ProcessFacts,
+    /// Its resolved parent (or the parent known only by the log's hint).
+    pub parent: Option<ProcessFacts>,
+    /// The creator, when it differs from the parent.
+    pub creator: Option<ProcessFacts>,
+    /// The session, for session alerts.
+    pub session: Option<SessionFacts>,
+    /// Parent, grandparent, …
+    pub ancestry: Vec<Ancestor>,
+    /// How the process was seen.
+    pub origin: Origin,
+}
+
+fn put<T: Into<Value>>(m: &mut Map<String, Value>, k: &str, v: Option<T>) {
+    if let Some(v) = v {
+        m.insert(k.to_owned(), v.into());
+    }
+}
+
+fn process_object(p: &ProcessFacts) -> Map<String, Value> {
+    let mut m = Map::new();
+    put(&mut m, "pid", p.pid);
+    if !p.image.is_empty() {
+        m.insert("executable".into(), p.image.clone().into());
+        m.insert("name".into(), image_file_name(&p.image).into());
+    }
+    put(&mut m, "command_line", p.command_line.clone());
+    put(&mut m, "start", p.start.map(|t| t.to_string()));
+    put(&mut m, "end", p.end.map(|t| t.to_string()));
+    put(&mut m, "exit_code", p.exit_code);
+    put(&mut m, "entity_id", p.entity_id.clone());
+    if let Some(u) = &p.user {
+        m.insert("user".into(), json!({ "name": u }));
+    }
+    m
+}
+
+impl Alert {
+    /// The ECS document.
+    pub fn to_ecs(&self) -> Value {
+        let mut process = process_object(&self.process);
+        if let Some(parent) = &self.parent {
+            process.insert("parent".into(), Value::Object(process_object(parent)));
+        }
+        let parents: Vec<&str> = self
+            .rule
+            .techniques
+            .iter()
+            .map(|t| t.split('.').next().unwrap_or(t))
+            .collect();
+        let mut ww = Map::new();
+        ww.insert("origin".into(), self.origin.as_str().into());
+        if let Some(s) = &self.session {
+            let mut sm = Map::new();
+            sm.insert("id".into(), s.id.clone().into());
+            put(&mut sm, "pid", s.pid);
+            put(&mut sm, "start", s.start.map(|t| t.to_string()));
+            put(&mut sm, "end", s.end.map(|t| t.to_string()));
+            put(&mut sm, "duration_ms", s.duration_ms);
+            sm.insert("process_count".into(), s.process_count.into());
+            sm.insert("found".into(), s.found.into());
+            ww.insert("session".into(), Value::Object(sm));
+        }
+        if let Some(c) = &self.creator {
+            ww.insert("creator".into(), Value::Object(process_object(c)));
+        }
+        ww.insert(
+            "ancestry".into(),
+            Value::Array(
+                self.ancestry
+                    .iter()
+                    .map(|a| {
+                        let mut m = Map::new();
+                        put(&mut m, "pid", a.pid);
+                        m.insert("name".into(), image_file_name(&a.image).into());
+                        m.insert("executable".into(), a.image.clone().into());
+                        Value::Object(m)
+                    })
+                    .collect(),
+            ),
+        );
+        let mut doc = json!({
+            "@timestamp": self.timestamp.to_string(),
+            "message": self.message,
+            "event": {
+                "kind": "alert",
+                "category": ["process"],
+                "type": [self.action.event_type()],
+                "action": self.action.as_str(),
+                "severity": self.severity.score(),
+                "module": "wsmwatch",
+            },
+            "rule": {
+                "id": self.rule.id,
+                "name": self.rule.name,
+                "reference": self.rule.reference,
+                "ruleset": "wsmwatch",
+            },
+            "threat": {
+                "framework": "MITRE ATT&CK",
+                "technique": {
+                    "id": parents,
+                    "subtechnique": { "id": self.rule.techniques },
+                },
+                "tactic": { "id": self.rule.tactics },
+            },
+            "process": Value::Object(process),
+            "wsmwatch": Value::Object(ww),
+        });
+        if !self.rule.d3fend.is_empty() {
+            doc["wsmwatch"]["d3fend"] = self.rule.d3fend.into();
+        }
+        if let Some(h) = &self.host {
+            doc["host"] = json!({ "hostname": h });
+        }
+        doc
+    }
+
+    /// One readable line (the `text` format).
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{} {:<8} {}",
+            self.timestamp,
+            self.severity.label().to_ascii_uppercase(),
+            self.action.as_str()
+        );
+        if let Some(h) = &self.host {
+            s.push_str(&format!(" host={h}"));
+        }
+        s.push_str(&format!(
+            " pid={} {}",
+            self.process.pid.map_or("?".into(), |p| p.to_string()),
+            image_file_name(&self.process.image)
+        ));
+        if let Some(p) = &self.parent {
+            s.push_str(&format!(
+                " <- {}({})",
+                image_file_name(&p.image),
+                p.pid.map_or("?".into(), |p| p.to_string())
+            ));
+        }
+        if let Some(sess) = &self.session {
+            s.push_str(&format!(" session={}", sess.id));
+            if let Some(d) = sess.duration_ms {
+                s.push_str(&format!(
+                    " duration={}.{:03}s processes={}",
+                    d / 1000,
+                    d % 1000,
+                    sess.process_count
+                ));
+            }
+        }
+        if let Some(cl) = &self.process.command_line {
+            s.push_str(&format!(" cmd={cl:?}"));
+        }
+        s.push_str(&format!(" [{}]", self.rule.id));
+        s
+    }
+}
+
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_ecs().serialize(s)
+    }
+}

@@ -1,0 +1,83 @@
+//! Parent PID spoofing (T1134.004): the process that called CreateProcess
+//! (ETW header ProcessId, Security 4688 creator) is not the reported parent.
+//!
+//! Legitimate mismatches are allow-listed, after MITRE DET0489's
+//! "AllowedSpoofers": UAC elevation runs through the AppInfo service, so an
+//! elevated process is *created* by `svchost.exe` (AppInfo) — or by
+//! `consent.exe` — on behalf of the parent the user launched it from. The
+//! kernel itself (pid 4, System, and pid 0) also creates on others' behalf.
+//! `wsmprovhost.exe` is left to the masquerade rule, which reports the same
+//! mismatch with its own, more specific, action.
+
+use super::rules::PPID_SPOOF;
+use super::{Context, Detector};
+use crate::alert::{Action, Alert, Severity};
+use crate::event::{image_file_name, image_is, ProcessEvent};
+use crate::table::ProcRef;
+
+/// Creators allowed to create processes for another parent.
+pub const ALLOWED_CREATORS: &[&str] = &["svchost.exe", "consent.exe"];
+
+/// The PPID-spoofing detector.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PpidSpoof;
+
+impl Detector for PpidSpoof {
+    fn name(&self) -> &'static str {
+        "ppid_spoof"
+    }
+
+    fn on_start(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
+        let (Some(creator), Some(ppid)) = (ev.creator_pid, ev.ppid) else {
+            return;
+        };
+        if creator == ppid || creator <= 4 || ev.origin.is_preexisting() {
+            return;
+        }
+        if image_is(&ev.image, "wsmprovhost.exe") {
+            return;
+        }
+        let host = cx.table.get(p).map_or(0, |e| e.host);
+        let at = ev.created().unwrap_or(ev.time);
+        let creator_ref = cx.table.find(host, creator, at);
+        let creator_image = creator_ref
+            .and_then(|r| cx.table.get(r))
+            .map(|c| c.image.to_string());
+        if let Some(img) = &creator_image {
+            if ALLOWED_CREATORS.iter().any(|a| image_is(img, a)) {
+                return;
+            }
+        }
+        let creator_facts = match creator_ref {
+            Some(r) => cx.facts(r, None),
+            None => crate::alert::ProcessFacts {
+                pid: Some(creator),
+                ..Default::default()
+            },
+        };
+        let message = format!(
+            "{} (pid {}) reports parent pid {ppid} but was created by {} (pid {creator})",
+            image_file_name(&ev.image),
+            ev.pid.map_or_else(|| "?".into(), |p| p.to_string()),
+            creator_image
+                .as_deref()
+                .map(image_file_name)
+                .unwrap_or("an unknown process"),
+        );
+        let alert = Alert {
+            timestamp: ev.time,
+            action: Action::ParentSpoofed,
+            severity: Severity::High,
+            rule: &PPID_SPOOF,
+            message,
+            host: cx.host(p),
+            process: cx.facts(p, Some(ev)),
+            parent: cx.parent_facts(p, ev),
+            creator: Some(creator_facts),
+            session: None,
+            ancestry: cx.ancestry(p),
+            origin: ev.origin,
+        };
+        cx.alerts.push(alert);
+    }
+}

@@ -1,0 +1,972 @@
+//! The process table: which process is whose parent, safe against PID reuse
+//! and out-of-order delivery.
+//!
+//! Every process incarnation gets a slot. Slots are found three ways:
+//! by (host, pid) — a chain from the newest incarnation to older ones — by a
+//! global key (ETW sequence number, Sysmon GUID), and by [`ProcRef`], a
+//! generation-checked handle that children keep to their parent, so a slot
+//! that was freed and reused can never be mistaken for the old process.
+//!
+//! Exited processes stay as *tombstones* so that a child whose start arrives
+//! after its parent's stop (ETW per-CPU buffers, merged logs) still resolves.
+//! Tombstones are bounded by age (on the stream's own clock, so replay is
+//! deterministic) and by count, so memory stays bounded under any churn.
+//!
+//! The table knows nothing of rules: it offers one `session` tag per process
+//! that children inherit at insert, which the session detector uses to
+//! attribute descendants in O(1).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::event::{image_file_name, EventKind, Origin, ProcessEvent, ProcessKey, Timestamp};
+
+/// Two records of one process from different channels (Sysmon 1 and
+/// Security 4688) are at most this far apart in creation time: 4688 keeps
+/// whole seconds, Sysmon milliseconds.
+const DUPLICATE_WINDOW: u64 = 2 * 10_000_000;
+/// How many recent starts are remembered to match pid-less records.
+const RECENT_STARTS: usize = 256;
+const NIL: u32 = u32::MAX;
+const NO_PID: u32 = u32::MAX;
+const ALIVE: Timestamp = Timestamp(u64::MAX);
+
+/// Limits that keep the table bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    /// How long an exited process stays resolvable, in 100 ns ticks of the
+    /// event clock.
+    pub tombstone_age: u64,
+    /// At most this many exited processes are kept.
+    pub max_tombstones: usize,
+    /// How far `ancestors` walks.
+    pub max_ancestry: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            // Fibratus keeps 5 s, Rustinel 60 s; logs merged from two
+            // channels need the longer one.
+            tombstone_age: 60 * 10_000_000,
+            max_tombstones: 65_536,
+            max_ancestry: 16,
+        }
+    }
+}
+
+/// A handle to one process incarnation. Stale handles (the slot was reused)
+/// resolve to nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProcRef {
+    idx: u32,
+    gen: u32,
+}
+
+/// Interned host name id.
+pub type HostId = u32;
+
+/// What the table knows about one process incarnation.
+#[derive(Clone, Debug)]
+pub struct Process {
+    gen: u32,
+    prev: u32,
+    /// Host it ran on.
+    pub host: HostId,
+    pid: u32,
+    ppid: u32,
+    creator: u32,
+    /// Session tag inherited from the parent at insert (0 = none).
+    pub session: u32,
+    /// Resolved parent, if any.
+    pub parent: Option<ProcRef>,
+    /// Primary key.
+    pub key: ProcessKey,
+    alt_key: Option<ProcessKey>,
+    /// Creation time (zero when unknown: placeholders, some snapshots).
+    pub create_time: Timestamp,
+    exit: Timestamp,
+    /// The image as first reported.
+    pub image: Arc<str>,
+    /// How it entered the table.
+    pub origin: Origin,
+    /// Known only by a child's parent-image hint.
+    pub placeholder: bool,
+    implied_exit: bool,
+}
+
+impl Process {
+    /// Process id, if known.
+    pub fn pid(&self) -> Option<u32> {
+        (self.pid != NO_PID).then_some(self.pid)
+    }
+    /// Reported parent process id, if known.
+    pub fn ppid(&self) -> Option<u32> {
+        (self.ppid != NO_PID).then_some(self.ppid)
+    }
+    /// Creator process id, if known.
+    pub fn creator_pid(&self) -> Option<u32> {
+        (self.creator != NO_PID).then_some(self.creator)
+    }
+    /// Exit time, once exited.
+    pub fn exit_time(&self) -> Option<Timestamp> {
+        (self.exit != ALIVE).then_some(self.exit)
+    }
+    /// The file name of the image.
+    pub fn file_name(&self) -> &str {
+        image_file_name(&self.image)
+    }
+}
+
+/// The result of recording a start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A process the table had not seen.
+    New(ProcRef),
+    /// Another record of a process already in the table (second channel,
+    /// snapshot + rundown); its missing fields were filled in.
+    Duplicate(ProcRef),
+}
+
+/// The result of recording a stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The process is now a tombstone.
+    Exited(ProcRef),
+    /// It had already exited (second channel).
+    Duplicate(ProcRef),
+    /// No matching process.
+    Unknown,
+}
+
+/// Counters the table keeps about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    /// Slots in use (live + tombstones).
+    pub entries: usize,
+    /// Exited processes kept for late children.
+    pub tombstones: usize,
+    /// Tombstones dropped for age or count.
+    pub evicted: u64,
+    /// Live processes found replaced by a new incarnation before their stop
+    /// arrived (a lost or missing stop).
+    pub implied_exits: u64,
+    /// Parents created only from a child's parent-image hint.
+    pub placeholders: u64,
+}
+
+/// The PID-to-image lineage table.
+#[derive(Debug)]
+pub struct ProcessTable {
+    config: TableConfig,
+    slots: Vec<Process>,
+    free: Vec<u32>,
+    by_pid: FxHashMap<(HostId, u32), u32>,
+    by_key: FxHashMap<(HostId, ProcessKey), u32>,
+    tombstones: VecDeque<(u32, u32)>,
+    recent: VecDeque<(HostId, u32, ProcRef, bool)>,
+    recent_pidless_count: usize,
+    hosts: FxHashMap<Box<str>, HostId>,
+    host_names: Vec<Box<str>>,
+    images: FxHashSet<Arc<str>>,
+    clock: Timestamp,
+    stats: TableStats,
+}
+
+impl Default for ProcessTable {
+    fn default() -> Self {
+        Self::new(TableConfig::default())
+    }
+}
+
+impl ProcessTable {
+    /// An empty table.
+    pub fn new(config: TableConfig) -> Self {
+        let mut t = ProcessTable {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_pid: FxHashMap::default(),
+            by_key: FxHashMap::default(),
+            tombstones: VecDeque::new(),
+            recent: VecDeque::new(),
+            recent_pidless_count: 0,
+            hosts: FxHashMap::default(),
+            host_names: Vec::new(),
+            images: FxHashSet::default(),
+            clock: Timestamp(0),
+            stats: TableStats::default(),
+        };
+        t.host_id(None);
+        t
+    }
+
+    /// The interned id of a host name (`None` = the local host, id 0).
+    pub fn host_id(&mut self, host: Option<&str>) -> HostId {
+        let name = host.unwrap_or("");
+        if let Some(&id) = self.hosts.get(name) {
+            return id;
+        }
+        let id = self.host_names.len() as HostId;
+        self.hosts.insert(name.into(), id);
+        self.host_names.push(name.into());
+        id
+    }
+
+    /// The name of a host id (empty for the local host).
+    pub fn host_name(&self, id: HostId) -> &str {
+        self.host_names.get(id as usize).map_or("", |s| s)
+    }
+
+    /// Counters, with current sizes.
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            entries: self.slots.len() - self.free.len(),
+            tombstones: self.tombstones.len(),
+            ..self.stats
+        }
+    }
+
+    /// Slots in use.
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// True when no process is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The process behind a handle, unless its slot was reused.
+    pub fn get(&self, r: ProcRef) -> Option<&Process> {
+        self.slots.get(r.idx as usize).filter(|p| p.gen == r.gen)
+    }
+
+    /// The resolved parent of a process.
+    pub fn parent(&self, r: ProcRef) -> Option<ProcRef> {
+        self.get(r)?.parent.filter(|&p| self.get(p).is_some())
+    }
+
+    /// Parent, grandparent, … up to the configured depth.
+    pub fn ancestors(&self, r: ProcRef) -> impl Iterator<Item = ProcRef> + '_ {
+        let mut cur = Some(r);
+        std::iter::from_fn(move || {
+            cur = self.parent(cur?);
+            cur
+        })
+        .take(self.config.max_ancestry)
+    }
+
+    /// Tags a process (and, through inheritance, its future descendants)
+    /// with a session id.
+    pub fn set_session(&mut self, r: ProcRef, session: u32) {
+        if let Some(p) = self.slots.get_mut(r.idx as usize).filter(|p| p.gen == r.gen) {
+            p.session = session;
+        }
+    }
+
+    /// Records a start (or an already-running process from a snapshot).
+    pub fn start(&mut self, ev: &ProcessEvent) -> Start {
+        debug_assert_eq!(ev.kind, EventKind::Start);
+        self.tick(ev.time);
+        let host = self.host_id(ev.host.as_deref());
+        let create = ev.created().unwrap_or(ev.time);
+        let key = ev.key.unwrap_or(ProcessKey::CreateTime(create));
+        let pid = ev.pid.unwrap_or(NO_PID);
+
+        if let Some(r) = self.find_duplicate(host, pid, ev, key, create) {
+            return self.enrich(r, host, ev, key, create);
+        }
+
+        // The newest incarnation of this pid, if still alive, was replaced:
+        // its stop was lost or is late.
+        if pid != NO_PID {
+            if let Some(&head) = self.by_pid.get(&(host, pid)) {
+                let p = &mut self.slots[head as usize];
+                if p.exit == ALIVE && p.create_time <= create {
+                    p.exit = create;
+                    p.implied_exit = true;
+                    let g = p.gen;
+                    self.stats.implied_exits += 1;
+                    self.bury(head, g);
+                }
+            }
+        }
+
+        let parent = self.resolve_parent(host, ev, create);
+        let image = self.intern(&ev.image);
+        let r = self.insert(Process {
+            gen: 0,
+            prev: NIL,
+            host,
+            pid,
+            ppid: ev.ppid.unwrap_or(NO_PID),
+            creator: ev.creator_pid.unwrap_or(NO_PID),
+            session: 0,
+            parent,
+            key,
+            alt_key: None,
+            create_time: create,
+            exit: ALIVE,
+            image,
+            origin: ev.origin,
+            placeholder: false,
+            implied_exit: false,
+        });
+        if pid == NO_PID && !key.is_global() {
+            // Findable by nothing: keep it only as a tombstone so it can
+            // never accumulate.
+            self.slots[r.idx as usize].exit = ev.time;
+            self.bury(r.idx, r.gen);
+        }
+        self.remember(host, ev.ppid.unwrap_or(NO_PID), r, pid == NO_PID);
+        Start::New(r)
+    }
+
+    /// Keeps the last few starts so a record without a pid can be matched
+    /// with its twin from another channel.
+    fn remember(&mut self, host: HostId, ppid: u32, r: ProcRef, pidless: bool) {
+        if self.recent.len() == RECENT_STARTS {
+            if let Some((_, _, _, true)) = self.recent.pop_front() {
+                self.recent_pidless_count -= 1;
+            }
+        }
+        self.recent.push_back((host, ppid, r, pidless));
+        self.recent_pidless_count += pidless as usize;
+    }
+
+    /// Records a stop.
+    pub fn stop(&mut self, ev: &ProcessEvent) -> Stop {
+        debug_assert_eq!(ev.kind, EventKind::Stop);
+        self.tick(ev.time);
+        let host = self.host_id(ev.host.as_deref());
+        let exit = ev.exit_time.unwrap_or(ev.time);
+        let found = match ev.key.filter(ProcessKey::is_global) {
+            Some(k) => self.by_key.get(&(host, k)).copied(),
+            None => None,
+        }
+        .or_else(|| {
+            let pid = ev.pid?;
+            let mut i = *self.by_pid.get(&(host, pid))?;
+            while i != NIL {
+                let p = &self.slots[i as usize];
+                let fits = match ev.create_time {
+                    Some(c) => p.create_time == c || p.placeholder,
+                    None => p.create_time <= exit,
+                };
+                if fits {
+                    return Some(i);
+                }
+                i = p.prev;
+            }
+            None
+        });
+        let Some(i) = found else {
+            return Stop::Unknown;
+        };
+        let p = &mut self.slots[i as usize];
+        let r = ProcRef { idx: i, gen: p.gen };
+        if p.exit != ALIVE && !p.implied_exit {
+            return Stop::Duplicate(r);
+        }
+        let was_alive = p.exit == ALIVE;
+        p.exit = exit;
+        p.implied_exit = false;
+        if was_alive {
+            self.bury(i, r.gen);
+        }
+        Stop::Exited(r)
+    }
+
+    /// Advances the stream clock and evicts what aged out.
+    fn tick(&mut self, now: Timestamp) {
+        if now > self.clock {
+            self.clock = now;
+        }
+        let limit = self.clock.0.saturating_sub(self.config.tombstone_age);
+        while let Some(&(idx, gen)) = self.tombstones.front() {
+            let p = &self.slots[idx as usize];
+            let stale = p.gen != gen || p.exit == ALIVE;
+            if !stale && self.tombstones.len() <= self.config.max_tombstones && p.exit.0 >= limit {
+                break;
+            }
+            self.tombstones.pop_front();
+            if !stale {
+                self.remove(idx);
+                self.stats.evicted += 1;
+            }
+        }
+    }
+
+    fn bury(&mut self, idx: u32, gen: u32) {
+        self.tombstones.push_back((idx, gen));
+        if self.tombstones.len() > self.config.max_tombstones {
+            let now = self.clock;
+            self.tick(now);
+        }
+    }
+
+    fn intern(&mut self, image: &str) -> Arc<str> {
+        if let Some(a) = self.images.get(image) {
+            return a.clone();
+        }
+        // Bound the interner: entries keep their own Arc when it is reset.
+        if self.images.len() >= 1 << 16 {
+            self.images.clear();
+        }
+        let a: Arc<str> = image.into();
+        self.images.insert(a.clone());
+        a
+    }
+
+    fn insert(&mut self, mut p: Process) -> ProcRef {
+        let idx = match self.free.pop() {
+            Some(i) => {
+                p.gen = self.slots[i as usize].gen;
+                self.slots[i as usize] = p;
+                i
+            }
+            None => {
+                self.slots.push(p);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.link(idx);
+        let p = &self.slots[idx as usize];
+        ProcRef { idx, gen: p.gen }
+    }
+
+    /// Puts a slot into the pid chain (ordered newest first by creation
+    /// time) and the key index.
+    fn link(&mut self, idx: u32) {
+        let p = &self.slots[idx as usize];
+        let (host, pid, key, create) = (p.host, p.pid, p.key, p.create_time);
+        if key.is_global() {
+            self.by_key.insert((host, key), idx);
+        }
+        if pid == NO_PID {
+            return;
+        }
+        match self.by_pid.get(&(host, pid)).copied() {
+            None => {
+                self.by_pid.insert((host, pid), idx);
+            }
+            Some(head) if self.slots[head as usize].create_time <= create => {
+                self.slots[idx as usize].prev = head;
+                self.by_pid.insert((host, pid), idx);
+            }
+            Some(head) => {
+                // An older incarnation arriving late: keep the chain sorted,
+                // and it must have exited before its successor was created.
+                let mut cur = head;
+                loop {
+                    let next = self.slots[cur as usize].prev;
+                    if next == NIL || self.slots[next as usize].create_time <= create {
+                        let succ_create = self.slots[cur as usize].create_time;
+                        let p = &mut self.slots[idx as usize];
+                        p.prev = next;
+                        if p.exit == ALIVE {
+                            p.exit = succ_create;
+                            p.implied_exit = true;
+                            self.stats.implied_exits += 1;
+                            let g = p.gen;
+                            self.tombstones.push_back((idx, g));
+                        }
+                        self.slots[cur as usize].prev = idx;
+                        break;
+                    }
+                    cur = next;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, idx: u32) {
+        let p = &self.slots[idx as usize];
+        let (host, pid, prev, key, alt) = (p.host, p.pid, p.prev, p.key, p.alt_key);
+        for k in [Some(key), alt].into_iter().flatten() {
+            if k.is_global() && self.by_key.get(&(host, k)) == Some(&idx) {
+                self.by_key.remove(&(host, k));
+            }
+        }
+        if pid != NO_PID {
+            if let Some(&head) = self.by_pid.get(&(host, pid)) {
+                if head == idx {
+                    if prev == NIL {
+                        self.by_pid.remove(&(host, pid));
+                    } else {
+                        self.by_pid.insert((host, pid), prev);
+                    }
+                } else {
+                    let mut cur = head;
+                    while cur != NIL {
+                        let next = self.slots[cur as usize].prev;
+                        if next == idx {
+                            self.slots[cur as usize].prev = prev;
+                            break;
+                        }
+                        cur = next;
+                    }
+                }
+            }
+        }
+        let p = &mut self.slots[idx as usize];
+        p.gen = p.gen.wrapping_add(1);
+        p.prev = NIL;
+        p.parent = None;
+        p.image = Arc::from("");
+        self.free.push(idx);
+    }
+
+    /// Finds an existing record of the same process: same global key, or
+    /// same pid with the same image and nearly the same creation time, or
+    /// (no pid) a recent pid-less start with the same parent and image.
+    fn find_duplicate(
+        &self,
+        host: HostId,
+        pid: u32,
+        ev: &ProcessEvent,
+        key: ProcessKey,
+        create: Timestamp,
+    ) -> Option<ProcRef> {
+        if key.is_global() {
+            if let Some(&i) = self.by_key.get(&(host, key)) {
+                return Some(ProcRef {
+                    idx: i,
+                    gen: self.slots[i as usize].gen,
+                });
+            }
+        }
+        let name = image_file_name(&ev.image);
+        let same = |p: &Process| -> bool {
+            if !p.file_name().eq_ignore_ascii_case(name) {
+                return false;
+            }
+            if p.placeholder {
+                return true;
+            }
+            for k in [Some(p.key), p.alt_key].into_iter().flatten() {
+                if k.same_kind(&key) {
+                    return k == key;
+                }
+            }
+            p.create_time.abs_diff(create) <= DUPLICATE_WINDOW
+        };
+        if pid != NO_PID {
+            let mut i = self.by_pid.get(&(host, pid)).copied().unwrap_or(NIL);
+            while i != NIL {
+                let p = &self.slots[i as usize];
+                if same(p) {
+                    return Some(ProcRef { idx: i, gen: p.gen });
+                }
+                if p.create_time.0.saturating_add(DUPLICATE_WINDOW) < create.0 {
+                    break;
+                }
+                i = p.prev;
+            }
+            if self.recent_pidless_count == 0 {
+                return None;
+            }
+        }
+        // One side has no pid: match a recent start of the same parent and
+        // image (a pid-less one, when this one has a pid).
+        let ppid = ev.ppid.unwrap_or(NO_PID);
+        self.recent.iter().rev().find_map(|&(h, pp, r, _)| {
+            let p = self.get(r)?;
+            (h == host && pp == ppid && (pid == NO_PID || p.pid == NO_PID) && same(p)).then_some(r)
+        })
+    }
+
+    fn enrich(
+        &mut self,
+        r: ProcRef,
+        host: HostId,
+        ev: &ProcessEvent,
+        key: ProcessKey,
+        create: Timestamp,
+    ) -> Start {
+        let parent = if self.slots[r.idx as usize].parent.is_none() {
+            self.resolve_parent(host, ev, create)
+        } else {
+            None
+        };
+        let image = (self.slots[r.idx as usize].image.is_empty()
+            || (!ev.image.is_empty()
+                && image_file_name(&self.slots[r.idx as usize].image).len()
+                    == self.slots[r.idx as usize].image.len()
+                && ev.image.contains(['\\', '/'])))
+        .then(|| self.intern(&ev.image));
+        let p = &mut self.slots[r.idx as usize];
+        let was_placeholder = p.placeholder;
+        if let Some(img) = image {
+            p.image = img;
+        }
+        if parent.is_some() && parent != Some(r) {
+            p.parent = parent;
+        }
+        if p.ppid == NO_PID {
+            p.ppid = ev.ppid.unwrap_or(NO_PID);
+        }
+        if p.creator == NO_PID {
+            p.creator = ev.creator_pid.unwrap_or(NO_PID);
+        }
+        if was_placeholder {
+            p.placeholder = false;
+            p.create_time = create;
+            p.origin = ev.origin;
+        }
+        let mut new_key = None;
+        if key != p.key && key.is_global() && p.alt_key.is_none() {
+            p.alt_key = Some(key);
+            new_key = Some(key);
+        }
+        let mut new_pid = None;
+        if p.pid == NO_PID {
+            if let Some(pid) = ev.pid {
+                p.pid = pid;
+                new_pid = Some(pid);
+            }
+        }
+        if let Some(k) = new_key {
+            self.by_key.entry((host, k)).or_insert(r.idx);
+        }
+        if new_pid.is_some() {
+            // Now findable by pid: link into the chain (it was key-only).
+            let key = self.slots[r.idx as usize].key;
+            if key.is_global() {
+                self.by_key.insert((host, key), r.idx);
+            }
+            self.link_pid_only(r.idx);
+        }
+        if was_placeholder {
+            Start::New(r)
+        } else {
+            Start::Duplicate(r)
+        }
+    }
+
+    fn link_pid_only(&mut self, idx: u32) {
+        let p = &self.slots[idx as usize];
+        let (host, pid) = (p.host, p.pid);
+        let prev = self.by_pid.insert((host, pid), idx).unwrap_or(NIL);
+        if prev != idx {
+            self.slots[idx as usize].prev = prev;
+        }
+    }
+
+    /// The parent of a child created at `create`: by parent key when given,
+    /// else the newest incarnation of `ppid` created no later than the
+    /// child — and never one that had already exited, nor one whose key
+    /// contradicts the reported parent key. Falls back to a placeholder from
+    /// the parent-image hint.
+    fn resolve_parent(&mut self, host: HostId, ev: &ProcessEvent, create: Timestamp) -> Option<ProcRef> {
+        if let Some(r) = self.find_parent(host, ev.ppid, ev.parent_key, create) {
+            return Some(r);
+        }
+        let hint = ev.parent_image.as_deref().filter(|h| !h.is_empty())?;
+        let ppid = ev.ppid?;
+        // Only when nothing of that pid could be the parent: otherwise the
+        // hint would hide a real conflict (reuse).
+        if let Some(&head) = self.by_pid.get(&(host, ppid)) {
+            if self.slots[head as usize].exit == ALIVE {
+                return None;
+            }
+        }
+        let image = self.intern(hint);
+        self.stats.placeholders += 1;
+        let r = self.insert(Process {
+            gen: 0,
+            prev: NIL,
+            host,
+            pid: ppid,
+            ppid: NO_PID,
+            creator: NO_PID,
+            session: 0,
+            parent: None,
+            key: ProcessKey::CreateTime(Timestamp(0)),
+            alt_key: ev.parent_key.filter(ProcessKey::is_global),
+            create_time: Timestamp(0),
+            exit: ALIVE,
+            image,
+            origin: ev.origin,
+            placeholder: true,
+            implied_exit: false,
+        });
+        if let Some(k) = ev.parent_key.filter(ProcessKey::is_global) {
+            self.by_key.insert((host, k), r.idx);
+        }
+        Some(r)
+    }
+
+    /// The incarnation of `pid` that was alive at `at`, if any.
+    pub fn find(&self, host: HostId, pid: u32, at: Timestamp) -> Option<ProcRef> {
+        self.find_parent(host, Some(pid), None, at)
+    }
+
+    fn find_parent(
+        &self,
+        host: HostId,
+        ppid: Option<u32>,
+        pkey: Option<ProcessKey>,
+        create: Timestamp,
+    ) -> Option<ProcRef> {
+        if let Some(k) = pkey.filter(ProcessKey::is_global) {
+            if let Some(&i) = self.by_key.get(&(host, k)) {
+                return Some(ProcRef {
+                    idx: i,
+                    gen: self.slots[i as usize].gen,
+                });
+            }
+        }
+        let ppid = ppid?;
+        let mut i = *self.by_pid.get(&(host, ppid))?;
+        while i != NIL {
+            let p = &self.slots[i as usize];
+            if p.create_time > create && !p.placeholder {
+                i = p.prev;
+                continue;
+            }
+            if p.exit < create {
+                return None;
+            }
+            if let Some(k) = pkey {
+                let contradicts = [Some(p.key), p.alt_key]
+                    .into_iter()
+                    .flatten()
+                    .any(|pk| pk.same_kind(&k) && pk != k);
+                if contradicts && !p.placeholder {
+                    return None;
+                }
+            }
+            return Some(ProcRef { idx: i, gen: p.gen });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Guid;
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp(130_000_000_000_000_000 + s * 10_000_000)
+    }
+    fn start(s: u64, pid: u32, ppid: u32, image: &str) -> ProcessEvent {
+        ProcessEvent::start(t(s), pid, ppid, image)
+    }
+    fn stop(s: u64, pid: u32) -> ProcessEvent {
+        ProcessEvent::stop(t(s), pid, "")
+    }
+    fn new(tb: &mut ProcessTable, e: &ProcessEvent) -> ProcRef {
+        match tb.start(e) {
+            Start::New(r) => r,
+            other => panic!("expected new, got {other:?}"),
+        }
+    }
+    fn parent_image(tb: &ProcessTable, r: ProcRef) -> Option<String> {
+        tb.parent(r).map(|p| tb.get(p).unwrap().image.to_string())
+    }
+
+    #[test]
+    fn resolves_parent_by_pid() {
+        let mut tb = ProcessTable::default();
+        new(&mut tb, &start(1, 900, 4, "svchost.exe"));
+        let c = new(&mut tb, &start(2, 1280, 900, "wsmprovhost.exe"));
+        assert_eq!(parent_image(&tb, c).as_deref(), Some("svchost.exe"));
+    }
+
+    #[test]
+    fn pid_reuse_never_names_the_wrong_parent() {
+        let mut tb = ProcessTable::default();
+        new(&mut tb, &start(1, 500, 4, "old.exe"));
+        // A child of old.exe, created while it ran.
+        let c1 = new(&mut tb, &start(2, 600, 500, "c1.exe"));
+        tb.stop(&stop(3, 500));
+        new(&mut tb, &start(10, 500, 4, "new.exe"));
+        let c2 = new(&mut tb, &start(11, 700, 500, "c2.exe"));
+        assert_eq!(parent_image(&tb, c1).as_deref(), Some("old.exe"));
+        assert_eq!(parent_image(&tb, c2).as_deref(), Some("new.exe"));
+        // A child created at 5: old.exe had exited, new.exe did not exist.
+        let c3 = new(&mut tb, &start(5, 800, 500, "c3.exe"));
+        assert_eq!(parent_image(&tb, c3), None);
+        // A late child created at 2.5 s still finds old.exe (tombstone).
+        let mut late = start(2, 801, 500, "late.exe");
+        late.create_time = Some(Timestamp(t(2).0 + 5_000_000));
+        let c4 = new(&mut tb, &late);
+        assert_eq!(parent_image(&tb, c4).as_deref(), Some("old.exe"));
+    }
+
+    #[test]
+    fn child_after_parent_stop_resolves_to_tombstone() {
+        let mut tb = ProcessTable::default();
+        new(&mut tb, &start(1, 500, 4, "p.exe"));
+        assert!(matches!(tb.stop(&stop(3, 500)), Stop::Exited(_)));
+        // Delivered after the stop, created before it.
+        let c = new(&mut tb, &start(2, 600, 500, "c.exe"));
+        assert_eq!(parent_image(&tb, c).as_deref(), Some("p.exe"));
+        assert!(matches!(tb.stop(&stop(4, 500)), Stop::Duplicate(_)));
+    }
+
+    #[test]
+    fn parent_key_beats_pid_and_contradiction_is_unresolved() {
+        let mut tb = ProcessTable::default();
+        let mut p = start(1, 500, 4, "p.exe");
+        p.key = Some(ProcessKey::Sequence(10));
+        new(&mut tb, &p);
+        let mut c = start(2, 600, 500, "c.exe");
+        c.parent_key = Some(ProcessKey::Sequence(10));
+        let c = new(&mut tb, &c);
+        assert_eq!(parent_image(&tb, c).as_deref(), Some("p.exe"));
+        let mut d = start(3, 601, 500, "d.exe");
+        d.parent_key = Some(ProcessKey::Sequence(11));
+        let d = new(&mut tb, &d);
+        assert_eq!(tb.parent(d), None);
+    }
+
+    #[test]
+    fn unknown_parent_is_none_and_hint_makes_placeholder() {
+        let mut tb = ProcessTable::default();
+        let c = new(&mut tb, &start(1, 600, 3332, "hostname.exe"));
+        assert_eq!(tb.parent(c), None);
+        let mut e = start(2, 601, 3333, "hostname.exe");
+        e.parent_image = Some(r"C:\Windows\System32\wsmprovhost.exe".into());
+        let c = new(&mut tb, &e);
+        let p = tb.parent(c).unwrap();
+        assert!(tb.get(p).unwrap().placeholder);
+        assert_eq!(tb.get(p).unwrap().file_name(), "wsmprovhost.exe");
+        assert_eq!(tb.stats().placeholders, 1);
+        // A sibling reuses the same placeholder.
+        let mut e2 = start(3, 602, 3333, "whoami.exe");
+        e2.parent_image = e.parent_image.clone();
+        let c2 = new(&mut tb, &e2);
+        assert_eq!(tb.parent(c2), Some(p));
+    }
+
+    #[test]
+    fn two_channels_of_one_process_are_one_entry() {
+        let mut tb = ProcessTable::default();
+        new(&mut tb, &start(1, 960, 4, "svchost.exe"));
+        // Security 4688: whole seconds, no GUID.
+        let sec = start(8, 9036, 960, r"C:\windows\system32\wsmprovhost.exe");
+        let r = new(&mut tb, &sec);
+        // Sysmon 1: 0.706 s later, with a GUID, case differs.
+        let mut sys = start(8, 9036, 960, r"C:\Windows\System32\WSMPROVHOST.EXE");
+        sys.time = Timestamp(t(8).0 + 7_060_000);
+        sys.create_time = Some(sys.time);
+        sys.key = Some(ProcessKey::Guid(Guid(1, 2)));
+        assert_eq!(tb.start(&sys), Start::Duplicate(r));
+        // A child naming the parent by GUID finds it.
+        let mut c = start(9, 10116, 9036, "powershell.exe");
+        c.parent_key = Some(ProcessKey::Guid(Guid(1, 2)));
+        let c = new(&mut tb, &c);
+        assert_eq!(tb.parent(c), Some(r));
+        assert!(matches!(tb.stop(&stop(20, 9036)), Stop::Exited(_)));
+        assert!(matches!(tb.stop(&stop(20, 9036)), Stop::Duplicate(_)));
+    }
+
+    #[test]
+    fn pidless_record_merges_with_pid_record() {
+        let mut tb = ProcessTable::default();
+        new(&mut tb, &start(1, 960, 4, "svchost.exe"));
+        let mut sys = start(8, 0, 960, "wsmprovhost.exe");
+        sys.pid = None;
+        sys.key = Some(ProcessKey::Guid(Guid(7, 7)));
+        let r = new(&mut tb, &sys);
+        let sec = start(8, 9036, 960, "wsmprovhost.exe");
+        assert_eq!(tb.start(&sec), Start::Duplicate(r));
+        assert_eq!(tb.get(r).unwrap().pid(), Some(9036));
+        // Now findable by pid.
+        let c = new(&mut tb, &start(9, 10116, 9036, "powershell.exe"));
+        assert_eq!(tb.parent(c), Some(r));
+        // And the other way round: pid first, pid-less second.
+        let mut sys2 = start(9, 0, 10116, "conhost.exe");
+        let r2 = new(&mut tb, &start(9, 3384, 10116, "conhost.exe"));
+        sys2.pid = None;
+        sys2.key = Some(ProcessKey::Guid(Guid(8, 8)));
+        assert_eq!(tb.start(&sys2), Start::Duplicate(r2));
+        // Later children naming it by GUID find it.
+        let mut w = start(10, 3148, 3384, "whoami.exe");
+        w.parent_key = Some(ProcessKey::Guid(Guid(8, 8)));
+        let w = new(&mut tb, &w);
+        assert_eq!(tb.parent(w), Some(r2));
+    }
+
+    #[test]
+    fn missing_stop_is_implied_by_reuse() {
+        let mut tb = ProcessTable::default();
+        let a = new(&mut tb, &start(1, 500, 4, "a.exe"));
+        let b = new(&mut tb, &start(5, 500, 4, "b.exe"));
+        assert_eq!(tb.get(a).unwrap().exit_time(), Some(t(5)));
+        assert_eq!(tb.stats().implied_exits, 1);
+        // The late real stop of a still lands on a.
+        assert_eq!(tb.stop(&stop(4, 500)), Stop::Exited(a));
+        assert_eq!(tb.get(a).unwrap().exit_time(), Some(t(4)));
+        assert_eq!(tb.get(b).unwrap().exit_time(), None);
+    }
+
+    #[test]
+    fn tombstones_are_bounded_by_age_and_count() {
+        let mut tb = ProcessTable::new(TableConfig {
+            tombstone_age: 5 * 10_000_000,
+            max_tombstones: 100,
+            max_ancestry: 16,
+        });
+        for i in 0..1000u32 {
+            new(&mut tb, &start(i as u64, 1000 + i, 4, "x.exe"));
+            tb.stop(&stop(i as u64, 1000 + i));
+            assert!(tb.stats().tombstones <= 100);
+        }
+        // Age: only the last ~5 s survive.
+        assert!(tb.len() <= 6, "{}", tb.len());
+        // Reused slots do not resurrect old processes.
+        assert!(tb.stats().evicted >= 994);
+    }
+
+    #[test]
+    fn stale_parent_handle_after_eviction_resolves_to_nothing() {
+        let mut tb = ProcessTable::new(TableConfig {
+            tombstone_age: 10_000_000,
+            max_tombstones: 10,
+            max_ancestry: 16,
+        });
+        new(&mut tb, &start(1, 10, 4, "p.exe"));
+        let c = new(&mut tb, &start(2, 11, 10, "c.exe"));
+        tb.stop(&stop(3, 10));
+        // Evict p by advancing the clock, then reuse its slot.
+        new(&mut tb, &start(100, 12, 4, "other.exe"));
+        assert_eq!(tb.parent(c), None);
+        assert_eq!(tb.ancestors(c).count(), 0);
+    }
+
+    #[test]
+    fn ancestry_walks_up_to_limit() {
+        let mut tb = ProcessTable::default();
+        new(&mut tb, &start(0, 100, 4, "p0"));
+        let mut last = None;
+        for i in 1..30u32 {
+            last = Some(new(&mut tb, &start(i as u64, 100 + i, 99 + i, "p")));
+        }
+        assert_eq!(tb.ancestors(last.unwrap()).count(), 16);
+    }
+
+    #[test]
+    fn snapshot_and_rundown_of_one_process_merge() {
+        let mut tb = ProcessTable::default();
+        let mut snap = start(1, 960, 700, "svchost.exe");
+        snap.origin = Origin::Snapshot;
+        let r = new(&mut tb, &snap);
+        let mut rd = start(1, 960, 700, r"\Device\HarddiskVolume3\Windows\System32\svchost.exe");
+        rd.origin = Origin::Rundown;
+        rd.key = Some(ProcessKey::Sequence(55));
+        assert_eq!(tb.start(&rd), Start::Duplicate(r));
+        // The NT path replaces the bare name, and the sequence key now works.
+        assert!(tb.get(r).unwrap().image.contains("HarddiskVolume3"));
+        let mut c = start(2, 1280, 960, "wsmprovhost.exe");
+        c.parent_key = Some(ProcessKey::Sequence(55));
+        let c = new(&mut tb, &c);
+        assert_eq!(tb.parent(c), Some(r));
+    }
+}
