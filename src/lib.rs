@@ -9,14 +9,16 @@
 //! `sink` writes alerts, and `pipeline` adds the threads and the channel.
 //! `docs/ARCHITECTURE.md` is the map.
 
-pub mod event;
-pub mod source;
-pub mod time;
-pub mod table;
 pub mod alert;
 pub mod detect;
 pub mod engine;
+pub mod event;
+pub mod source;
+pub mod table;
+pub mod time;
 
 pub use alert::{Action, Alert, Severity};
 pub use engine::{Engine, EngineConfig, EngineStats};
 pub use event::{EventKind, Origin, ProcessEvent, ProcessKey, Timestamp};
+pub mod pipeline;
+pub mod sink;

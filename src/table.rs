@@ -262,7 +262,11 @@ impl ProcessTable {
     /// Tags a process (and, through inheritance, its future descendants)
     /// with a session id.
     pub fn set_session(&mut self, r: ProcRef, session: u32) {
-        if let Some(p) = self.slots.get_mut(r.idx as usize).filter(|p| p.gen == r.gen) {
+        if let Some(p) = self
+            .slots
+            .get_mut(r.idx as usize)
+            .filter(|p| p.gen == r.gen)
+        {
             p.session = session;
         }
     }
@@ -296,6 +300,7 @@ impl ProcessTable {
         }
 
         let parent = self.resolve_parent(host, ev, create);
+        let session = parent.and_then(|p| self.get(p)).map_or(0, |p| p.session);
         let image = self.intern(&ev.image);
         let r = self.insert(Process {
             gen: 0,
@@ -304,7 +309,7 @@ impl ProcessTable {
             pid,
             ppid: ev.ppid.unwrap_or(NO_PID),
             creator: ev.creator_pid.unwrap_or(NO_PID),
-            session: 0,
+            session,
             parent,
             key,
             alt_key: None,
@@ -661,7 +666,12 @@ impl ProcessTable {
     /// child — and never one that had already exited, nor one whose key
     /// contradicts the reported parent key. Falls back to a placeholder from
     /// the parent-image hint.
-    fn resolve_parent(&mut self, host: HostId, ev: &ProcessEvent, create: Timestamp) -> Option<ProcRef> {
+    fn resolve_parent(
+        &mut self,
+        host: HostId,
+        ev: &ProcessEvent,
+        create: Timestamp,
+    ) -> Option<ProcRef> {
         if let Some(r) = self.find_parent(host, ev.ppid, ev.parent_key, create) {
             return Some(r);
         }
@@ -958,7 +968,12 @@ mod tests {
         let mut snap = start(1, 960, 700, "svchost.exe");
         snap.origin = Origin::Snapshot;
         let r = new(&mut tb, &snap);
-        let mut rd = start(1, 960, 700, r"\Device\HarddiskVolume3\Windows\System32\svchost.exe");
+        let mut rd = start(
+            1,
+            960,
+            700,
+            r"\Device\HarddiskVolume3\Windows\System32\svchost.exe",
+        );
         rd.origin = Origin::Rundown;
         rd.key = Some(ProcessKey::Sequence(55));
         assert_eq!(tb.start(&rd), Start::Duplicate(r));

@@ -29,9 +29,13 @@ fn in_system_dir(image: &str) -> bool {
     };
     let dir = &image[..cut];
     let lower = dir.to_ascii_lowercase().replace('/', "\\");
-    ["\\windows\\system32", "\\windows\\syswow64", "\\systemroot\\system32"]
-        .iter()
-        .any(|d| lower.ends_with(d))
+    [
+        "\\windows\\system32",
+        "\\windows\\syswow64",
+        "\\systemroot\\system32",
+    ]
+    .iter()
+    .any(|d| lower.ends_with(d))
         || lower.eq_ignore_ascii_case("%systemroot%\\system32")
 }
 
@@ -39,9 +43,7 @@ fn in_system_dir(image: &str) -> bool {
 /// (zero-width and direction controls).
 fn fold(c: char) -> Option<char> {
     Some(match c {
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{FEFF}' => {
-            return None
-        }
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{FEFF}' => return None,
         'а' | 'А' | 'α' => 'a',
         'в' | 'В' => 'b',
         'с' | 'С' | 'ϲ' => 'c',
@@ -81,7 +83,9 @@ pub fn is_lookalike(name: &str) -> bool {
     let trimmed = folded.trim_end_matches(['.', ' ']).trim_start();
     trimmed == NAME
         || trimmed == "wsmprovhost"
-        || trimmed.strip_prefix(NAME).is_some_and(|rest| rest.starts_with('.'))
+        || trimmed
+            .strip_prefix(NAME)
+            .is_some_and(|rest| rest.starts_with('.'))
 }
 
 impl Masquerade {
@@ -202,7 +206,13 @@ mod tests {
         ] {
             assert!(is_lookalike(l), "{l:?}");
         }
-        for n in ["wsmprovhost.exe", "WsmProvHost.exe", "svchost.exe", "wsmprovhostx.exe", "x"] {
+        for n in [
+            "wsmprovhost.exe",
+            "WsmProvHost.exe",
+            "svchost.exe",
+            "wsmprovhostx.exe",
+            "x",
+        ] {
             assert!(!is_lookalike(n), "{n:?}");
         }
     }

@@ -219,7 +219,14 @@ impl Detector for RemoteSessions {
         if let Some(s) = self.sessions.get_mut(&tag) {
             s.processes += 1;
             let s = &self.sessions[&tag];
-            Self::alert(cx, s, Action::RemoteSessionActivity, Severity::Medium, p, ev);
+            Self::alert(
+                cx,
+                s,
+                Action::RemoteSessionActivity,
+                Severity::Medium,
+                p,
+                ev,
+            );
         }
     }
 
@@ -231,7 +238,12 @@ impl Detector for RemoteSessions {
         if s.host != p || s.end.is_some() {
             return;
         }
-        s.end = Some(cx.table.get(p).and_then(|e| e.exit_time()).unwrap_or(ev.time));
+        s.end = Some(
+            cx.table
+                .get(p)
+                .and_then(|e| e.exit_time())
+                .unwrap_or(ev.time),
+        );
         let s = &self.sessions[&tag];
         Self::alert(cx, s, Action::RemoteSessionEnded, Severity::Low, p, ev);
         self.ended.push_back(tag);

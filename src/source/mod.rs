@@ -17,7 +17,11 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::event::ProcessEvent;
 
+pub mod demo;
+pub mod lines;
 pub mod live;
+pub mod native;
+pub mod replay;
 
 /// A producer of process events.
 pub trait Source: Send {

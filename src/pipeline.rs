@@ -1,0 +1,532 @@
+//! Threads and the channel around the [`Engine`]: sources → bounded
+//! channel → one detector thread (owns the table, takes no locks) → sinks.
+//!
+//! Live sources use `try_send` and count drops, so a slow detector or sink
+//! never stalls the OS callback; replay sources block, so replay is lossless.
+//! Stopping is cooperative: the [`StopToken`] makes sources return, which
+//! drops their senders; the detector then drains what is already in the
+//! channel, flushes the sinks and reports. No alert that was raised is lost.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, select, tick, unbounded, Receiver};
+use serde::Serialize;
+
+use crate::alert::Alert;
+use crate::engine::{Engine, EngineStats};
+use crate::event::ProcessEvent;
+use crate::sink::{AlertSink, EventRecorder, SinkError};
+use crate::source::{
+    Backpressure, Emitter, InputError, Source, SourceCounters, SourceError, SourceStats, StopToken,
+};
+
+/// Pipeline settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineConfig {
+    /// Events the channel holds before live sources start dropping.
+    pub channel_capacity: usize,
+    /// Print running stats this often (`None`: only the final summary).
+    pub stats_interval: Option<Duration>,
+    /// How often to check the loss counters.
+    pub loss_check: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            channel_capacity: 1 << 16,
+            stats_interval: None,
+            loss_check: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One source and how it behaves when the detector is behind.
+pub struct Input {
+    /// The source.
+    pub source: Box<dyn Source>,
+    /// Block (replay) or drop and count (live).
+    pub policy: Backpressure,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("source", &self.source.name())
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Input {
+    /// A replay input: lossless.
+    pub fn replay(source: Box<dyn Source>) -> Self {
+        Input {
+            source,
+            policy: Backpressure::Block,
+        }
+    }
+    /// A live input: never blocks.
+    pub fn live(source: Box<dyn Source>) -> Self {
+        Input {
+            source,
+            policy: Backpressure::DropNewest,
+        }
+    }
+}
+
+/// One source's share of the stats.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceReport {
+    /// Source name.
+    pub name: String,
+    /// Its counters.
+    #[serde(flatten)]
+    pub stats: SourceStats,
+    /// The error that ended it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything the pipeline counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunStats {
+    /// Wall time so far, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Events processed per second of wall time.
+    pub events_per_sec: f64,
+    /// Sum over all sources.
+    pub totals: SourceStats,
+    /// Per source.
+    pub sources: Vec<SourceReport>,
+    /// The engine's counters.
+    pub engine: EngineStats,
+    /// Alerts a sink failed to write.
+    pub alerts_unwritten: u64,
+    /// Events the recorder failed to write.
+    pub events_unrecorded: u64,
+}
+
+impl RunStats {
+    /// True when anything was lost, dropped, malformed or unwritten, or a
+    /// source failed: the run is incomplete and the exit status says so.
+    pub fn incomplete(&self) -> bool {
+        let t = &self.totals;
+        t.dropped + t.malformed + t.upstream_lost + self.alerts_unwritten + self.events_unrecorded
+            > 0
+            || self.sources.iter().any(|s| s.error.is_some())
+    }
+}
+
+/// Where the pipeline tells the user what happens. The binary prints to
+/// stderr; tests collect.
+pub trait Reporter: Send {
+    /// A bad record (file and record named); processing goes on.
+    fn input_error(&mut self, e: &InputError);
+    /// A sink could not write (reported once per sink; later failures are
+    /// counted).
+    fn sink_error(&mut self, e: &SinkError);
+    /// A loss counter rose: `what` is `dropped` or `upstream_lost`.
+    fn loss(&mut self, source: &str, what: &str, total: u64, delta: u64);
+    /// Periodic or final stats.
+    fn stats(&mut self, stats: &RunStats, last: bool);
+}
+
+/// What [`run`] returns.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Final counters.
+    pub stats: RunStats,
+    /// Errors that ended sources (for the binary's exit status and message).
+    pub source_errors: Vec<(String, SourceError)>,
+}
+
+struct Detector {
+    engine: Engine,
+    sinks: Vec<Box<dyn AlertSink>>,
+    sink_failed: Vec<bool>,
+    recorder: Option<EventRecorder>,
+    reporter: Box<dyn Reporter>,
+    alerts: Vec<Alert>,
+    alerts_unwritten: u64,
+    events_unrecorded: u64,
+    recorder_failed: bool,
+}
+
+impl Detector {
+    fn handle(&mut self, ev: &ProcessEvent) {
+        if let Some(r) = &mut self.recorder {
+            if let Err(e) = r.record(ev) {
+                self.events_unrecorded += 1;
+                if !self.recorder_failed {
+                    self.recorder_failed = true;
+                    self.reporter.sink_error(&e);
+                }
+            }
+        }
+        self.engine.process(ev, &mut self.alerts);
+        for a in self.alerts.drain(..) {
+            for (i, s) in self.sinks.iter_mut().enumerate() {
+                if let Err(e) = s.alert(&a) {
+                    self.alerts_unwritten += 1;
+                    if !self.sink_failed[i] {
+                        self.sink_failed[i] = true;
+                        self.reporter.sink_error(&e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for (i, s) in self.sinks.iter_mut().enumerate() {
+            if let Err(e) = s.flush() {
+                if !self.sink_failed[i] {
+                    self.sink_failed[i] = true;
+                    self.reporter.sink_error(&e);
+                }
+            }
+        }
+        if let Some(r) = &mut self.recorder {
+            if let Err(e) = r.flush() {
+                self.events_unrecorded += 1;
+                self.reporter.sink_error(&e);
+            }
+        }
+    }
+}
+
+fn snapshot(
+    started: Instant,
+    counters: &[(String, Arc<SourceCounters>)],
+    errors: &[Option<String>],
+    engine: EngineStats,
+    alerts_unwritten: u64,
+    events_unrecorded: u64,
+) -> RunStats {
+    let mut totals = SourceStats::default();
+    let sources = counters
+        .iter()
+        .enumerate()
+        .map(|(i, (name, c))| {
+            let s = c.snapshot();
+            totals.sent += s.sent;
+            totals.dropped += s.dropped;
+            totals.malformed += s.malformed;
+            totals.upstream_lost += s.upstream_lost;
+            totals.incomplete += s.incomplete;
+            SourceReport {
+                name: name.clone(),
+                stats: s,
+                error: errors.get(i).cloned().flatten(),
+            }
+        })
+        .collect();
+    let elapsed = started.elapsed();
+    RunStats {
+        elapsed_ms: elapsed.as_millis() as u64,
+        events_per_sec: engine.events as f64 / elapsed.as_secs_f64().max(1e-9),
+        totals,
+        sources,
+        engine,
+        alerts_unwritten,
+        events_unrecorded,
+    }
+}
+
+/// Runs sources to completion (or until `stop`), detecting as events flow.
+pub fn run(
+    inputs: Vec<Input>,
+    engine: Engine,
+    sinks: Vec<Box<dyn AlertSink>>,
+    recorder: Option<EventRecorder>,
+    reporter: Box<dyn Reporter>,
+    stop: StopToken,
+    config: PipelineConfig,
+) -> Outcome {
+    let started = Instant::now();
+    let (tx, rx) = bounded::<ProcessEvent>(config.channel_capacity.max(1));
+    let (etx, erx) = unbounded::<InputError>();
+    let mut counters = Vec::new();
+    let mut handles = Vec::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        let name = input.source.name();
+        let c = Arc::new(SourceCounters::default());
+        counters.push((name.clone(), c.clone()));
+        let mut emitter = Emitter::new(tx.clone(), input.policy, c, etx.clone());
+        let stop = stop.clone();
+        let mut source = input.source;
+        let h = thread::Builder::new()
+            .name(format!("source-{i}"))
+            .spawn(move || source.run(&mut emitter, &stop));
+        handles.push((name, h));
+    }
+    drop((tx, etx));
+
+    let sink_failed = vec![false; sinks.len()];
+    let mut det = Detector {
+        engine,
+        sinks,
+        sink_failed,
+        recorder,
+        reporter,
+        alerts: Vec::new(),
+        alerts_unwritten: 0,
+        events_unrecorded: 0,
+        recorder_failed: false,
+    };
+    let det_counters = counters.clone();
+    let detector = thread::Builder::new()
+        .name("detector".into())
+        .spawn(move || {
+            detect_loop(&mut det, &rx, &erx, &det_counters, started, config);
+            det
+        })
+        .expect("spawning the detector thread");
+
+    let mut source_errors = Vec::new();
+    let mut errors = vec![None; counters.len()];
+    for (i, (name, h)) in handles.into_iter().enumerate() {
+        let result = match h {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                Err(SourceError::Os {
+                    what: name.clone(),
+                    detail: "the source thread panicked".into(),
+                })
+            }),
+            Err(e) => Err(SourceError::Os {
+                what: format!("starting {name}"),
+                detail: e.to_string(),
+            }),
+        };
+        if let Err(e) = result {
+            errors[i] = Some(e.to_string());
+            source_errors.push((name, e));
+        }
+    }
+    // Every emitter is gone now: the detector drains and returns.
+    let mut det = detector
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    let stats = snapshot(
+        started,
+        &counters,
+        &errors,
+        det.engine.stats(),
+        det.alerts_unwritten,
+        det.events_unrecorded,
+    );
+    det.reporter.stats(&stats, true);
+    Outcome {
+        stats,
+        source_errors,
+    }
+}
+
+fn detect_loop(
+    det: &mut Detector,
+    rx: &Receiver<ProcessEvent>,
+    erx: &Receiver<InputError>,
+    counters: &[(String, Arc<SourceCounters>)],
+    started: Instant,
+    config: PipelineConfig,
+) {
+    let ticker = tick(
+        config
+            .loss_check
+            .min(config.stats_interval.unwrap_or(Duration::MAX)),
+    );
+    let mut last_stats = Instant::now();
+    let mut seen: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
+    loop {
+        select! {
+            recv(rx) -> msg => match msg {
+                Ok(ev) => {
+                    det.handle(&ev);
+                    // Take a batch before looking at the other channels.
+                    for ev in rx.try_iter().take(4096) {
+                        det.handle(&ev);
+                    }
+                }
+                Err(_) => break,
+            },
+            recv(erx) -> e => if let Ok(e) = e { det.reporter.input_error(&e) },
+            recv(ticker) -> _ => {
+                for (i, (name, c)) in counters.iter().enumerate() {
+                    let s = c.snapshot();
+                    let (d0, l0) = seen[i];
+                    if s.dropped > d0 {
+                        det.reporter.loss(name, "dropped", s.dropped, s.dropped - d0);
+                    }
+                    if s.upstream_lost > l0 {
+                        det.reporter.loss(name, "upstream_lost", s.upstream_lost, s.upstream_lost - l0);
+                    }
+                    seen[i] = (s.dropped, s.upstream_lost);
+                }
+                if let Some(every) = config.stats_interval {
+                    if last_stats.elapsed() >= every {
+                        last_stats = Instant::now();
+                        let st = snapshot(started, counters, &[], det.engine.stats(),
+                            det.alerts_unwritten, det.events_unrecorded);
+                        det.reporter.stats(&st, false);
+                    }
+                }
+            }
+        }
+    }
+    for e in erx.try_iter() {
+        det.reporter.input_error(&e);
+    }
+    det.finish();
+}
+
+/// A [`Reporter`] that keeps everything (tests, embedding).
+#[derive(Debug, Default, Clone)]
+pub struct Collected {
+    /// Input errors, rendered.
+    pub input_errors: Vec<String>,
+    /// Sink errors, rendered.
+    pub sink_errors: Vec<String>,
+    /// Loss reports: (source, what, total).
+    pub losses: Vec<(String, String, u64)>,
+    /// The last stats seen.
+    pub last: Option<RunStats>,
+}
+
+/// Collects reports into a shared [`Collected`].
+#[derive(Debug, Clone, Default)]
+pub struct CollectingReporter(pub Arc<parking_lot::Mutex<Collected>>);
+
+impl Reporter for CollectingReporter {
+    fn input_error(&mut self, e: &InputError) {
+        self.0.lock().input_errors.push(e.to_string());
+    }
+    fn sink_error(&mut self, e: &SinkError) {
+        self.0.lock().sink_errors.push(e.to_string());
+    }
+    fn loss(&mut self, source: &str, what: &str, total: u64, _delta: u64) {
+        self.0
+            .lock()
+            .losses
+            .push((source.into(), what.into(), total));
+    }
+    fn stats(&mut self, stats: &RunStats, _last: bool) {
+        self.0.lock().last = Some(stats.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::Collect;
+    use crate::source::demo;
+    use crate::source::native::VecSource;
+
+    /// A sink that hands alerts to a shared list (the pipeline owns sinks).
+    struct Shared(Arc<parking_lot::Mutex<Vec<Alert>>>);
+    impl AlertSink for Shared {
+        fn alert(&mut self, a: &Alert) -> Result<(), SinkError> {
+            self.0.lock().push(a.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn pipeline_gives_the_engine_answer_and_counts() {
+        let events = demo::scenario();
+        let n = events.len() as u64;
+        let direct = Engine::default().run(&events);
+        let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let rep = CollectingReporter::default();
+        let out = run(
+            vec![Input::replay(Box::new(VecSource::new("demo", events)))],
+            Engine::default(),
+            vec![Box::new(Shared(got.clone())), Box::new(Collect::default())],
+            None,
+            Box::new(rep.clone()),
+            StopToken::new(),
+            PipelineConfig {
+                channel_capacity: 4,
+                ..Default::default()
+            },
+        );
+        assert_eq!(*got.lock(), direct);
+        assert_eq!(out.stats.totals.sent, n);
+        assert_eq!(out.stats.engine.events, n);
+        assert_eq!(out.stats.engine.alerts, direct.len() as u64);
+        assert!(!out.stats.incomplete());
+        assert!(rep.0.lock().last.is_some());
+    }
+
+    struct Endless;
+    impl Source for Endless {
+        fn name(&self) -> String {
+            "endless".into()
+        }
+        fn run(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<(), SourceError> {
+            let mut pid = 0u32;
+            while !stop.is_stopped() {
+                pid = pid.wrapping_add(4);
+                out.emit(ProcessEvent::start(
+                    crate::event::Timestamp(pid as u64),
+                    pid,
+                    0,
+                    "x.exe",
+                ))?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stop_drains_and_live_drops_are_counted_not_lost() {
+        let stop = StopToken::new();
+        let s2 = stop.clone();
+        let h = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            s2.stop();
+        });
+        let out = run(
+            vec![Input::live(Box::new(Endless))],
+            Engine::default(),
+            vec![],
+            None,
+            Box::new(CollectingReporter::default()),
+            stop,
+            PipelineConfig {
+                channel_capacity: 8,
+                ..Default::default()
+            },
+        );
+        h.join().unwrap();
+        let t = out.stats.totals;
+        // Every event sent was processed: the channel was drained.
+        assert_eq!(t.sent, out.stats.engine.events);
+        assert!(t.sent > 0);
+        // Whatever did not fit was counted, and that makes the run incomplete.
+        assert_eq!(out.stats.incomplete(), t.dropped > 0);
+    }
+
+    #[test]
+    fn failing_source_is_reported() {
+        let out = run(
+            vec![Input::replay(Box::new(
+                crate::source::native::NativeFile::new("/nonexistent/file.jsonl"),
+            ))],
+            Engine::default(),
+            vec![],
+            None,
+            Box::new(CollectingReporter::default()),
+            StopToken::new(),
+            PipelineConfig::default(),
+        );
+        assert_eq!(out.source_errors.len(), 1);
+        assert!(out.stats.incomplete());
+        assert!(out.source_errors[0]
+            .1
+            .to_string()
+            .contains("/nonexistent/file.jsonl"));
+    }
+}

@@ -1,0 +1,271 @@
+//! Alert sinks: the third boundary. Push-style, like ripgrep's `Sink`: the
+//! pipeline hands each alert over as it is raised.
+//!
+//! Output is flushed per alert so a SIEM tailing the file, or a responder
+//! watching the console, sees an alert the moment it exists, and a crash
+//! loses nothing already raised.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::alert::Alert;
+use crate::event::ProcessEvent;
+
+/// Errors writing output.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Opening an output file failed.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing failed (disk full, closed pipe).
+    #[error("cannot write to {target}: {source}")]
+    Write {
+        /// The file or stream.
+        target: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Receives alerts.
+pub trait AlertSink: Send {
+    /// Writes one alert (and flushes it).
+    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError>;
+    /// Flushes anything buffered.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Output encodings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One ECS JSON object per line.
+    Json,
+    /// One readable line per alert.
+    Text,
+}
+
+/// Writes alerts to any `Write`, as JSON lines or text.
+pub struct WriterSink {
+    out: Box<dyn Write + Send>,
+    format: Format,
+    target: String,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for WriterSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterSink")
+            .field("format", &self.format)
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl WriterSink {
+    /// A sink over `out`; `target` names it in errors.
+    pub fn new(out: Box<dyn Write + Send>, format: Format, target: impl Into<String>) -> Self {
+        WriterSink {
+            out,
+            format,
+            target: target.into(),
+            buf: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Standard output.
+    pub fn stdout(format: Format) -> Self {
+        Self::new(Box::new(io::stdout()), format, "stdout")
+    }
+
+    /// A file opened for append (created if missing; not world-writable).
+    pub fn append(path: &Path, format: Format) -> Result<Self, SinkError> {
+        let f = open_append(path)?;
+        Ok(Self::new(Box::new(f), format, path.display().to_string()))
+    }
+}
+
+/// Opens `path` for appending, creating it with owner-only write access.
+pub fn open_append(path: &Path) -> Result<File, SinkError> {
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o640);
+    }
+    o.open(path).map_err(|source| SinkError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl AlertSink for WriterSink {
+    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        self.buf.clear();
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.buf, alert).map_err(|e| SinkError::Write {
+                    target: self.target.clone(),
+                    source: e.into(),
+                })?;
+            }
+            Format::Text => self.buf.extend_from_slice(alert.to_text().as_bytes()),
+        }
+        self.buf.push(b'\n');
+        // One write per alert so concurrent readers never see half a line.
+        self.out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush())
+            .map_err(|source| SinkError::Write {
+                target: self.target.clone(),
+                source,
+            })
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.out.flush().map_err(|source| SinkError::Write {
+            target: self.target.clone(),
+            source,
+        })
+    }
+}
+
+/// Keeps alerts in memory (tests, embedding).
+#[derive(Debug, Default)]
+pub struct Collect(pub Vec<Alert>);
+
+impl AlertSink for Collect {
+    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        self.0.push(alert.clone());
+        Ok(())
+    }
+}
+
+/// Writes the decoded event stream in the native format (`--record`), for
+/// later `replay`.
+pub struct EventRecorder {
+    out: BufWriter<Box<dyn Write + Send>>,
+    target: String,
+}
+
+impl std::fmt::Debug for EventRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventRecorder")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl EventRecorder {
+    /// Records into `path` (appending).
+    pub fn create(path: &Path) -> Result<Self, SinkError> {
+        let f = open_append(path)?;
+        Ok(Self::new(Box::new(f), path.display().to_string()))
+    }
+
+    /// Records into any writer.
+    pub fn new(out: Box<dyn Write + Send>, target: impl Into<String>) -> Self {
+        EventRecorder {
+            out: BufWriter::with_capacity(64 << 10, out),
+            target: target.into(),
+        }
+    }
+
+    /// Appends one event.
+    pub fn record(&mut self, ev: &ProcessEvent) -> Result<(), SinkError> {
+        serde_json::to_writer(&mut self.out, ev)
+            .map_err(io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|source| SinkError::Write {
+                target: self.target.clone(),
+                source,
+            })
+    }
+
+    /// Flushes buffered events.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        self.out.flush().map_err(|source| SinkError::Write {
+            target: self.target.clone(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::event::Timestamp;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn an_alert() -> Alert {
+        let mut e = Engine::default();
+        let a = e.run(&[
+            ProcessEvent::start(Timestamp(1), 900, 4, "svchost.exe"),
+            ProcessEvent::start(Timestamp(2), 1280, 900, "wsmprovhost.exe"),
+        ]);
+        a.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn json_lines_are_one_object_per_line() {
+        let buf = Shared::default();
+        let mut s = WriterSink::new(Box::new(buf.clone()), Format::Json, "mem");
+        s.alert(&an_alert()).unwrap();
+        s.alert(&an_alert()).unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["event"]["kind"], "alert");
+    }
+
+    #[test]
+    fn text_line_names_action_and_lineage() {
+        let line = an_alert().to_text();
+        assert!(line.contains("remote_session_started"), "{line}");
+        assert!(
+            line.contains("wsmprovhost.exe <- svchost.exe(900)"),
+            "{line}"
+        );
+    }
+
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_failure_is_reported_with_its_target() {
+        let mut s = WriterSink::new(Box::new(Broken), Format::Json, "out.ndjson");
+        let e = s.alert(&an_alert()).unwrap_err().to_string();
+        assert!(e.contains("out.ndjson") && e.contains("disk full"), "{e}");
+    }
+}
