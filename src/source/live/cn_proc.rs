@@ -110,6 +110,13 @@ pub enum ProcEventKind {
         /// The signal sent to the parent.
         exit_signal: u32,
     },
+    /// Any other process event (uid, gid, sid, ptrace, comm, coredump,
+    /// non-zero exit). Ignored, but it carries a sequence number, so it must
+    /// still reach the loss counter.
+    Other {
+        /// The `what` code.
+        what: u32,
+    },
 }
 
 /// One decoded process event with its delivery metadata.
@@ -192,9 +199,9 @@ pub fn netlink_messages(buf: &[u8]) -> impl Iterator<Item = Result<&[u8], ParseE
 
 /// Decodes one netlink message (header included) from the connector.
 ///
-/// `Ok(None)` for messages that are valid but of no interest: other
-/// connector indices, `NLMSG_NOOP`, and proc events other than
-/// fork/exec/exit/ack (uid, gid, sid, ptrace, comm, coredump).
+/// `Ok(None)` for messages that are valid but not process events: other
+/// connector indices, `NLMSG_NOOP`, error-free netlink acks. Process events
+/// the tracer does not use come back as [`ProcEventKind::Other`].
 pub fn parse_proc_event(msg: &[u8]) -> Result<Option<ProcEvent>, ParseError> {
     need("nlmsghdr", msg, NLMSG_HDRLEN)?;
     let nl_len = u32_at(msg, 0).unwrap_or(0) as usize;
@@ -277,7 +284,7 @@ pub fn parse_proc_event(msg: &[u8]) -> Result<Option<ProcEvent>, ParseError> {
             exit_code: field(2, "exit event")?,
             exit_signal: field(3, "exit event")?,
         },
-        _ => return Ok(None),
+        what => ProcEventKind::Other { what },
     };
     Ok(Some(ProcEvent {
         cpu,
@@ -442,7 +449,10 @@ mod tests {
     #[test]
     fn ignores_uninteresting_events_and_foreign_indices() {
         let uid = datagram(0x4, 0, 0, 0, &[1, 1, 0, 0]);
-        assert_eq!(parse_proc_event(&uid).unwrap(), None);
+        assert_eq!(
+            parse_proc_event(&uid).unwrap().unwrap().kind,
+            ProcEventKind::Other { what: 4 }
+        );
         let mut foreign = datagram(PROC_EVENT_FORK, 0, 0, 0, &[1, 1, 2, 2]);
         foreign[16] = 9;
         assert_eq!(parse_proc_event(&foreign).unwrap(), None);

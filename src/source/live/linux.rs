@@ -721,6 +721,8 @@ impl Tracker<'_> {
             p.as_ref().map(|p| p.image.to_string()).unwrap_or_default(),
         );
         ev.key = p.as_ref().map(|p| self.key(p.starttime));
+        // The creation time pins the incarnation in the table's pid chain.
+        ev.create_time = p.as_ref().map(|p| self.clock.start_time(p.starttime));
         ev.exit_code = exit_code;
         ev.host = self.host.as_deref().map(String::from);
         out.emit(ev)
