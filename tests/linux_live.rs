@@ -419,3 +419,138 @@ fn source_sees_seed_and_a_live_exec_with_consistent_keys() {
         t0.elapsed()
     );
 }
+
+/// Percentile of sorted samples.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// Exec→alert-written latency: the kernel's exec timestamp (the alert's
+/// `@timestamp`) to the moment the sink holds the alert. Prints p50/p99 for
+/// a burst (children back to back) and a paced session (one child per
+/// ~10 ms). Run: `cargo test --release --test linux_live -- --ignored
+/// --nocapture measure_latency`.
+#[test]
+#[ignore = "measurement; prints figures for docs/PERFORMANCE.md"]
+fn measure_latency() {
+    let _g = serial();
+    for (label, body, children) in [
+        (
+            "burst, 500 children back to back",
+            "i=0; while [ $i -lt 500 ]; do /bin/true; i=$((i+1)); done; :",
+            500,
+        ),
+        (
+            "paced, 200 children (100 sleeps of 10 ms + 100 true)",
+            "i=0; while [ $i -lt 100 ]; do /bin/sleep 0.01; /bin/true; i=$((i+1)); done; :",
+            200,
+        ),
+    ] {
+        let Some(tr) = Tracer::start(None) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sshd = fake(dir.path(), "sshd");
+        let pwsh = fake(dir.path(), "pwsh");
+        let out = Command::new(&sshd)
+            .arg("-c")
+            .arg(r#""$0" -c "$1" -sshs & echo $!; wait; :"#)
+            .arg(&pwsh)
+            .arg(body)
+            .output()
+            .unwrap();
+        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        tr.wait_for(Duration::from_secs(30), |a| {
+            count(a, pid, Action::RemoteSessionEnded) == 1
+        });
+        let (out, alerts, _) = tr.finish();
+        let mut lat: Vec<f64> = alerts
+            .iter()
+            .filter(|(_, a)| {
+                a.session.as_ref().and_then(|s| s.pid) == Some(pid)
+                    && matches!(
+                        a.action,
+                        Action::RemoteSessionStarted | Action::RemoteSessionActivity
+                    )
+            })
+            .map(|(w, a)| (w.0 as f64 - a.timestamp.0 as f64) / 10_000.0)
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        eprintln!(
+            "latency [{label}]: n={} (expected {}) p50={:.2} ms p99={:.2} ms max={:.2} ms; \
+             lost={} dropped={} incomplete={}",
+            lat.len(),
+            children + 1,
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN),
+            out.stats.totals.upstream_lost,
+            out.stats.totals.dropped,
+            out.stats.totals.incomplete,
+        );
+    }
+}
+
+/// Spawns `n` fork-only children (`( : )` subshells) from `shells` shells.
+fn subshell_storm(n: usize, shells: usize) {
+    let per = n.div_ceil(shells);
+    let script = format!("i=0; while [ $i -lt {per} ]; do ( : ); i=$((i+1)); done");
+    let hs: Vec<_> = (0..shells)
+        .map(|_| {
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut h in hs {
+        h.wait().unwrap();
+    }
+}
+
+/// The start rate the tracer keeps up with, with zero losses. Each round is
+/// a fresh tracer and one storm; prints rate, losses and drops. Run:
+/// `cargo test --release --test linux_live -- --ignored --nocapture
+/// measure_rate`.
+#[test]
+#[ignore = "measurement; prints figures for docs/PERFORMANCE.md"]
+fn measure_rate() {
+    let _g = serial();
+    let n = storm_size();
+    for (kind, par) in [
+        ("exec /bin/true", 1),
+        ("exec /bin/true", 2),
+        ("exec /bin/true", 4),
+        ("fork-only ( : )", 1),
+        ("fork-only ( : )", 2),
+        ("fork-only ( : )", 4),
+    ] {
+        let Some(tr) = Tracer::start(None) else {
+            return;
+        };
+        let t0 = Instant::now();
+        if kind.starts_with("exec") {
+            fork_storm(n, par);
+        } else {
+            subshell_storm(n, par);
+        }
+        let el = t0.elapsed();
+        thread::sleep(Duration::from_millis(500));
+        let (out, _, _) = tr.finish();
+        let t = out.stats.totals;
+        eprintln!(
+            "rate [{kind} x{par}]: {n} in {:.2} s = {:.0}/s; upstream_lost={} dropped={} incomplete={} engine_starts={}",
+            el.as_secs_f64(),
+            n as f64 / el.as_secs_f64(),
+            t.upstream_lost,
+            t.dropped,
+            t.incomplete,
+            out.stats.engine.starts,
+        );
+    }
+}
