@@ -639,10 +639,13 @@ impl Tracker<'_> {
             (None, Some(k)) => k.starttime,
             (None, None) => self.clock.approx_starttime(ts),
         };
+        // A task being reaped still shows its stat, but with ppid 0: the
+        // fork event's parent is then the better answer.
         let ppid = d
             .stat
             .as_ref()
             .map(|s| s.ppid)
+            .filter(|&pp| pp != 0)
             .or(known.map(|k| k.ppid))
             .unwrap_or(0);
         let image: Arc<str> = match (d.exe, &d.stat) {
