@@ -1,1 +1,307 @@
-fn main() {}
+//! `wsmwatch`: the binary responders carry.
+//!
+//! Alerts go to stdout (or `--output`), everything else — bad input, loss
+//! warnings, stats, the final summary — to stderr, so stdout stays clean
+//! JSON lines for a SIEM.
+//!
+//! Exit status: 0 all input processed, nothing lost; 1 fatal error (could
+//! not start, could not open output); 2 usage error; 3 finished, but some
+//! input was bad, events were lost or dropped, or output failed.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use wsmwatch::engine::{Engine, EngineConfig};
+use wsmwatch::pipeline::{self, Input, PipelineConfig, Reporter, RunStats};
+use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
+use wsmwatch::source::live::{LiveConfig, LiveSource};
+use wsmwatch::source::native::VecSource;
+use wsmwatch::source::{demo, replay, InputError, StopToken};
+
+const EXIT_FATAL: u8 = 1;
+const EXIT_INCOMPLETE: u8 = 3;
+
+/// Catch remote PowerShell sessions (CAR-2014-11-004) from process lineage.
+#[derive(Parser, Debug)]
+#[command(name = "wsmwatch", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Trace processes live (Windows: ETW, run as Administrator; Linux:
+    /// process-events connector, run as root).
+    Live(LiveArgs),
+    /// Run recorded events or event-log evidence through the detector.
+    Replay(ReplayArgs),
+    /// Replay the bundled demo scenario.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct OutputArgs {
+    /// Alert encoding; `auto` is text on a terminal, JSON lines otherwise.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    format: FormatArg,
+    /// Append alerts to this file instead of stdout (flushed per alert).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Print running stats to stderr every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    stats_interval: Option<f64>,
+    /// Print stats and the final summary as JSON.
+    #[arg(long)]
+    stats_json: bool,
+    /// Diagnostics level (error, warn, info, debug, trace).
+    #[arg(long, default_value = "warn", value_name = "LEVEL")]
+    log: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum FormatArg {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Args, Debug)]
+struct LiveArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+    /// Also write the decoded event stream (native JSON lines) for replay.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Windows: also write the raw ETW session to this .etl file.
+    #[arg(long, value_name = "FILE")]
+    etl: Option<PathBuf>,
+    /// Windows: ETW buffer size in KiB.
+    #[arg(long, default_value_t = LiveConfig::default().buffer_kib)]
+    buffer_kib: u32,
+    /// Windows: minimum ETW buffers.
+    #[arg(long, default_value_t = LiveConfig::default().min_buffers)]
+    min_buffers: u32,
+    /// Windows: maximum ETW buffers.
+    #[arg(long, default_value_t = LiveConfig::default().max_buffers)]
+    max_buffers: u32,
+    /// Windows: force a buffer flush this often (bounds alert latency).
+    #[arg(long, default_value_t = LiveConfig::default().flush_interval.as_millis() as u64, value_name = "MS")]
+    flush_ms: u64,
+    /// Events the detector queue holds before new ones are dropped (counted).
+    #[arg(long, default_value_t = PipelineConfig::default().channel_capacity)]
+    queue: usize,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+    /// Files to replay (native JSON lines; `-` for stdin).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+    /// Write the demo's events (native JSON lines) to FILE instead of
+    /// replaying them.
+    #[arg(long, value_name = "FILE")]
+    write_events: Option<PathBuf>,
+}
+
+/// Prints diagnostics to stderr.
+struct StderrReporter {
+    json: bool,
+}
+
+impl Reporter for StderrReporter {
+    fn input_error(&mut self, e: &InputError) {
+        eprintln!("wsmwatch: bad input: {e}");
+    }
+    fn sink_error(&mut self, e: &SinkError) {
+        eprintln!("wsmwatch: output error: {e}");
+    }
+    fn loss(&mut self, source: &str, what: &str, total: u64, delta: u64) {
+        let why = if what == "dropped" {
+            "dropped because the detector queue was full"
+        } else {
+            "lost by the operating system before delivery"
+        };
+        eprintln!("wsmwatch: warning: {source}: {delta} more events {why} (total {total})");
+    }
+    fn stats(&mut self, s: &RunStats, last: bool) {
+        if self.json {
+            let v = serde_json::json!({ "final": last, "stats": s });
+            eprintln!("{v}");
+            return;
+        }
+        let e = &s.engine;
+        let t = &s.totals;
+        let label = if last { "summary" } else { "stats" };
+        eprintln!(
+            "wsmwatch: {label}: {} events in {:.3} s ({:.0}/s); {} alerts; {} starts, {} stops, \
+             {} duplicates, {} unknown stops, {} unresolved parents; table {} entries \
+             ({} exited kept); malformed {}, dropped {}, lost upstream {}, incomplete {}{}",
+            e.events,
+            s.elapsed_ms as f64 / 1000.0,
+            s.events_per_sec,
+            e.alerts,
+            e.starts,
+            e.stops,
+            e.duplicates,
+            e.unknown_stops,
+            e.unresolved_parents,
+            e.table.entries,
+            e.table.tombstones,
+            t.malformed,
+            t.dropped,
+            t.upstream_lost,
+            t.incomplete,
+            if s.alerts_unwritten + s.events_unrecorded > 0 {
+                format!(
+                    ", unwritten alerts {}, unrecorded events {}",
+                    s.alerts_unwritten, s.events_unrecorded
+                )
+            } else {
+                String::new()
+            }
+        );
+        if last {
+            for src in &s.sources {
+                if let Some(err) = &src.error {
+                    eprintln!("wsmwatch: {}: {err}", src.name);
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wsmwatch: error: {e:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+fn out_args(c: &Command) -> &OutputArgs {
+    match c {
+        Command::Live(a) => &a.out,
+        Command::Replay(a) => &a.out,
+        Command::Demo(a) => &a.out,
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let out = out_args(&cli.command);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&out.log)
+                .context("--log: not a valid level or filter")?,
+        )
+        .init();
+
+    let stop = StopToken::new();
+    {
+        let stop = stop.clone();
+        let mut hits = 0u32;
+        // SIGINT/SIGTERM (and Ctrl-C / console close on Windows) stop the
+        // sources; the pipeline then drains and flushes. A second one exits
+        // at once.
+        ctrlc::set_handler(move || {
+            hits += 1;
+            if hits > 1 {
+                std::process::exit(130);
+            }
+            stop.stop();
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+
+    let format = match out.format {
+        FormatArg::Json => Format::Json,
+        FormatArg::Text => Format::Text,
+        FormatArg::Auto if out.output.is_none() && std::io::stdout().is_terminal() => Format::Text,
+        FormatArg::Auto => Format::Json,
+    };
+    let sink: Box<dyn AlertSink> = match &out.output {
+        Some(p) => Box::new(WriterSink::append(p, format)?),
+        None => Box::new(WriterSink::stdout(format)),
+    };
+    let mut config = PipelineConfig {
+        stats_interval: out
+            .stats_interval
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64),
+        ..PipelineConfig::default()
+    };
+    let reporter = Box::new(StderrReporter {
+        json: out.stats_json,
+    });
+
+    let (inputs, recorder) = match &cli.command {
+        Command::Demo(a) => {
+            if let Some(p) = &a.write_events {
+                let mut r = EventRecorder::create(p)?;
+                for ev in demo::scenario() {
+                    r.record(&ev)?;
+                }
+                r.flush()?;
+                eprintln!("wsmwatch: wrote the demo's events to {}", p.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let src = VecSource::new("demo", demo::scenario());
+            (vec![Input::replay(Box::new(src))], None)
+        }
+        Command::Replay(a) => (
+            replay::open(&a.files)
+                .into_iter()
+                .map(Input::replay)
+                .collect(),
+            None,
+        ),
+        Command::Live(a) => {
+            config.channel_capacity = a.queue;
+            let live = LiveSource::new(LiveConfig {
+                buffer_kib: a.buffer_kib,
+                min_buffers: a.min_buffers,
+                max_buffers: a.max_buffers,
+                flush_interval: Duration::from_millis(a.flush_ms),
+                etl_file: a.etl.clone(),
+                ..LiveConfig::default()
+            })?;
+            let recorder = a.record.as_deref().map(EventRecorder::create).transpose()?;
+            (vec![Input::live(Box::new(live))], recorder)
+        }
+    };
+
+    let outcome = pipeline::run(
+        inputs,
+        Engine::new(EngineConfig::default()),
+        vec![sink],
+        recorder,
+        reporter,
+        stop,
+        config,
+    );
+    if let (Command::Live(_), Some((_, e))) = (&cli.command, outcome.source_errors.first()) {
+        // Live with a dead source is a failure, not a partial result.
+        anyhow::bail!("{e}");
+    }
+    Ok(if outcome.stats.incomplete() {
+        ExitCode::from(EXIT_INCOMPLETE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -170,6 +170,7 @@ pub struct ProcessTable {
     recent_pidless_count: usize,
     hosts: FxHashMap<Box<str>, HostId>,
     host_names: Vec<Box<str>>,
+    last_host: HostId,
     images: FxHashSet<Arc<str>>,
     clock: Timestamp,
     stats: TableStats,
@@ -195,17 +196,30 @@ impl ProcessTable {
             recent_pidless_count: 0,
             hosts: FxHashMap::default(),
             host_names: Vec::new(),
+            last_host: 0,
             images: FxHashSet::default(),
             clock: Timestamp(0),
             stats: TableStats::default(),
         };
-        t.host_id(None);
+        t.host_id_slow("");
         t
     }
 
     /// The interned id of a host name (`None` = the local host, id 0).
     pub fn host_id(&mut self, host: Option<&str>) -> HostId {
-        let name = host.unwrap_or("");
+        // Live sources leave the host unset: no hashing on the hot path.
+        let Some(name) = host else { return 0 };
+        if let Some(last) = self.host_names.get(self.last_host as usize) {
+            if **last == *name {
+                return self.last_host;
+            }
+        }
+        let id = self.host_id_slow(name);
+        self.last_host = id;
+        id
+    }
+
+    fn host_id_slow(&mut self, name: &str) -> HostId {
         if let Some(&id) = self.hosts.get(name) {
             return id;
         }

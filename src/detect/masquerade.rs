@@ -70,22 +70,40 @@ fn fold(c: char) -> Option<char> {
 }
 
 /// A name made to pass for `wsmprovhost.exe` without being it.
+///
+/// Runs on every start, so it folds lazily and allocates nothing: most
+/// names are rejected at their first character.
 pub fn is_lookalike(name: &str) -> bool {
     if name.eq_ignore_ascii_case(NAME) {
         return false;
     }
-    // Cheap gate for the hot path: plausible length only.
-    let n = name.chars().count();
-    if !(11..=64).contains(&n) {
-        return false;
+    let mut it = name.chars().filter_map(fold).skip_while(|&c| c == ' ').peekable();
+    for want in "wsmprovhost".chars() {
+        if it.next() != Some(want) {
+            return false;
+        }
     }
-    let folded: String = name.chars().filter_map(fold).collect();
-    let trimmed = folded.trim_end_matches(['.', ' ']).trim_start();
-    trimmed == NAME
-        || trimmed == "wsmprovhost"
-        || trimmed
-            .strip_prefix(NAME)
-            .is_some_and(|rest| rest.starts_with('.'))
+    let Some(first) = it.next() else {
+        return true; // "wsmprovhost" with no extension
+    };
+    if first != '.' {
+        return first == ' ' && it.all(|c| c == ' ' || c == '.');
+    }
+    for want in "exe".chars() {
+        match it.next() {
+            Some(c) if c == want => {}
+            // "wsmprovhost." then anything else: a decoy extension.
+            Some(_) => return false,
+            None => return true,
+        }
+    }
+    // Folded to exactly the name (homoglyphs, zero-width), or followed by
+    // dots/spaces (Win32 strips them) or another extension.
+    match it.next() {
+        None => true,
+        Some('.') | Some(' ') => true,
+        Some(_) => false,
+    }
 }
 
 impl Masquerade {

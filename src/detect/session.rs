@@ -91,10 +91,6 @@ impl RemoteSessions {
             (Some(pid), None) => format!("{pid}@unknown"),
             (None, _) => format!("?@{}", start.unwrap_or_default()),
         };
-        let sid = match cx.host(host) {
-            Some(h) => format!("{h}/{sid}"),
-            None => sid,
-        };
         cx.table.set_session(host, id);
         self.sessions.insert(
             id,

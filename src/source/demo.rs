@@ -33,7 +33,7 @@ const SYS32: &str = r"\Device\HarddiskVolume3\Windows\System32\";
 
 /// 2024-03-12T08:00:00Z plus `ms` milliseconds.
 fn at(ms: u64) -> Timestamp {
-    Timestamp(133_546_464_000_000_000 + ms * 10_000)
+    Timestamp(Timestamp::from_unix(1_710_230_400, 0).filetime() + ms * 10_000)
 }
 
 struct Script(Vec<ProcessEvent>, u64);

@@ -18,10 +18,12 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::event::ProcessEvent;
 
 pub mod demo;
+pub mod etw;
 pub mod lines;
 pub mod live;
 pub mod native;
 pub mod replay;
+pub mod synthetic;
 
 /// A producer of process events.
 pub trait Source: Send {
