@@ -75,6 +75,10 @@ impl Tracer {
                 PipelineConfig::default(),
             )
         });
+        // Let the source finish its /proc seed: a process that starts *and*
+        // exits while the seed runs is still reported, but /proc is gone by
+        // the time its events are read, so it has no image.
+        thread::sleep(Duration::from_millis(500));
         Some(Tracer {
             alerts,
             stop,
@@ -142,10 +146,11 @@ fn count(alerts: &[(Timestamp, Alert)], pid: u32, action: Action) -> usize {
 #[test]
 fn ssh_remoting_session_started_activity_ended() {
     let _g = serial();
-    let Some(tr) = Tracer::start(None) else {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("events.jsonl");
+    let Some(tr) = Tracer::start(Some(&rec)) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     const CHILDREN: usize = 3;
     let pwsh = fake_session(dir.path(), CHILDREN);
     let done = tr.wait_for(Duration::from_secs(10), |a| {
@@ -155,6 +160,21 @@ fn ssh_remoting_session_started_activity_ended() {
     let (out, alerts, stop_took) = tr.finish();
     for (_, a) in &alerts {
         eprintln!("{}", a.to_text());
+    }
+    if !done {
+        // Show what the tracer saw of the session's processes.
+        let text = std::fs::read_to_string(&rec).unwrap_or_default();
+        let d = dir.path().to_string_lossy().into_owned();
+        for l in text.lines() {
+            let ev: ProcessEvent = serde_json::from_str(l).unwrap();
+            if ev.image.contains(&d)
+                || ev.pid == Some(pwsh)
+                || ev.ppid == Some(pwsh)
+                || ev.command_line.as_deref().is_some_and(|c| c.contains(&d))
+            {
+                eprintln!("{l}");
+            }
+        }
     }
     assert!(done, "session alerts did not all arrive within 10 s");
     assert_eq!(count(&alerts, pwsh, Action::RemoteSessionStarted), 1);
@@ -616,4 +636,116 @@ fn overruns_are_counted_exactly() {
     );
     assert!(c.upstream_lost > 0, "the overrun did not happen");
     assert!(missing <= c.upstream_lost);
+}
+
+/// The example binary, built by `cargo test` next to this test's binary.
+fn bin() -> PathBuf {
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.push("examples");
+    p.push("wsmwatch");
+    assert!(p.exists(), "example binary not built at {}", p.display());
+    p
+}
+
+/// `wsmwatch live` as a user runs it: PowerShell-over-SSH sessions stream
+/// while SIGINT arrives; the binary drains, writes every alert it raised,
+/// prints the final summary and exits 0.
+#[test]
+fn binary_live_sigint_mid_stream_writes_every_raised_alert() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let _g = serial();
+    if let Err(e) = LiveSource::new(LiveConfig::default()) {
+        eprintln!("SKIP: Linux live tracing unavailable here: {e}");
+        return;
+    }
+    let mut child = Command::new(bin())
+        .args(["live", "--format", "json", "--stats-json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(String::new()));
+    let l2 = lines.clone();
+    let reader = thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => l2
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).ok();
+        s
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h2 = halt.clone();
+    let spawner = thread::spawn(move || {
+        while !h2.load(std::sync::atomic::Ordering::Relaxed) {
+            fake_session(&d, 4);
+        }
+    });
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end && lines.lock().unwrap().lines().count() < 30 {
+        thread::sleep(Duration::from_millis(10));
+    }
+    // SIGINT while sessions are still starting.
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    halt.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
+    reader.join().unwrap();
+    let err = err_reader.join().unwrap();
+    let out = lines.lock().unwrap().clone();
+    let alerts: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let summary: serde_json::Value = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["final"] == true)
+        .unwrap_or_else(|| panic!("no final summary on stderr: {err}"));
+    let stats = &summary["stats"];
+    eprintln!(
+        "{} alerts written; summary: {}",
+        alerts.len(),
+        stats["engine"]
+    );
+    assert_eq!(
+        alerts.len() as u64,
+        stats["engine"]["alerts"].as_u64().unwrap()
+    );
+    assert_eq!(stats["alerts_unwritten"], 0);
+    assert!(alerts.len() >= 30, "{err}");
+    assert!(alerts
+        .iter()
+        .any(|a| a["event"]["action"] == "remote_session_started"
+            && a["rule"]["id"] == "WSMW-SSH-001"));
+    // Exit 0, unless the OS lost events (then 3, and the summary says so).
+    let lost = stats["totals"]["upstream_lost"].as_u64().unwrap()
+        + stats["totals"]["dropped"].as_u64().unwrap();
+    if lost == 0 {
+        assert!(status.success(), "{status:?}\n{err}");
+    } else {
+        assert_eq!(status.code(), Some(3), "{err}");
+    }
 }

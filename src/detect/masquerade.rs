@@ -77,7 +77,11 @@ pub fn is_lookalike(name: &str) -> bool {
     if name.eq_ignore_ascii_case(NAME) {
         return false;
     }
-    let mut it = name.chars().filter_map(fold).skip_while(|&c| c == ' ').peekable();
+    let mut it = name
+        .chars()
+        .filter_map(fold)
+        .skip_while(|&c| c == ' ')
+        .peekable();
     for want in "wsmprovhost".chars() {
         if it.next() != Some(want) {
             return false;

@@ -426,6 +426,8 @@ struct Proc {
     state: State,
     /// Tells a pending-queue slot apart from a later process with the same pid.
     gen: u64,
+    /// Found by the seed (reported by `flush_snapshot` unless earlier).
+    seeded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -538,18 +540,20 @@ impl Tracker<'_> {
                     event_ns: None,
                     state: State::Pending(Origin::Snapshot),
                     gen,
+                    seeded: true,
                 },
             );
         }
         Ok(())
     }
 
-    /// Reports every seeded process not already reported, parents first.
+    /// Reports every seeded process not already reported, parents first
+    /// (as live when the backlog showed it starting after the subscription).
     fn flush_snapshot(&mut self, out: &Emitter) -> Result<(), SourceError> {
         let mut seeds: Vec<(u64, u32)> = self
             .procs
             .iter()
-            .filter(|(_, p)| p.state == State::Pending(Origin::Snapshot))
+            .filter(|(_, p)| p.seeded && matches!(p.state, State::Pending(_)))
             .map(|(&pid, p)| (p.starttime, pid))
             .collect();
         seeds.sort_unstable();
@@ -621,6 +625,7 @@ impl Tracker<'_> {
                 event_ns: Some(ts),
                 state: State::Pending(Origin::Live),
                 gen,
+                seeded: false,
             },
         );
         self.pending.push_back(PendingFork {
@@ -690,6 +695,7 @@ impl Tracker<'_> {
                 event_ns: Some(ts),
                 state: State::Pending(Origin::Live),
                 gen,
+                seeded: false,
             },
         );
         self.emit_start(pid, out)
