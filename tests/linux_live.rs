@@ -749,3 +749,41 @@ fn binary_live_sigint_mid_stream_writes_every_raised_alert() {
         assert_eq!(status.code(), Some(3), "{err}");
     }
 }
+
+/// Without privileges `wsmwatch live` refuses clearly and exits 1 (the
+/// kernel itself lets anyone listen since Linux 6.6, so wsmwatch checks).
+#[test]
+fn binary_without_privileges_says_so() {
+    let _g = serial();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    if wsmwatch::source::live::procfs::has_effective_cap(&status, 12) != Some(true) {
+        eprintln!("SKIP: needs root to drop privileges for the test");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIP: setpriv (util-linux) is not installed");
+        return;
+    }
+    // A copy that an unprivileged user can reach.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let b = dir.path().join("wsmwatch");
+    std::fs::copy(bin(), &b).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&b)
+        .arg("live")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+    assert!(out.stdout.is_empty());
+}

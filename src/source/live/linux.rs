@@ -142,7 +142,8 @@ fn denied(what: &str) -> SourceError {
     SourceError::PermissionDenied {
         what: what.to_string(),
         hint: "the Linux process-events connector needs root or CAP_NET_ADMIN in the \
-               initial user namespace: run with sudo, or `setcap cap_net_admin+ep` the binary"
+               initial user namespace: run with sudo (or `setcap cap_net_admin,cap_sys_ptrace+ep` \
+               the binary; without cap_sys_ptrace other users' images are only their short names)"
             .to_string(),
     }
 }
@@ -154,6 +155,14 @@ impl LiveSource {
     /// privilege is a clear error before the pipeline starts, and so no
     /// process started between `new` and the seed is missed.
     pub fn new(config: LiveConfig) -> Result<Self, SourceError> {
+        // Linux >= 6.6 lets anyone listen, but without privileges the exe
+        // links of other users' processes (sshd's, among them) cannot be
+        // read and the receive buffer cannot grow: refuse rather than trace
+        // half-blind.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if procfs::has_effective_cap(&status, procfs::CAP_NET_ADMIN) == Some(false) {
+            return Err(denied("tracing processes (CAP_NET_ADMIN is not effective)"));
+        }
         let mut socket = Socket::new(NETLINK_CONNECTOR).map_err(|e| {
             if e.raw_os_error() == Some(libc_eprotonosupport()) {
                 SourceError::Unsupported {

@@ -132,6 +132,20 @@ pub fn parse_btime(s: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `CAP_NET_ADMIN`, the capability the connector documents for listening.
+pub const CAP_NET_ADMIN: u32 = 12;
+
+/// Is capability `bit` in the effective set (`CapEff:` of
+/// `/proc/<pid>/status`)? `None` when the line is missing or malformed.
+pub fn has_effective_cap(status: &str, bit: u32) -> Option<bool> {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    let v = u64::from_str_radix(hex, 16).ok()?;
+    Some(bit < 64 && v & (1u64 << bit) != 0)
+}
+
 /// Reads `/proc/<pid>/stat`; `None` when the process is gone.
 pub fn read_stat(proc_root: &Path, pid: u32) -> Option<Stat> {
     let s = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
@@ -214,6 +228,20 @@ mod tests {
             split_command_line("  pwsh   -SSHServerMode "),
             ["pwsh", "-SSHServerMode"]
         );
+    }
+
+    #[test]
+    fn effective_capabilities() {
+        let root = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(has_effective_cap(root, CAP_NET_ADMIN), Some(true));
+        let user = "CapEff:\t0000000000000000\n";
+        assert_eq!(has_effective_cap(user, CAP_NET_ADMIN), Some(false));
+        assert_eq!(
+            has_effective_cap("CapEff:\t0000000000001000", 12),
+            Some(true)
+        );
+        assert_eq!(has_effective_cap("Name: x", 12), None);
+        assert_eq!(has_effective_cap("CapEff:\tzz", 12), None);
     }
 
     #[test]
