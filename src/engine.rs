@@ -88,7 +88,7 @@ impl Engine {
         match ev.kind {
             EventKind::Start => match self.table.start(ev) {
                 Start::Duplicate(_) => self.stats.duplicates += 1,
-                Start::New(p) => {
+                outcome @ (Start::New(p) | Start::NewExited(p)) => {
                     self.stats.starts += 1;
                     if ev.ppid.is_some()
                         && !ev.origin.is_preexisting()
@@ -102,6 +102,13 @@ impl Engine {
                     };
                     for d in &mut self.detectors {
                         d.on_start(&mut cx, p, ev);
+                    }
+                    if matches!(outcome, Start::NewExited(_)) {
+                        // Its stop came first: now that it is known, it ends.
+                        self.stats.stops += 1;
+                        for d in &mut self.detectors {
+                            d.on_stop(&mut cx, p, ev);
+                        }
                     }
                 }
             },
@@ -386,6 +393,26 @@ mod tests {
         let a = e.run(&evs);
         assert_eq!(actions(&a), ["parent_pid_spoofed"]);
         assert!(a[0].message.contains("evil.exe"), "{}", a[0].message);
+    }
+
+    #[test]
+    fn session_whose_stop_arrives_first_still_starts_and_ends() {
+        let mut e = Engine::default();
+        let mut evs = boot();
+        let mut st = stop(3000, 1280);
+        st.create_time = Some(t(1000));
+        evs.push(st);
+        evs.push(start(1000, 1280, 900, &format!("{SYS32}wsmprovhost.exe")));
+        let a = e.run(&evs);
+        assert_eq!(
+            actions(&a),
+            ["remote_session_started", "remote_session_ended"]
+        );
+        assert_eq!(a[1].timestamp, t(3000));
+        assert_eq!(a[1].session.as_ref().unwrap().duration_ms, Some(2000));
+        assert_eq!(e.stats().table.late_starts, 1);
+        // It does not stay alive: a later reuse of the pid is no conflict.
+        assert_eq!(e.stats().table.implied_exits, 0);
     }
 
     #[test]

@@ -259,7 +259,9 @@ impl ProcessEvent {
 ///
 /// Works on NT device paths, DOS paths, `\??\` paths and bare names alike.
 pub fn image_file_name(image: &str) -> &str {
-    match image.rfind(['\\', '/']) {
+    // A byte scan: both separators are ASCII, so the cut is on a char
+    // boundary, and this runs several times per event.
+    match image.bytes().rposition(|b| b == b'\\' || b == b'/') {
         Some(i) => &image[i + 1..],
         None => image,
     }

@@ -8,6 +8,27 @@
 //! [`source`] produces events (live OS tracing, recorded streams, logs),
 //! `sink` writes alerts, and `pipeline` adds the threads and the channel.
 //! `docs/ARCHITECTURE.md` is the map.
+//!
+//! The detection path is a plain function call, so embedding it is short:
+//!
+//! ```
+//! use wsmwatch::{Engine, ProcessEvent, Timestamp};
+//!
+//! let t = |s: i64| Timestamp::from_unix(1_700_000_000 + s, 0);
+//! let events = [
+//!     ProcessEvent::start(t(0), 1204, 660, r"C:\Windows\System32\svchost.exe"),
+//!     ProcessEvent::start(t(5), 6248, 1204, r"C:\Windows\System32\wsmprovhost.exe"),
+//!     ProcessEvent::start(t(6), 6300, 6248, r"C:\Windows\System32\whoami.exe"),
+//!     ProcessEvent::stop(t(9), 6248, "wsmprovhost.exe"),
+//! ];
+//! let mut engine = Engine::default();
+//! let alerts = engine.run(&events);
+//! let actions: Vec<_> = alerts.iter().map(|a| a.action.as_str()).collect();
+//! assert_eq!(
+//!     actions,
+//!     ["remote_session_started", "remote_session_activity", "remote_session_ended"]
+//! );
+//! ```
 
 pub mod alert;
 pub mod detect;

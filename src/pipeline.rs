@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, tick, unbounded, Receiver};
+use crossbeam_channel::{bounded, select, tick, unbounded, Receiver, Sender};
 use serde::Serialize;
 
 use crate::alert::Alert;
@@ -143,26 +143,42 @@ pub struct Outcome {
     pub source_errors: Vec<(String, SourceError)>,
 }
 
+/// What the detector thread tells the reporting thread.
+enum Notice {
+    /// A sink or the recorder failed (first failure of each).
+    Sink(SinkError),
+    /// Current counters.
+    Stats(Progress),
+}
+
+#[derive(Clone, Copy, Default)]
+struct Progress {
+    engine: EngineStats,
+    alerts_unwritten: u64,
+    events_unrecorded: u64,
+}
+
+/// The detector thread's state: it owns the engine, the sinks and the
+/// recorder, and shares nothing but channels.
 struct Detector {
     engine: Engine,
     sinks: Vec<Box<dyn AlertSink>>,
     sink_failed: Vec<bool>,
     recorder: Option<EventRecorder>,
-    reporter: Box<dyn Reporter>,
-    alerts: Vec<Alert>,
-    alerts_unwritten: u64,
-    events_unrecorded: u64,
     recorder_failed: bool,
+    alerts: Vec<Alert>,
+    progress: Progress,
+    notices: Sender<Notice>,
 }
 
 impl Detector {
     fn handle(&mut self, ev: &ProcessEvent) {
         if let Some(r) = &mut self.recorder {
             if let Err(e) = r.record(ev) {
-                self.events_unrecorded += 1;
+                self.progress.events_unrecorded += 1;
                 if !self.recorder_failed {
                     self.recorder_failed = true;
-                    self.reporter.sink_error(&e);
+                    let _ = self.notices.send(Notice::Sink(e));
                 }
             }
         }
@@ -170,31 +186,49 @@ impl Detector {
         for a in self.alerts.drain(..) {
             for (i, s) in self.sinks.iter_mut().enumerate() {
                 if let Err(e) = s.alert(&a) {
-                    self.alerts_unwritten += 1;
+                    self.progress.alerts_unwritten += 1;
                     if !self.sink_failed[i] {
                         self.sink_failed[i] = true;
-                        self.reporter.sink_error(&e);
+                        let _ = self.notices.send(Notice::Sink(e));
                     }
                 }
             }
         }
     }
 
-    fn finish(&mut self) {
+    fn publish(&mut self) {
+        self.progress.engine = self.engine.stats();
+        let _ = self.notices.send(Notice::Stats(self.progress));
+    }
+
+    fn run(&mut self, rx: &Receiver<ProcessEvent>, every: Duration) {
+        let mut last = Instant::now();
+        while let Ok(ev) = rx.recv() {
+            self.handle(&ev);
+            // Take a batch before looking at the clock.
+            for ev in rx.try_iter().take(4096) {
+                self.handle(&ev);
+            }
+            if last.elapsed() >= every {
+                last = Instant::now();
+                self.publish();
+            }
+        }
         for (i, s) in self.sinks.iter_mut().enumerate() {
             if let Err(e) = s.flush() {
                 if !self.sink_failed[i] {
                     self.sink_failed[i] = true;
-                    self.reporter.sink_error(&e);
+                    let _ = self.notices.send(Notice::Sink(e));
                 }
             }
         }
         if let Some(r) = &mut self.recorder {
             if let Err(e) = r.flush() {
-                self.events_unrecorded += 1;
-                self.reporter.sink_error(&e);
+                self.progress.events_unrecorded += 1;
+                let _ = self.notices.send(Notice::Sink(e));
             }
         }
+        self.publish();
     }
 }
 
@@ -202,9 +236,7 @@ fn snapshot(
     started: Instant,
     counters: &[(String, Arc<SourceCounters>)],
     errors: &[Option<String>],
-    engine: EngineStats,
-    alerts_unwritten: u64,
-    events_unrecorded: u64,
+    progress: Progress,
 ) -> RunStats {
     let mut totals = SourceStats::default();
     let sources = counters
@@ -227,22 +259,27 @@ fn snapshot(
     let elapsed = started.elapsed();
     RunStats {
         elapsed_ms: elapsed.as_millis() as u64,
-        events_per_sec: engine.events as f64 / elapsed.as_secs_f64().max(1e-9),
+        events_per_sec: progress.engine.events as f64 / elapsed.as_secs_f64().max(1e-9),
         totals,
         sources,
-        engine,
-        alerts_unwritten,
-        events_unrecorded,
+        engine: progress.engine,
+        alerts_unwritten: progress.alerts_unwritten,
+        events_unrecorded: progress.events_unrecorded,
     }
 }
 
 /// Runs sources to completion (or until `stop`), detecting as events flow.
+///
+/// The calling thread becomes the reporting thread: it prints bad input,
+/// loss warnings and stats, so those keep coming even while a sink blocks
+/// the detector (a full pipe, a stalled disk) — and live sources, which
+/// never block, count what they drop meanwhile.
 pub fn run(
     inputs: Vec<Input>,
     engine: Engine,
     sinks: Vec<Box<dyn AlertSink>>,
     recorder: Option<EventRecorder>,
-    reporter: Box<dyn Reporter>,
+    mut reporter: Box<dyn Reporter>,
     stop: StopToken,
     config: PipelineConfig,
 ) -> Outcome {
@@ -265,26 +302,73 @@ pub fn run(
     }
     drop((tx, etx));
 
-    let sink_failed = vec![false; sinks.len()];
+    let (ntx, nrx) = unbounded::<Notice>();
     let mut det = Detector {
         engine,
+        sink_failed: vec![false; sinks.len()],
         sinks,
-        sink_failed,
         recorder,
-        reporter,
-        alerts: Vec::new(),
-        alerts_unwritten: 0,
-        events_unrecorded: 0,
         recorder_failed: false,
+        alerts: Vec::new(),
+        progress: Progress::default(),
+        notices: ntx,
     };
-    let det_counters = counters.clone();
+    let publish_every = config.loss_check.min(Duration::from_millis(250));
     let detector = thread::Builder::new()
         .name("detector".into())
-        .spawn(move || {
-            detect_loop(&mut det, &rx, &erx, &det_counters, started, config);
-            det
-        })
+        .spawn(move || det.run(&rx, publish_every))
         .expect("spawning the detector thread");
+
+    // Report until the detector hangs up (it does once every source is done
+    // and the channel is drained).
+    let ticker = tick(
+        config
+            .loss_check
+            .min(config.stats_interval.unwrap_or(Duration::MAX)),
+    );
+    let mut progress = Progress::default();
+    let mut last_stats = Instant::now();
+    let mut seen: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
+    let mut input_errors = erx.clone();
+    loop {
+        select! {
+            recv(nrx) -> n => match n {
+                Ok(Notice::Sink(e)) => reporter.sink_error(&e),
+                Ok(Notice::Stats(p)) => progress = p,
+                Err(_) => break,
+            },
+            recv(input_errors) -> e => match e {
+                Ok(e) => reporter.input_error(&e),
+                // Every source is done; keep reporting the rest.
+                Err(_) => input_errors = crossbeam_channel::never(),
+            },
+            recv(ticker) -> _ => {
+                for (i, (name, c)) in counters.iter().enumerate() {
+                    let s = c.snapshot();
+                    let (d0, l0) = seen[i];
+                    if s.dropped > d0 {
+                        reporter.loss(name, "dropped", s.dropped, s.dropped - d0);
+                    }
+                    if s.upstream_lost > l0 {
+                        reporter.loss(name, "upstream_lost", s.upstream_lost, s.upstream_lost - l0);
+                    }
+                    seen[i] = (s.dropped, s.upstream_lost);
+                }
+                if let Some(every) = config.stats_interval {
+                    if last_stats.elapsed() >= every {
+                        last_stats = Instant::now();
+                        reporter.stats(&snapshot(started, &counters, &[], progress), false);
+                    }
+                }
+            }
+        }
+    }
+    for e in erx.try_iter() {
+        reporter.input_error(&e);
+    }
+    if let Err(p) = detector.join() {
+        std::panic::resume_unwind(p);
+    }
 
     let mut source_errors = Vec::new();
     let mut errors = vec![None; counters.len()];
@@ -306,80 +390,27 @@ pub fn run(
             source_errors.push((name, e));
         }
     }
-    // Every emitter is gone now: the detector drains and returns.
-    let mut det = detector
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p));
-    let stats = snapshot(
-        started,
-        &counters,
-        &errors,
-        det.engine.stats(),
-        det.alerts_unwritten,
-        det.events_unrecorded,
-    );
-    det.reporter.stats(&stats, true);
+    // Loss that happened after the last tick is still warned about.
+    for (i, (name, c)) in counters.iter().enumerate() {
+        let s = c.snapshot();
+        if s.dropped > seen[i].0 {
+            reporter.loss(name, "dropped", s.dropped, s.dropped - seen[i].0);
+        }
+        if s.upstream_lost > seen[i].1 {
+            reporter.loss(
+                name,
+                "upstream_lost",
+                s.upstream_lost,
+                s.upstream_lost - seen[i].1,
+            );
+        }
+    }
+    let stats = snapshot(started, &counters, &errors, progress);
+    reporter.stats(&stats, true);
     Outcome {
         stats,
         source_errors,
     }
-}
-
-fn detect_loop(
-    det: &mut Detector,
-    rx: &Receiver<ProcessEvent>,
-    erx: &Receiver<InputError>,
-    counters: &[(String, Arc<SourceCounters>)],
-    started: Instant,
-    config: PipelineConfig,
-) {
-    let ticker = tick(
-        config
-            .loss_check
-            .min(config.stats_interval.unwrap_or(Duration::MAX)),
-    );
-    let mut last_stats = Instant::now();
-    let mut seen: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
-    loop {
-        select! {
-            recv(rx) -> msg => match msg {
-                Ok(ev) => {
-                    det.handle(&ev);
-                    // Take a batch before looking at the other channels.
-                    for ev in rx.try_iter().take(4096) {
-                        det.handle(&ev);
-                    }
-                }
-                Err(_) => break,
-            },
-            recv(erx) -> e => if let Ok(e) = e { det.reporter.input_error(&e) },
-            recv(ticker) -> _ => {
-                for (i, (name, c)) in counters.iter().enumerate() {
-                    let s = c.snapshot();
-                    let (d0, l0) = seen[i];
-                    if s.dropped > d0 {
-                        det.reporter.loss(name, "dropped", s.dropped, s.dropped - d0);
-                    }
-                    if s.upstream_lost > l0 {
-                        det.reporter.loss(name, "upstream_lost", s.upstream_lost, s.upstream_lost - l0);
-                    }
-                    seen[i] = (s.dropped, s.upstream_lost);
-                }
-                if let Some(every) = config.stats_interval {
-                    if last_stats.elapsed() >= every {
-                        last_stats = Instant::now();
-                        let st = snapshot(started, counters, &[], det.engine.stats(),
-                            det.alerts_unwritten, det.events_unrecorded);
-                        det.reporter.stats(&st, false);
-                    }
-                }
-            }
-        }
-    }
-    for e in erx.try_iter() {
-        det.reporter.input_error(&e);
-    }
-    det.finish();
 }
 
 /// A [`Reporter`] that keeps everything (tests, embedding).
@@ -507,6 +538,85 @@ mod tests {
         assert!(t.sent > 0);
         // Whatever did not fit was counted, and that makes the run incomplete.
         assert_eq!(out.stats.incomplete(), t.dropped > 0);
+    }
+
+    /// A sink stuck like a full pipe until released.
+    struct Stuck(crossbeam_channel::Receiver<()>);
+    impl AlertSink for Stuck {
+        fn alert(&mut self, _: &Alert) -> Result<(), SinkError> {
+            let _ = self.0.recv();
+            Ok(())
+        }
+    }
+
+    /// A live source that opens a remote session first, then churns.
+    struct SessionThenChurn;
+    impl Source for SessionThenChurn {
+        fn name(&self) -> String {
+            "churn".into()
+        }
+        fn run(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<(), SourceError> {
+            use crate::event::Timestamp;
+            out.emit(ProcessEvent::start(Timestamp(1), 900, 4, "svchost.exe"))?;
+            out.emit(ProcessEvent::start(
+                Timestamp(2),
+                1280,
+                900,
+                "wsmprovhost.exe",
+            ))?;
+            let mut t = 3;
+            while !stop.is_stopped() {
+                t += 1;
+                out.emit(ProcessEvent::start(
+                    Timestamp(t),
+                    2000 + (t % 1000) as u32 * 4,
+                    4,
+                    "x.exe",
+                ))?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn blocked_sink_never_blocks_a_live_source_and_the_user_is_told() {
+        let (release, gate) = crossbeam_channel::unbounded();
+        let rep = CollectingReporter::default();
+        let stop = StopToken::new();
+        let (rep2, stop2) = (rep.clone(), stop.clone());
+        let watcher = thread::spawn(move || {
+            // Wait until the loss warning arrives while the sink is stuck.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while rep2.0.lock().losses.is_empty() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let told = !rep2.0.lock().losses.is_empty();
+            stop2.stop();
+            release.send(()).unwrap();
+            told
+        });
+        let out = run(
+            vec![Input::live(Box::new(SessionThenChurn))],
+            Engine::default(),
+            vec![Box::new(Stuck(gate))],
+            None,
+            Box::new(rep.clone()),
+            stop,
+            PipelineConfig {
+                channel_capacity: 64,
+                loss_check: Duration::from_millis(50),
+                ..Default::default()
+            },
+        );
+        assert!(
+            watcher.join().unwrap(),
+            "no loss warning while the sink was blocked"
+        );
+        let t = out.stats.totals;
+        assert!(t.dropped > 0);
+        assert_eq!(t.sent, out.stats.engine.events);
+        assert_eq!(out.stats.engine.alerts, 1);
+        assert!(out.stats.incomplete());
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! The process table: which process is whose parent, safe against PID reuse
 //! and out-of-order delivery.
 //!
-//! Every process incarnation gets a slot. Slots are found three ways:
-//! by (host, pid) — a chain from the newest incarnation to older ones — by a
-//! global key (ETW sequence number, Sysmon GUID), and by [`ProcRef`], a
-//! generation-checked handle that children keep to their parent, so a slot
-//! that was freed and reused can never be mistaken for the old process.
+//! Every process incarnation gets a slot in a chunked slab (no doubling
+//! spikes). Slots are found three ways: by (host, pid) — a doubly linked
+//! chain from the newest incarnation to older ones, ordered by creation
+//! time — by a global key (ETW sequence number, Sysmon GUID), and by
+//! [`ProcRef`], a generation-checked handle that children keep to their
+//! parent, so a slot that was freed and reused can never be mistaken for
+//! the old process.
 //!
 //! Exited processes stay as *tombstones* so that a child whose start arrives
 //! after its parent's stop (ETW per-CPU buffers, merged logs) still resolves.
 //! Tombstones are bounded by age (on the stream's own clock, so replay is
-//! deterministic) and by count, so memory stays bounded under any churn.
+//! deterministic) and by count, so memory stays bounded under any churn:
+//! entries ≤ live processes + `max_tombstones`.
 //!
 //! The table knows nothing of rules: it offers one `session` tag per process
 //! that children inherit at insert, which the session detector uses to
@@ -21,7 +24,7 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::event::{image_file_name, EventKind, Origin, ProcessEvent, ProcessKey, Timestamp};
+use crate::event::{image_file_name, EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
 
 /// Two records of one process from different channels (Sysmon 1 and
 /// Security 4688) are at most this far apart in creation time: 4688 keeps
@@ -32,6 +35,8 @@ const RECENT_STARTS: usize = 256;
 const NIL: u32 = u32::MAX;
 const NO_PID: u32 = u32::MAX;
 const ALIVE: Timestamp = Timestamp(u64::MAX);
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// Limits that keep the table bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub struct ProcRef {
     gen: u32,
 }
 
+const NO_REF: ProcRef = ProcRef { idx: NIL, gen: 0 };
+
 /// Interned host name id.
 pub type HostId = u32;
 
@@ -72,7 +79,8 @@ pub type HostId = u32;
 #[derive(Clone, Debug)]
 pub struct Process {
     gen: u32,
-    prev: u32,
+    older: u32,
+    newer: u32,
     /// Host it ran on.
     pub host: HostId,
     pid: u32,
@@ -80,21 +88,20 @@ pub struct Process {
     creator: u32,
     /// Session tag inherited from the parent at insert (0 = none).
     pub session: u32,
-    /// Resolved parent, if any.
-    pub parent: Option<ProcRef>,
+    parent: ProcRef,
     /// Primary key.
     pub key: ProcessKey,
-    alt_key: Option<ProcessKey>,
     /// Creation time (zero when unknown: placeholders, some snapshots).
     pub create_time: Timestamp,
     exit: Timestamp,
-    /// The image as first reported.
+    /// The image as first reported (a path replaces a bare name).
     pub image: Arc<str>,
     /// How it entered the table.
     pub origin: Origin,
     /// Known only by a child's parent-image hint.
     pub placeholder: bool,
     implied_exit: bool,
+    has_alt: bool,
 }
 
 impl Process {
@@ -125,6 +132,9 @@ impl Process {
 pub enum Start {
     /// A process the table had not seen.
     New(ProcRef),
+    /// A process the table had not seen, whose stop had already arrived
+    /// (its start was delivered late): it is recorded as exited.
+    NewExited(ProcRef),
     /// Another record of a process already in the table (second channel,
     /// snapshot + rundown); its missing fields were filled in.
     Duplicate(ProcRef),
@@ -155,19 +165,70 @@ pub struct TableStats {
     pub implied_exits: u64,
     /// Parents created only from a child's parent-image hint.
     pub placeholders: u64,
+    /// Starts that arrived after their own stop.
+    pub late_starts: u64,
+}
+
+/// A stop that arrived before its process's start (per-CPU buffers deliver
+/// a short-lived process's stop first). Kept briefly so the late start is
+/// recorded as already exited instead of living forever.
+#[derive(Clone, Copy, Debug)]
+struct EarlyStop {
+    host: HostId,
+    pid: u32,
+    create: Option<Timestamp>,
+    key: Option<ProcessKey>,
+    exit: Timestamp,
+}
+
+/// How many early stops are remembered.
+const EARLY_STOPS: usize = 4096;
+
+/// Slots in fixed-size chunks: growth never copies or doubles.
+#[derive(Debug, Default)]
+struct Slab {
+    chunks: Vec<Vec<Process>>,
+    len: u32,
+}
+
+impl Slab {
+    fn get(&self, i: u32) -> Option<&Process> {
+        self.chunks
+            .get((i >> CHUNK_BITS) as usize)?
+            .get(i as usize & (CHUNK - 1))
+    }
+    fn at(&self, i: u32) -> &Process {
+        &self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+    }
+    fn at_mut(&mut self, i: u32) -> &mut Process {
+        &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+    }
+    fn push(&mut self, p: Process) -> u32 {
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.push(p);
+        }
+        self.len += 1;
+        self.len - 1
+    }
 }
 
 /// The PID-to-image lineage table.
 #[derive(Debug)]
 pub struct ProcessTable {
     config: TableConfig,
-    slots: Vec<Process>,
+    slots: Slab,
     free: Vec<u32>,
     by_pid: FxHashMap<(HostId, u32), u32>,
-    by_key: FxHashMap<(HostId, ProcessKey), u32>,
+    by_seq: FxHashMap<(HostId, u64), u32>,
+    by_guid: FxHashMap<(HostId, Guid), u32>,
+    alt_keys: FxHashMap<u32, ProcessKey>,
     tombstones: VecDeque<(u32, u32)>,
+    early_stops: VecDeque<EarlyStop>,
     recent: VecDeque<(HostId, u32, ProcRef, bool)>,
-    recent_pidless_count: usize,
+    recent_pidless: usize,
     hosts: FxHashMap<Box<str>, HostId>,
     host_names: Vec<Box<str>>,
     last_host: HostId,
@@ -187,13 +248,16 @@ impl ProcessTable {
     pub fn new(config: TableConfig) -> Self {
         let mut t = ProcessTable {
             config,
-            slots: Vec::new(),
+            slots: Slab::default(),
             free: Vec::new(),
             by_pid: FxHashMap::default(),
-            by_key: FxHashMap::default(),
+            by_seq: FxHashMap::default(),
+            by_guid: FxHashMap::default(),
+            alt_keys: FxHashMap::default(),
             tombstones: VecDeque::new(),
+            early_stops: VecDeque::new(),
             recent: VecDeque::new(),
-            recent_pidless_count: 0,
+            recent_pidless: 0,
             hosts: FxHashMap::default(),
             host_names: Vec::new(),
             last_host: 0,
@@ -237,7 +301,7 @@ impl ProcessTable {
     /// Counters, with current sizes.
     pub fn stats(&self) -> TableStats {
         TableStats {
-            entries: self.slots.len() - self.free.len(),
+            entries: self.len(),
             tombstones: self.tombstones.len(),
             ..self.stats
         }
@@ -245,7 +309,7 @@ impl ProcessTable {
 
     /// Slots in use.
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slots.len as usize - self.free.len()
     }
 
     /// True when no process is tracked.
@@ -255,12 +319,20 @@ impl ProcessTable {
 
     /// The process behind a handle, unless its slot was reused.
     pub fn get(&self, r: ProcRef) -> Option<&Process> {
-        self.slots.get(r.idx as usize).filter(|p| p.gen == r.gen)
+        self.slots.get(r.idx).filter(|p| p.gen == r.gen)
+    }
+
+    fn handle(&self, idx: u32) -> ProcRef {
+        ProcRef {
+            idx,
+            gen: self.slots.at(idx).gen,
+        }
     }
 
     /// The resolved parent of a process.
     pub fn parent(&self, r: ProcRef) -> Option<ProcRef> {
-        self.get(r)?.parent.filter(|&p| self.get(p).is_some())
+        let p = self.get(r)?.parent;
+        self.get(p).map(|_| p)
     }
 
     /// Parent, grandparent, … up to the configured depth.
@@ -276,13 +348,14 @@ impl ProcessTable {
     /// Tags a process (and, through inheritance, its future descendants)
     /// with a session id.
     pub fn set_session(&mut self, r: ProcRef, session: u32) {
-        if let Some(p) = self
-            .slots
-            .get_mut(r.idx as usize)
-            .filter(|p| p.gen == r.gen)
-        {
-            p.session = session;
+        if self.get(r).is_some() {
+            self.slots.at_mut(r.idx).session = session;
         }
+    }
+
+    /// The incarnation of `pid` that was alive at `at`, if any.
+    pub fn find(&self, host: HostId, pid: u32, at: Timestamp) -> Option<ProcRef> {
+        self.find_parent(host, Some(pid), None, at)
     }
 
     /// Records a start (or an already-running process from a snapshot).
@@ -302,7 +375,7 @@ impl ProcessTable {
         // its stop was lost or is late.
         if pid != NO_PID {
             if let Some(&head) = self.by_pid.get(&(host, pid)) {
-                let p = &mut self.slots[head as usize];
+                let p = self.slots.at_mut(head);
                 if p.exit == ALIVE && p.create_time <= create {
                     p.exit = create;
                     p.implied_exit = true;
@@ -318,30 +391,41 @@ impl ProcessTable {
         let image = self.intern(&ev.image);
         let r = self.insert(Process {
             gen: 0,
-            prev: NIL,
+            older: NIL,
+            newer: NIL,
             host,
             pid,
             ppid: ev.ppid.unwrap_or(NO_PID),
             creator: ev.creator_pid.unwrap_or(NO_PID),
             session,
-            parent,
+            parent: parent.unwrap_or(NO_REF),
             key,
-            alt_key: None,
             create_time: create,
             exit: ALIVE,
             image,
             origin: ev.origin,
             placeholder: false,
             implied_exit: false,
+            has_alt: false,
         });
-        if pid == NO_PID && !key.is_global() {
+        let early = self.take_early_stop(host, pid, key, create);
+        let late = early.is_some();
+        if let Some(exit) = early {
+            self.stats.late_starts += 1;
+            self.slots.at_mut(r.idx).exit = exit;
+            self.bury(r.idx, r.gen);
+        } else if pid == NO_PID && !key.is_global() {
             // Findable by nothing: keep it only as a tombstone so it can
             // never accumulate.
-            self.slots[r.idx as usize].exit = ev.time;
+            self.slots.at_mut(r.idx).exit = ev.time;
             self.bury(r.idx, r.gen);
         }
         self.remember(host, ev.ppid.unwrap_or(NO_PID), r, pid == NO_PID);
-        Start::New(r)
+        if late {
+            Start::NewExited(r)
+        } else {
+            Start::New(r)
+        }
     }
 
     /// Keeps the last few starts so a record without a pid can be matched
@@ -349,11 +433,11 @@ impl ProcessTable {
     fn remember(&mut self, host: HostId, ppid: u32, r: ProcRef, pidless: bool) {
         if self.recent.len() == RECENT_STARTS {
             if let Some((_, _, _, true)) = self.recent.pop_front() {
-                self.recent_pidless_count -= 1;
+                self.recent_pidless -= 1;
             }
         }
         self.recent.push_back((host, ppid, r, pidless));
-        self.recent_pidless_count += pidless as usize;
+        self.recent_pidless += pidless as usize;
     }
 
     /// Records a stop.
@@ -362,15 +446,12 @@ impl ProcessTable {
         self.tick(ev.time);
         let host = self.host_id(ev.host.as_deref());
         let exit = ev.exit_time.unwrap_or(ev.time);
-        let found = match ev.key.filter(ProcessKey::is_global) {
-            Some(k) => self.by_key.get(&(host, k)).copied(),
-            None => None,
-        }
-        .or_else(|| {
+        let by_key = ev.key.and_then(|k| self.key_get(host, &k));
+        let found = by_key.or_else(|| {
             let pid = ev.pid?;
             let mut i = *self.by_pid.get(&(host, pid))?;
             while i != NIL {
-                let p = &self.slots[i as usize];
+                let p = self.slots.at(i);
                 let fits = match ev.create_time {
                     Some(c) => p.create_time == c || p.placeholder,
                     None => p.create_time <= exit,
@@ -378,14 +459,26 @@ impl ProcessTable {
                 if fits {
                     return Some(i);
                 }
-                i = p.prev;
+                i = p.older;
             }
             None
         });
         let Some(i) = found else {
+            if ev.pid.is_some() || ev.key.is_some_and(|k| k.is_global()) {
+                if self.early_stops.len() == EARLY_STOPS {
+                    self.early_stops.pop_front();
+                }
+                self.early_stops.push_back(EarlyStop {
+                    host,
+                    pid: ev.pid.unwrap_or(NO_PID),
+                    create: ev.create_time,
+                    key: ev.key,
+                    exit,
+                });
+            }
             return Stop::Unknown;
         };
-        let p = &mut self.slots[i as usize];
+        let p = self.slots.at_mut(i);
         let r = ProcRef { idx: i, gen: p.gen };
         if p.exit != ALIVE && !p.implied_exit {
             return Stop::Duplicate(r);
@@ -399,14 +492,43 @@ impl ProcessTable {
         Stop::Exited(r)
     }
 
-    /// Advances the stream clock and evicts what aged out.
+    /// The exit time of a stop that came before this start, if one matches:
+    /// same key, or same pid with the same (or unknown) creation time, and
+    /// an exit no earlier than the creation.
+    fn take_early_stop(
+        &mut self,
+        host: HostId,
+        pid: u32,
+        key: ProcessKey,
+        create: Timestamp,
+    ) -> Option<Timestamp> {
+        if self.early_stops.is_empty() {
+            return None;
+        }
+        let i = self.early_stops.iter().position(|s| {
+            if s.host != host || s.exit < create {
+                return false;
+            }
+            match s.key {
+                Some(k) if k.is_global() && k.same_kind(&key) => return k == key,
+                _ => {}
+            }
+            s.pid == pid && pid != NO_PID && s.create.is_none_or(|c| c == create)
+        })?;
+        self.early_stops.remove(i).map(|s| s.exit)
+    }
+
+    /// Advances the stream clock and evicts what aged out or overflowed.
     fn tick(&mut self, now: Timestamp) {
         if now > self.clock {
             self.clock = now;
         }
         let limit = self.clock.0.saturating_sub(self.config.tombstone_age);
+        while self.early_stops.front().is_some_and(|s| s.exit.0 < limit) {
+            self.early_stops.pop_front();
+        }
         while let Some(&(idx, gen)) = self.tombstones.front() {
-            let p = &self.slots[idx as usize];
+            let p = self.slots.at(idx);
             let stale = p.gen != gen || p.exit == ALIVE;
             if !stale && self.tombstones.len() <= self.config.max_tombstones && p.exit.0 >= limit {
                 break;
@@ -440,108 +562,156 @@ impl ProcessTable {
         a
     }
 
+    fn key_get(&self, host: HostId, k: &ProcessKey) -> Option<u32> {
+        match *k {
+            ProcessKey::Sequence(s) => self.by_seq.get(&(host, s)).copied(),
+            ProcessKey::Guid(g) => self.by_guid.get(&(host, g)).copied(),
+            ProcessKey::CreateTime(_) => None,
+        }
+    }
+
+    fn key_insert(&mut self, host: HostId, k: ProcessKey, idx: u32) {
+        match k {
+            ProcessKey::Sequence(s) => {
+                self.by_seq.insert((host, s), idx);
+            }
+            ProcessKey::Guid(g) => {
+                self.by_guid.insert((host, g), idx);
+            }
+            ProcessKey::CreateTime(_) => {}
+        }
+    }
+
+    fn key_remove(&mut self, host: HostId, k: ProcessKey, idx: u32) {
+        match k {
+            ProcessKey::Sequence(s) => {
+                if self.by_seq.get(&(host, s)) == Some(&idx) {
+                    self.by_seq.remove(&(host, s));
+                }
+            }
+            ProcessKey::Guid(g) => {
+                if self.by_guid.get(&(host, g)) == Some(&idx) {
+                    self.by_guid.remove(&(host, g));
+                }
+            }
+            ProcessKey::CreateTime(_) => {}
+        }
+    }
+
     fn insert(&mut self, mut p: Process) -> ProcRef {
         let idx = match self.free.pop() {
             Some(i) => {
-                p.gen = self.slots[i as usize].gen;
-                self.slots[i as usize] = p;
+                p.gen = self.slots.at(i).gen;
+                *self.slots.at_mut(i) = p;
                 i
             }
-            None => {
-                self.slots.push(p);
-                (self.slots.len() - 1) as u32
-            }
+            None => self.slots.push(p),
         };
-        self.link(idx);
-        let p = &self.slots[idx as usize];
-        ProcRef { idx, gen: p.gen }
+        let p = self.slots.at(idx);
+        let (host, key) = (p.host, p.key);
+        self.key_insert(host, key, idx);
+        self.link_pid(idx);
+        self.handle(idx)
     }
 
-    /// Puts a slot into the pid chain (ordered newest first by creation
-    /// time) and the key index.
-    fn link(&mut self, idx: u32) {
-        let p = &self.slots[idx as usize];
-        let (host, pid, key, create) = (p.host, p.pid, p.key, p.create_time);
-        if key.is_global() {
-            self.by_key.insert((host, key), idx);
-        }
+    /// Puts a slot into its pid chain, which is ordered newest first by
+    /// creation time. An older incarnation arriving late is slotted in, and
+    /// must have exited before its successor was created.
+    fn link_pid(&mut self, idx: u32) {
+        let p = self.slots.at(idx);
+        let (host, pid, create) = (p.host, p.pid, p.create_time);
         if pid == NO_PID {
             return;
         }
-        match self.by_pid.get(&(host, pid)).copied() {
-            None => {
-                self.by_pid.insert((host, pid), idx);
-            }
-            Some(head) if self.slots[head as usize].create_time <= create => {
-                self.slots[idx as usize].prev = head;
-                self.by_pid.insert((host, pid), idx);
-            }
-            Some(head) => {
-                // An older incarnation arriving late: keep the chain sorted,
-                // and it must have exited before its successor was created.
-                let mut cur = head;
-                loop {
-                    let next = self.slots[cur as usize].prev;
-                    if next == NIL || self.slots[next as usize].create_time <= create {
-                        let succ_create = self.slots[cur as usize].create_time;
-                        let p = &mut self.slots[idx as usize];
-                        p.prev = next;
-                        if p.exit == ALIVE {
-                            p.exit = succ_create;
-                            p.implied_exit = true;
-                            self.stats.implied_exits += 1;
-                            let g = p.gen;
-                            self.tombstones.push_back((idx, g));
-                        }
-                        self.slots[cur as usize].prev = idx;
-                        break;
-                    }
-                    cur = next;
-                }
+        let Some(&head) = self.by_pid.get(&(host, pid)) else {
+            self.by_pid.insert((host, pid), idx);
+            return;
+        };
+        // Find the first (newest) incarnation not newer than this one.
+        let mut newer = NIL;
+        let mut cur = head;
+        while cur != NIL && self.slots.at(cur).create_time > create {
+            newer = cur;
+            cur = self.slots.at(cur).older;
+        }
+        {
+            let p = self.slots.at_mut(idx);
+            p.older = cur;
+            p.newer = newer;
+        }
+        if cur != NIL {
+            self.slots.at_mut(cur).newer = idx;
+        }
+        if newer == NIL {
+            self.by_pid.insert((host, pid), idx);
+        } else {
+            let succ_create = self.slots.at(newer).create_time;
+            self.slots.at_mut(newer).older = idx;
+            let p = self.slots.at_mut(idx);
+            if p.exit == ALIVE {
+                p.exit = succ_create;
+                p.implied_exit = true;
+                let g = p.gen;
+                self.stats.implied_exits += 1;
+                self.tombstones.push_back((idx, g));
             }
         }
     }
 
+    fn unlink_pid(&mut self, idx: u32) {
+        let p = self.slots.at(idx);
+        let (host, pid, older, newer) = (p.host, p.pid, p.older, p.newer);
+        if pid == NO_PID {
+            return;
+        }
+        if older != NIL {
+            self.slots.at_mut(older).newer = newer;
+        }
+        if newer != NIL {
+            self.slots.at_mut(newer).older = older;
+        } else if older != NIL {
+            self.by_pid.insert((host, pid), older);
+        } else if self.by_pid.get(&(host, pid)) == Some(&idx) {
+            self.by_pid.remove(&(host, pid));
+        }
+        let p = self.slots.at_mut(idx);
+        p.older = NIL;
+        p.newer = NIL;
+    }
+
     fn remove(&mut self, idx: u32) {
-        let p = &self.slots[idx as usize];
-        let (host, pid, prev, key, alt) = (p.host, p.pid, p.prev, p.key, p.alt_key);
-        for k in [Some(key), alt].into_iter().flatten() {
-            if k.is_global() && self.by_key.get(&(host, k)) == Some(&idx) {
-                self.by_key.remove(&(host, k));
+        let p = self.slots.at(idx);
+        let (host, key, has_alt) = (p.host, p.key, p.has_alt);
+        self.key_remove(host, key, idx);
+        if has_alt {
+            if let Some(k) = self.alt_keys.remove(&idx) {
+                self.key_remove(host, k, idx);
             }
         }
-        if pid != NO_PID {
-            if let Some(&head) = self.by_pid.get(&(host, pid)) {
-                if head == idx {
-                    if prev == NIL {
-                        self.by_pid.remove(&(host, pid));
-                    } else {
-                        self.by_pid.insert((host, pid), prev);
-                    }
-                } else {
-                    let mut cur = head;
-                    while cur != NIL {
-                        let next = self.slots[cur as usize].prev;
-                        if next == idx {
-                            self.slots[cur as usize].prev = prev;
-                            break;
-                        }
-                        cur = next;
-                    }
-                }
-            }
-        }
-        let p = &mut self.slots[idx as usize];
+        self.unlink_pid(idx);
+        let p = self.slots.at_mut(idx);
         p.gen = p.gen.wrapping_add(1);
-        p.prev = NIL;
-        p.parent = None;
+        p.parent = NO_REF;
+        p.has_alt = false;
         p.image = Arc::from("");
         self.free.push(idx);
     }
 
+    /// The keys a process is known by (primary, and the alternate one a
+    /// second channel contributed).
+    fn keys_of(&self, idx: u32) -> [Option<ProcessKey>; 2] {
+        let p = self.slots.at(idx);
+        let alt = if p.has_alt {
+            self.alt_keys.get(&idx).copied()
+        } else {
+            None
+        };
+        [Some(p.key), alt]
+    }
+
     /// Finds an existing record of the same process: same global key, or
     /// same pid with the same image and nearly the same creation time, or
-    /// (no pid) a recent pid-less start with the same parent and image.
+    /// (one side without pid) a recent start with the same parent and image.
     fn find_duplicate(
         &self,
         host: HostId,
@@ -550,42 +720,44 @@ impl ProcessTable {
         key: ProcessKey,
         create: Timestamp,
     ) -> Option<ProcRef> {
-        if key.is_global() {
-            if let Some(&i) = self.by_key.get(&(host, key)) {
-                return Some(ProcRef {
-                    idx: i,
-                    gen: self.slots[i as usize].gen,
-                });
-            }
+        if let Some(i) = self.key_get(host, &key) {
+            return Some(self.handle(i));
         }
         let name = image_file_name(&ev.image);
-        let same = |p: &Process| -> bool {
-            if !p.file_name().eq_ignore_ascii_case(name) {
-                return false;
-            }
-            if p.placeholder {
-                return true;
-            }
-            for k in [Some(p.key), p.alt_key].into_iter().flatten() {
-                if k.same_kind(&key) {
-                    return k == key;
+        // Cheap tests first: keys and times rule out most candidates before
+        // any name is compared.
+        let same = |idx: u32| -> bool {
+            let p = self.slots.at(idx);
+            if !p.placeholder {
+                let mut kind_matched = false;
+                for k in self.keys_of(idx).into_iter().flatten() {
+                    if k.same_kind(&key) {
+                        if k != key {
+                            return false;
+                        }
+                        kind_matched = true;
+                        break;
+                    }
+                }
+                if !kind_matched && p.create_time.abs_diff(create) > DUPLICATE_WINDOW {
+                    return false;
                 }
             }
-            p.create_time.abs_diff(create) <= DUPLICATE_WINDOW
+            p.file_name().eq_ignore_ascii_case(name)
         };
         if pid != NO_PID {
             let mut i = self.by_pid.get(&(host, pid)).copied().unwrap_or(NIL);
             while i != NIL {
-                let p = &self.slots[i as usize];
-                if same(p) {
-                    return Some(ProcRef { idx: i, gen: p.gen });
+                if same(i) {
+                    return Some(self.handle(i));
                 }
+                let p = self.slots.at(i);
                 if p.create_time.0.saturating_add(DUPLICATE_WINDOW) < create.0 {
                     break;
                 }
-                i = p.prev;
+                i = p.older;
             }
-            if self.recent_pidless_count == 0 {
+            if self.recent_pidless == 0 {
                 return None;
             }
         }
@@ -594,10 +766,12 @@ impl ProcessTable {
         let ppid = ev.ppid.unwrap_or(NO_PID);
         self.recent.iter().rev().find_map(|&(h, pp, r, _)| {
             let p = self.get(r)?;
-            (h == host && pp == ppid && (pid == NO_PID || p.pid == NO_PID) && same(p)).then_some(r)
+            (h == host && pp == ppid && (pid == NO_PID || p.pid == NO_PID) && same(r.idx))
+                .then_some(r)
         })
     }
 
+    /// Fills in what a second record of a known process adds.
     fn enrich(
         &mut self,
         r: ProcRef,
@@ -606,24 +780,26 @@ impl ProcessTable {
         key: ProcessKey,
         create: Timestamp,
     ) -> Start {
-        let parent = if self.slots[r.idx as usize].parent.is_none() {
-            self.resolve_parent(host, ev, create)
+        let cur = self.slots.at(r.idx);
+        let parent = if self.get(cur.parent).is_none() {
+            self.resolve_parent(host, ev, create).filter(|&p| p != r)
         } else {
             None
         };
-        let image = (self.slots[r.idx as usize].image.is_empty()
-            || (!ev.image.is_empty()
-                && image_file_name(&self.slots[r.idx as usize].image).len()
-                    == self.slots[r.idx as usize].image.len()
-                && ev.image.contains(['\\', '/'])))
-        .then(|| self.intern(&ev.image));
-        let p = &mut self.slots[r.idx as usize];
+        let cur = self.slots.at(r.idx);
+        // A path beats a bare name (snapshot short names, Stop names).
+        let better_image = !ev.image.is_empty()
+            && (cur.image.is_empty()
+                || (!cur.image.contains(['\\', '/']) && ev.image.contains(['\\', '/'])));
+        let needs_alt = key != cur.key && key.is_global() && !cur.has_alt;
+        let image = better_image.then(|| self.intern(&ev.image));
+        let p = self.slots.at_mut(r.idx);
         let was_placeholder = p.placeholder;
         if let Some(img) = image {
             p.image = img;
         }
-        if parent.is_some() && parent != Some(r) {
-            p.parent = parent;
+        if let Some(par) = parent {
+            p.parent = par;
         }
         if p.ppid == NO_PID {
             p.ppid = ev.ppid.unwrap_or(NO_PID);
@@ -636,28 +812,23 @@ impl ProcessTable {
             p.create_time = create;
             p.origin = ev.origin;
         }
-        let mut new_key = None;
-        if key != p.key && key.is_global() && p.alt_key.is_none() {
-            p.alt_key = Some(key);
-            new_key = Some(key);
-        }
-        let mut new_pid = None;
-        if p.pid == NO_PID {
-            if let Some(pid) = ev.pid {
+        let new_pid = match ev.pid {
+            Some(pid) if p.pid == NO_PID => {
                 p.pid = pid;
-                new_pid = Some(pid);
+                true
+            }
+            _ => false,
+        };
+        if needs_alt {
+            p.has_alt = true;
+            self.alt_keys.insert(r.idx, key);
+            if self.key_get(host, &key).is_none() {
+                self.key_insert(host, key, r.idx);
             }
         }
-        if let Some(k) = new_key {
-            self.by_key.entry((host, k)).or_insert(r.idx);
-        }
-        if new_pid.is_some() {
-            // Now findable by pid: link into the chain (it was key-only).
-            let key = self.slots[r.idx as usize].key;
-            if key.is_global() {
-                self.by_key.insert((host, key), r.idx);
-            }
-            self.link_pid_only(r.idx);
+        if new_pid {
+            // It was known by key only: now it is findable by pid too.
+            self.link_pid(r.idx);
         }
         if was_placeholder {
             Start::New(r)
@@ -666,20 +837,9 @@ impl ProcessTable {
         }
     }
 
-    fn link_pid_only(&mut self, idx: u32) {
-        let p = &self.slots[idx as usize];
-        let (host, pid) = (p.host, p.pid);
-        let prev = self.by_pid.insert((host, pid), idx).unwrap_or(NIL);
-        if prev != idx {
-            self.slots[idx as usize].prev = prev;
-        }
-    }
-
-    /// The parent of a child created at `create`: by parent key when given,
-    /// else the newest incarnation of `ppid` created no later than the
-    /// child — and never one that had already exited, nor one whose key
-    /// contradicts the reported parent key. Falls back to a placeholder from
-    /// the parent-image hint.
+    /// The parent of a child created at `create` — see [`Self::find_parent`]
+    /// — or, failing that, a placeholder built from the log's parent-image
+    /// hint.
     fn resolve_parent(
         &mut self,
         host: HostId,
@@ -691,44 +851,40 @@ impl ProcessTable {
         }
         let hint = ev.parent_image.as_deref().filter(|h| !h.is_empty())?;
         let ppid = ev.ppid?;
-        // Only when nothing of that pid could be the parent: otherwise the
-        // hint would hide a real conflict (reuse).
+        // Only when nothing of that pid is alive: otherwise the hint would
+        // paper over a real conflict (reuse, a contradicting key).
         if let Some(&head) = self.by_pid.get(&(host, ppid)) {
-            if self.slots[head as usize].exit == ALIVE {
+            if self.slots.at(head).exit == ALIVE {
                 return None;
             }
         }
         let image = self.intern(hint);
         self.stats.placeholders += 1;
-        let r = self.insert(Process {
+        let pkey = ev.parent_key.filter(ProcessKey::is_global);
+        Some(self.insert(Process {
             gen: 0,
-            prev: NIL,
+            older: NIL,
+            newer: NIL,
             host,
             pid: ppid,
             ppid: NO_PID,
             creator: NO_PID,
             session: 0,
-            parent: None,
-            key: ProcessKey::CreateTime(Timestamp(0)),
-            alt_key: ev.parent_key.filter(ProcessKey::is_global),
+            parent: NO_REF,
+            key: pkey.unwrap_or(ProcessKey::CreateTime(Timestamp(0))),
             create_time: Timestamp(0),
             exit: ALIVE,
             image,
             origin: ev.origin,
             placeholder: true,
             implied_exit: false,
-        });
-        if let Some(k) = ev.parent_key.filter(ProcessKey::is_global) {
-            self.by_key.insert((host, k), r.idx);
-        }
-        Some(r)
+            has_alt: false,
+        }))
     }
 
-    /// The incarnation of `pid` that was alive at `at`, if any.
-    pub fn find(&self, host: HostId, pid: u32, at: Timestamp) -> Option<ProcRef> {
-        self.find_parent(host, Some(pid), None, at)
-    }
-
+    /// By parent key when given; else the newest incarnation of `ppid`
+    /// created no later than the child — and never one that had already
+    /// exited, nor one whose key contradicts the reported parent key.
     fn find_parent(
         &self,
         host: HostId,
@@ -736,27 +892,22 @@ impl ProcessTable {
         pkey: Option<ProcessKey>,
         create: Timestamp,
     ) -> Option<ProcRef> {
-        if let Some(k) = pkey.filter(ProcessKey::is_global) {
-            if let Some(&i) = self.by_key.get(&(host, k)) {
-                return Some(ProcRef {
-                    idx: i,
-                    gen: self.slots[i as usize].gen,
-                });
-            }
+        if let Some(i) = pkey.and_then(|k| self.key_get(host, &k)) {
+            return Some(self.handle(i));
         }
-        let ppid = ppid?;
-        let mut i = *self.by_pid.get(&(host, ppid))?;
+        let mut i = *self.by_pid.get(&(host, ppid?))?;
         while i != NIL {
-            let p = &self.slots[i as usize];
+            let p = self.slots.at(i);
             if p.create_time > create && !p.placeholder {
-                i = p.prev;
+                i = p.older;
                 continue;
             }
             if p.exit < create {
                 return None;
             }
             if let Some(k) = pkey {
-                let contradicts = [Some(p.key), p.alt_key]
+                let contradicts = self
+                    .keys_of(i)
                     .into_iter()
                     .flatten()
                     .any(|pk| pk.same_kind(&k) && pk != k);
@@ -764,7 +915,7 @@ impl ProcessTable {
                     return None;
                 }
             }
-            return Some(ProcRef { idx: i, gen: p.gen });
+            return Some(self.handle(i));
         }
         None
     }

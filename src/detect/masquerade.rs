@@ -43,7 +43,9 @@ fn in_system_dir(image: &str) -> bool {
 /// (zero-width and direction controls).
 fn fold(c: char) -> Option<char> {
     Some(match c {
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{FEFF}' => return None,
+        '\0' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{FEFF}' => {
+            return None
+        }
         'а' | 'А' | 'α' => 'a',
         'в' | 'В' => 'b',
         'с' | 'С' | 'ϲ' => 'c',
@@ -105,7 +107,7 @@ pub fn is_lookalike(name: &str) -> bool {
     // dots/spaces (Win32 strips them) or another extension.
     match it.next() {
         None => true,
-        Some('.') | Some(' ') => true,
+        Some('.' | ' ') => true,
         Some(_) => false,
     }
 }
@@ -225,6 +227,8 @@ mod tests {
             "\u{FF57}smprovhost.exe", // fullwidth w
             "wsmpr0vhost.exe",
             "WSMPROVHOST.EXE.EXE",
+            "wsmprovhost.exe\0.txt",
+            " wsmprovhost.exe",
         ] {
             assert!(is_lookalike(l), "{l:?}");
         }

@@ -142,8 +142,12 @@ impl RemoteSessions {
                 s.processes
             ),
         };
+        let timestamp = match (action, s.end) {
+            (Action::RemoteSessionEnded, Some(end)) => end,
+            _ => ev.time,
+        };
         let alert = Alert {
-            timestamp: ev.time,
+            timestamp,
             action,
             severity,
             rule: s.rule,

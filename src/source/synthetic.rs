@@ -75,132 +75,162 @@ struct Live {
     created: Timestamp,
 }
 
-/// Generates the stream.
-pub fn generate(p: Profile) -> Vec<ProcessEvent> {
-    let mut rng = Rng(p.seed | 1);
-    let mut out = Vec::with_capacity(p.events);
-    let mut clock = Timestamp::from_unix(1_700_000_000, 0).filetime();
-    let mut seq = 1u64;
-    // Free pids, reused LIFO like Windows' handle table tends to.
-    let mut free: Vec<u32> = (1..=(p.live as u32 * 4)).rev().map(|i| 8 + i * 4).collect();
-    let mut live: Vec<Live> = Vec::with_capacity(p.live * 2);
+/// The stream, generated lazily: memory stays flat however long it runs.
+pub struct Stream {
+    p: Profile,
+    rng: Rng,
+    clock: u64,
+    seq: u64,
+    emitted: usize,
+    free: Vec<u32>,
+    live: Vec<Live>,
+    roots: usize,
+    winrm: Option<Live>,
+    session: Option<(Live, u32)>,
+    boot: std::vec::IntoIter<ProcessEvent>,
+}
 
-    let push_start = |out: &mut Vec<ProcessEvent>,
-                      live: &mut Vec<Live>,
-                      pid: u32,
-                      parent: Option<Live>,
-                      image: &str,
-                      origin: Origin,
-                      clock: u64,
-                      seq: &mut u64| {
-        let t = Timestamp(clock);
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("emitted", &self.emitted)
+            .finish()
+    }
+}
+
+impl Stream {
+    /// A stream of this shape.
+    pub fn new(p: Profile) -> Self {
+        let mut s = Stream {
+            p,
+            rng: Rng(p.seed | 1),
+            clock: Timestamp::from_unix(1_700_000_000, 0).filetime(),
+            seq: 1,
+            emitted: 0,
+            // Free pids, reused LIFO like Windows' handle table tends to.
+            free: (1..=(p.live as u32 * 4)).rev().map(|i| 8 + i * 4).collect(),
+            live: Vec::with_capacity(p.live * 2),
+            roots: 0,
+            winrm: None,
+            session: None,
+            boot: Vec::new().into_iter(),
+        };
+        // Boot: System, services, WinRM's svchost — already running.
+        let mut boot = Vec::new();
+        let system = s.start(&mut boot, 4, None, "System", Origin::Snapshot);
+        let services = s.start(
+            &mut boot,
+            660,
+            Some(system),
+            r"C:\Windows\System32\services.exe",
+            Origin::Snapshot,
+        );
+        s.winrm = Some(s.start(&mut boot, 1204, Some(services), IMAGES[0], Origin::Snapshot));
+        s.free.retain(|&x| x != 4 && x != 660 && x != 1204);
+        s.roots = s.live.len();
+        s.boot = boot.into_iter();
+        s
+    }
+
+    fn start(
+        &mut self,
+        out: &mut Vec<ProcessEvent>,
+        pid: u32,
+        parent: Option<Live>,
+        image: &str,
+        origin: Origin,
+    ) -> Live {
+        let t = Timestamp(self.clock);
         let mut e = ProcessEvent::start(t, pid, parent.map_or(0, |x| x.pid), image);
         e.origin = origin;
         e.creator_pid = parent.map(|x| x.pid);
-        if p.sequence_keys {
-            e.key = Some(ProcessKey::Sequence(*seq));
+        if self.p.sequence_keys {
+            e.key = Some(ProcessKey::Sequence(self.seq));
             e.parent_key = parent.map(|x| ProcessKey::Sequence(x.seq));
         }
         let l = Live {
             pid,
-            seq: *seq,
+            seq: self.seq,
             created: t,
         };
-        *seq += 1;
-        live.push(l);
+        self.seq += 1;
+        self.live.push(l);
         out.push(e);
         l
-    };
-
-    // Boot: System, services, a few svchost instances (WinRM's among them).
-    let system = push_start(
-        &mut out,
-        &mut live,
-        4,
-        None,
-        "System",
-        Origin::Snapshot,
-        clock,
-        &mut seq,
-    );
-    let services = push_start(
-        &mut out,
-        &mut live,
-        660,
-        Some(system),
-        r"C:\Windows\System32\services.exe",
-        Origin::Snapshot,
-        clock,
-        &mut seq,
-    );
-    let winrm = push_start(
-        &mut out,
-        &mut live,
-        1204,
-        Some(services),
-        IMAGES[0],
-        Origin::Snapshot,
-        clock,
-        &mut seq,
-    );
-    free.retain(|&x| x != 4 && x != 660 && x != 1204);
-    let roots = live.len();
-    let mut session: Option<(Live, u32)> = None;
-
-    while out.len() < p.events {
-        clock += 1 + rng.below(20_000) as u64; // up to 2 ms apart
-        let grow = live.len() < p.live || rng.below(2) == 0;
-        if grow && !free.is_empty() {
-            let Some(pid) = free.pop() else { break };
-            let starts = seq;
-            if p.session_every > 0 && starts % p.session_every == 0 && session.is_none() {
-                let s = push_start(
-                    &mut out,
-                    &mut live,
-                    pid,
-                    Some(winrm),
-                    r"C:\Windows\System32\wsmprovhost.exe",
-                    Origin::Live,
-                    clock,
-                    &mut seq,
-                );
-                session = Some((s, 5));
-                continue;
-            }
-            let parent = match &mut session {
-                Some((s, left)) if *left > 0 && rng.below(4) == 0 => {
-                    *left -= 1;
-                    *s
-                }
-                _ => live[rng.below(live.len())],
-            };
-            let image = IMAGES[rng.below(IMAGES.len())];
-            push_start(
-                &mut out,
-                &mut live,
-                pid,
-                Some(parent),
-                image,
-                Origin::Live,
-                clock,
-                &mut seq,
-            );
-        } else if live.len() > roots {
-            let i = roots + rng.below(live.len() - roots);
-            let gone = live.swap_remove(i);
-            if session.is_some_and(|(s, _)| s.seq == gone.seq) {
-                session = None;
-            }
-            let mut e = ProcessEvent::stop(Timestamp(clock), gone.pid, "");
-            e.create_time = Some(gone.created);
-            if p.sequence_keys {
-                e.key = Some(ProcessKey::Sequence(gone.seq));
-            }
-            out.push(e);
-            free.push(gone.pid);
-        }
     }
-    out
+
+    fn step(&mut self) -> Option<ProcessEvent> {
+        let mut out = Vec::with_capacity(1);
+        while out.is_empty() {
+            self.clock += 1 + self.rng.below(20_000) as u64; // up to 2 ms apart
+                                                             // Above the target, lean towards exits so the live count hovers.
+            let grow = self.live.len() < self.p.live || self.rng.below(100) < 45;
+            if grow && !self.free.is_empty() {
+                let pid = self.free.pop()?;
+                if self.p.session_every > 0
+                    && self.seq % self.p.session_every == 0
+                    && self.session.is_none()
+                {
+                    let winrm = self.winrm;
+                    let s = self.start(
+                        &mut out,
+                        pid,
+                        winrm,
+                        r"C:\Windows\System32\wsmprovhost.exe",
+                        Origin::Live,
+                    );
+                    self.session = Some((s, 5));
+                    continue;
+                }
+                let in_session =
+                    matches!(self.session, Some((_, left)) if left > 0) && self.rng.below(4) == 0;
+                let parent = match (&mut self.session, in_session) {
+                    (Some((s, left)), true) => {
+                        *left -= 1;
+                        *s
+                    }
+                    _ => self.live[self.rng.below(self.live.len())],
+                };
+                let image = IMAGES[self.rng.below(IMAGES.len())];
+                self.start(&mut out, pid, Some(parent), image, Origin::Live);
+            } else if self.live.len() > self.roots {
+                let i = self.roots + self.rng.below(self.live.len() - self.roots);
+                let gone = self.live.swap_remove(i);
+                if self.session.is_some_and(|(s, _)| s.seq == gone.seq) {
+                    self.session = None;
+                }
+                let mut e = ProcessEvent::stop(Timestamp(self.clock), gone.pid, "");
+                e.create_time = Some(gone.created);
+                if self.p.sequence_keys {
+                    e.key = Some(ProcessKey::Sequence(gone.seq));
+                }
+                out.push(e);
+                self.free.push(gone.pid);
+            }
+        }
+        out.pop()
+    }
+}
+
+impl Iterator for Stream {
+    type Item = ProcessEvent;
+
+    fn next(&mut self) -> Option<ProcessEvent> {
+        if self.emitted >= self.p.events {
+            return None;
+        }
+        let e = match self.boot.next() {
+            Some(e) => Some(e),
+            None => self.step(),
+        };
+        self.emitted += e.is_some() as usize;
+        e
+    }
+}
+
+/// Generates the whole stream at once (benches time the engine, not this).
+pub fn generate(p: Profile) -> Vec<ProcessEvent> {
+    Stream::new(p).collect()
 }
 
 #[cfg(test)]
