@@ -136,6 +136,26 @@ fn fake_session(dir: &Path, children: usize) -> u32 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+/// As real OpenSSH starts a subsystem: the forked sshd child execs the
+/// user's shell with `-c "pwsh -sshs …"`, and the shell execs pwsh in place
+/// (same pid, a second exec). Returns the pwsh pid.
+fn fake_session_via_shell(dir: &Path, children: usize) -> u32 {
+    let sshd = fake(dir, "sshd");
+    let bash = fake(dir, "bash");
+    let pwsh = fake(dir, "pwsh");
+    let body = vec!["/bin/true"; children].join("; ") + "; :";
+    let out = Command::new(&sshd)
+        .arg("-c")
+        .arg(r#""$0" -c 'exec "$0" -c "$1" -sshs' "$1" "$2" & echo $!; wait; :"#)
+        .arg(&bash)
+        .arg(&pwsh)
+        .arg(&body)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 fn count(alerts: &[(Timestamp, Alert)], pid: u32, action: Action) -> usize {
     alerts
         .iter()
@@ -152,10 +172,14 @@ fn ssh_remoting_session_started_activity_ended() {
         return;
     };
     const CHILDREN: usize = 3;
-    let pwsh = fake_session(dir.path(), CHILDREN);
+    let direct = fake_session(dir.path(), CHILDREN);
+    let via_shell = fake_session_via_shell(dir.path(), CHILDREN);
+    let complete = |a: &[(Timestamp, Alert)], pid| {
+        count(a, pid, Action::RemoteSessionEnded) == 1
+            && count(a, pid, Action::RemoteSessionActivity) == CHILDREN
+    };
     let done = tr.wait_for(Duration::from_secs(10), |a| {
-        count(a, pwsh, Action::RemoteSessionEnded) == 1
-            && count(a, pwsh, Action::RemoteSessionActivity) == CHILDREN
+        complete(a, direct) && complete(a, via_shell)
     });
     let (out, alerts, stop_took) = tr.finish();
     for (_, a) in &alerts {
@@ -168,8 +192,10 @@ fn ssh_remoting_session_started_activity_ended() {
         for l in text.lines() {
             let ev: ProcessEvent = serde_json::from_str(l).unwrap();
             if ev.image.contains(&d)
-                || ev.pid == Some(pwsh)
-                || ev.ppid == Some(pwsh)
+                || [ev.pid, ev.ppid]
+                    .iter()
+                    .flatten()
+                    .any(|p| [direct, via_shell].contains(p))
                 || ev.command_line.as_deref().is_some_and(|c| c.contains(&d))
             {
                 eprintln!("{l}");
@@ -177,31 +203,38 @@ fn ssh_remoting_session_started_activity_ended() {
         }
     }
     assert!(done, "session alerts did not all arrive within 10 s");
-    assert_eq!(count(&alerts, pwsh, Action::RemoteSessionStarted), 1);
-    assert_eq!(
-        count(&alerts, pwsh, Action::RemoteSessionActivity),
-        CHILDREN
-    );
-    assert_eq!(count(&alerts, pwsh, Action::RemoteSessionEnded), 1);
-    let started = alerts
-        .iter()
-        .map(|(_, a)| a)
-        .find(|a| a.action == Action::RemoteSessionStarted && a.process.pid == Some(pwsh))
-        .unwrap();
-    assert_eq!(started.rule.id, "WSMW-SSH-001");
-    assert_eq!(started.rule.techniques, ["T1021.004", "T1059.001"]);
-    assert_eq!(started.origin, Origin::Live);
-    assert!(started.process.image.ends_with("/pwsh"));
-    assert!(started.ancestry.iter().any(|a| a.image.ends_with("/sshd")));
-    let ended = alerts
-        .iter()
-        .map(|(_, a)| a)
-        .find(|a| a.action == Action::RemoteSessionEnded && a.process.pid == Some(pwsh))
-        .unwrap();
-    assert_eq!(
-        ended.session.as_ref().unwrap().process_count,
-        CHILDREN as u64
-    );
+    for pwsh in [direct, via_shell] {
+        assert_eq!(count(&alerts, pwsh, Action::RemoteSessionStarted), 1);
+        assert_eq!(
+            count(&alerts, pwsh, Action::RemoteSessionActivity),
+            CHILDREN
+        );
+        assert_eq!(count(&alerts, pwsh, Action::RemoteSessionEnded), 1);
+        let started = alerts
+            .iter()
+            .map(|(_, a)| a)
+            .find(|a| a.action == Action::RemoteSessionStarted && a.process.pid == Some(pwsh))
+            .unwrap();
+        assert_eq!(started.rule.id, "WSMW-SSH-001");
+        assert_eq!(started.rule.techniques, ["T1021.004", "T1059.001"]);
+        assert_eq!(started.origin, Origin::Live);
+        assert!(started.process.image.ends_with("/pwsh"));
+        assert!(started
+            .process
+            .command_line
+            .as_deref()
+            .is_some_and(|c| c.contains("-sshs")));
+        assert!(started.ancestry.iter().any(|a| a.image.ends_with("/sshd")));
+        let ended = alerts
+            .iter()
+            .map(|(_, a)| a)
+            .find(|a| a.action == Action::RemoteSessionEnded && a.process.pid == Some(pwsh))
+            .unwrap();
+        assert_eq!(
+            ended.session.as_ref().unwrap().process_count,
+            CHILDREN as u64
+        );
+    }
     assert!(out.source_errors.is_empty(), "{:?}", out.source_errors);
     assert!(
         stop_took < Duration::from_millis(500),

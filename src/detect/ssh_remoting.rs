@@ -252,6 +252,46 @@ mod tests {
         );
     }
 
+    /// What the Linux source reports when sshd's forked child execs the
+    /// user's shell, which execs pwsh in place: three starts with one pid
+    /// and one key (fork, exec, exec). The last is a new incarnation.
+    #[test]
+    fn exec_in_place_through_a_shell_is_a_session() {
+        use crate::event::ProcessKey;
+        let keyed = |mut e: ProcessEvent, k: u64| {
+            e.key = Some(ProcessKey::CreateTime(t(k)));
+            e.create_time = Some(t(k));
+            e
+        };
+        let ev = vec![
+            keyed(start(0, 100, 1, "/usr/sbin/sshd", "sshd: bob@notty"), 0),
+            keyed(start(10, 101, 100, "/usr/sbin/sshd", "sshd: bob@notty"), 10),
+            keyed(
+                start(11, 101, 100, "/usr/bin/bash", "bash -c pwsh -sshs"),
+                10,
+            ),
+            keyed(
+                start(12, 101, 100, "/usr/bin/pwsh", "/usr/bin/pwsh -sshs"),
+                10,
+            ),
+            keyed(start(20, 102, 101, "/usr/bin/id", "id"), 20),
+            ProcessEvent::stop(t(30), 101, ""),
+        ];
+        let a: Vec<_> = Engine::default()
+            .run(&ev)
+            .iter()
+            .map(|a| a.action)
+            .collect();
+        assert_eq!(
+            a,
+            [
+                Action::RemoteSessionStarted,
+                Action::RemoteSessionActivity,
+                Action::RemoteSessionEnded
+            ]
+        );
+    }
+
     #[test]
     fn already_running_host_with_unknown_parent_is_active() {
         let mut e = start(0, 101, 77, "/usr/bin/pwsh", "pwsh -sshs");
