@@ -10,8 +10,8 @@
 //! - The key is `CreateTime(boot time + /proc/<pid>/stat starttime)`: the
 //!   same value whoever computes it (seed, fork, exec), and a reused pid gets
 //!   a new one. Boot time is computed once per source.
-//! - A fork immediately followed by exec (the usual spawn) yields one start,
-//!   with the exec'd image: forks wait up to [`FORK_GRACE`] for their exec.
+//! - A fork followed by exec (the usual spawn) yields one start, with the
+//!   exec'd image: forks wait up to [`FORK_GRACE`] for their exec.
 //! - A fork that never execs (a forking server's worker, such as sshd's
 //!   per-connection process) is a start with the parent's image, emitted
 //!   when the grace ends, when it exits, or as soon as a child of it needs
@@ -44,9 +44,12 @@ use crate::event::{Origin, ProcessEvent, ProcessKey, Timestamp};
 use crate::source::{Emitter, Source, SourceError, StopToken};
 
 /// How long a forked child may take to exec before it is reported with its
-/// parent's image. Spawns exec within microseconds; this only delays
-/// fork-only processes, never an exec'd one.
-pub const FORK_GRACE: Duration = Duration::from_millis(10);
+/// parent's image. Spawns exec within microseconds, but on a loaded 2-core
+/// box 10 ms was sometimes too short, and a late exec then reports one
+/// process twice (fork image, then exec image). This only delays fork-only
+/// processes (and never past their first child or their exit), never an
+/// exec'd one.
+pub const FORK_GRACE: Duration = Duration::from_millis(100);
 /// The longest the loop sleeps, which bounds how late a stop is honoured.
 const POLL_SLICE: Duration = Duration::from_millis(50);
 /// Messages read per wake-up before pending forks and the stop are checked.
