@@ -440,6 +440,8 @@ struct Proc {
     gen: u64,
     /// Found by the seed (reported by `flush_snapshot` unless earlier).
     seeded: bool,
+    /// `starttime` came from `/proc` (not approximated from an event time).
+    exact: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -553,6 +555,7 @@ impl Tracker<'_> {
                     state: State::Pending(Origin::Snapshot),
                     gen,
                     seeded: true,
+                    exact: true,
                 },
             );
         }
@@ -638,6 +641,7 @@ impl Tracker<'_> {
                 state: State::Pending(Origin::Live),
                 gen,
                 seeded: false,
+                exact: false,
             },
         );
         self.pending.push_back(PendingFork {
@@ -672,6 +676,7 @@ impl Tracker<'_> {
         };
         let cmdline = d.cmdline.map(Arc::<str>::from);
         let uid = d.uid.or(known.and_then(|k| k.uid));
+        let exact = d.stat.is_some() || known.is_some_and(|k| k.exact);
         if let Some(k) = known {
             let same_process = k.starttime.abs_diff(starttime) <= 1;
             // The seed (or an earlier exec) already saw exactly this image.
@@ -708,6 +713,7 @@ impl Tracker<'_> {
                 state: State::Pending(Origin::Live),
                 gen,
                 seeded: false,
+                exact,
             },
         );
         self.emit_start(pid, out)
@@ -790,10 +796,11 @@ impl Tracker<'_> {
         }
         // A fork's key was approximated from its event time; make it exact
         // while /proc still has it (even a zombie's stat stays until reaped).
-        if origin == Origin::Live {
+        if !p.exact {
             if let Some(s) = procfs::read_stat(&self.proc_root, pid) {
                 if s.starttime.abs_diff(p.starttime) <= 1 {
                     p.starttime = s.starttime;
+                    p.exact = true;
                 }
             }
         }
