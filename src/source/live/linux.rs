@@ -56,6 +56,8 @@ const POLL_SLICE: Duration = Duration::from_millis(50);
 const RECV_BATCH: usize = 1024;
 /// How long to wait for the kernel to answer the subscription.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest the seeded processes wait for the backlog to be read.
+const BACKLOG_LIMIT: Duration = Duration::from_millis(500);
 /// After losses, how often to look for processes whose exit was lost.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(2);
 /// Ancestor chains longer than this are not flushed in one go (guards a
@@ -356,9 +358,14 @@ impl Source for LiveSource {
             t.handle(ev, out)?;
         }
         let mut buf = vec![0u8; 16 * 1024];
-        // 2. The backlog queued since subscribing.
-        while let Some(n) = self.read_one(&mut buf, &mut t)? {
-            t.handle_datagram(&buf[..n], out)?;
+        // 2. The backlog queued since subscribing (bounded in time: on a
+        //    host that never goes quiet the seed must still be reported).
+        let backlog_end = Instant::now() + BACKLOG_LIMIT;
+        while Instant::now() < backlog_end && !stop.is_stopped() {
+            match self.read_one(&mut buf, &mut t)? {
+                Some(n) => t.handle_datagram(&buf[..n], out)?,
+                None => break,
+            }
         }
         // 3. The rest of the seed, oldest first so parents precede children.
         t.flush_snapshot(out)?;
