@@ -403,10 +403,15 @@ impl Source for LiveSource {
                 lost_at_prune = lost;
             }
         }
-        // Drain what is already queued, then report every pending fork so
-        // nothing seen is left unsaid.
-        while let Some(n) = self.read_one(&mut buf, &mut t)? {
-            t.handle_datagram(&buf[..n], out)?;
+        // Drain what is already queued (briefly: a busy host never goes
+        // quiet), then report every pending fork so nothing seen is left
+        // unsaid.
+        let drain_end = Instant::now() + POLL_SLICE;
+        while Instant::now() < drain_end {
+            match self.read_one(&mut buf, &mut t)? {
+                Some(n) => t.handle_datagram(&buf[..n], out)?,
+                None => break,
+            }
         }
         t.flush_all_pending(out)?;
         t.report_losses(out);
