@@ -46,14 +46,22 @@ impl Default for LiveConfig {
     }
 }
 
+pub mod cn_proc;
+pub mod procfs;
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub use self::windows::{dos_device_map, LiveSource};
 
-#[cfg(not(windows))]
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::LiveSource;
+
+#[cfg(not(any(windows, target_os = "linux")))]
 mod unsupported;
-#[cfg(not(windows))]
+#[cfg(not(any(windows, target_os = "linux")))]
 pub use unsupported::LiveSource;
 
 /// The drive-letter table for showing DOS paths next to NT paths; empty
