@@ -259,6 +259,20 @@ fn storm_size() -> usize {
 }
 
 /// Spawns `n` short processes from `threads` threads; returns their pids.
+/// Runs a few short processes pinned to each CPU (with `taskset`, when the
+/// machine has it), after the storm has drained.
+fn reveal_tail_gaps() {
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    for _ in 0..3 {
+        thread::sleep(Duration::from_millis(200));
+        for cpu in 0..cpus {
+            let _ = Command::new("taskset")
+                .args(["-c", &cpu.to_string(), "/bin/true"])
+                .status();
+        }
+    }
+}
+
 fn fork_storm(n: usize, threads: usize) -> HashSet<u32> {
     let per = n.div_ceil(threads);
     let hs: Vec<_> = (0..threads)
@@ -639,6 +653,14 @@ fn overruns_are_counted_exactly() {
     let s2 = stop.clone();
     let h = thread::spawn(move || src.run(&mut em, &s2));
     let pids = fork_storm(2000, 2);
+    // A gap in a CPU's sequence numbers shows only when that CPU's next
+    // event arrives. A live host always has a next event; on a quiet test
+    // machine there may be none, so once the source has drained its
+    // backlog, make one on every CPU and the tail of the overrun is counted.
+    let revealer = thread::spawn(|| {
+        thread::sleep(Duration::from_millis(1000));
+        reveal_tail_gaps();
+    });
     let me = std::process::id();
     let mut seen = HashSet::new();
     let mut take = |ev: ProcessEvent| {
@@ -654,6 +676,7 @@ fn overruns_are_counted_exactly() {
             take(ev);
         }
     }
+    revealer.join().unwrap();
     stop.stop();
     for ev in rx.iter() {
         take(ev);
