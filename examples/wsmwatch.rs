@@ -97,6 +97,10 @@ struct LiveArgs {
     /// Events the detector queue holds before new ones are dropped (counted).
     #[arg(long, default_value_t = PipelineConfig::default().channel_capacity)]
     queue: usize,
+    /// Linux: receive buffer of the process-events socket, in bytes (root
+    /// may exceed net.core.rmem_max); larger rides out longer bursts.
+    #[arg(long, default_value_t = LiveConfig::default().recv_buffer_bytes, value_name = "BYTES")]
+    recv_buffer: usize,
 }
 
 #[derive(Args, Debug)]
@@ -308,6 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_buffers: a.max_buffers,
                 flush_interval: Duration::from_millis(a.flush_ms),
                 etl_file: a.etl.clone(),
+                recv_buffer_bytes: a.recv_buffer,
                 ..LiveConfig::default()
             })?;
             let recorder = a.record.as_deref().map(EventRecorder::create).transpose()?;

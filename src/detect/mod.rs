@@ -12,6 +12,7 @@ pub mod masquerade;
 pub mod ppid_spoof;
 pub mod rules;
 pub mod session;
+pub mod ssh_remoting;
 
 /// A detection rule family.
 pub trait Detector: Send {

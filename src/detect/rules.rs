@@ -68,9 +68,17 @@ fn winrm_host_by_name(image: &str) -> bool {
 
 /// The session rules in force.
 pub fn session_rules() -> Vec<SessionRule> {
-    vec![SessionRule {
-        rule: &CAR_2014_11_004,
-        is_host: winrm_host,
-        host_by_name: winrm_host_by_name,
-    }]
+    vec![
+        SessionRule {
+            rule: &CAR_2014_11_004,
+            is_host: winrm_host,
+            host_by_name: winrm_host_by_name,
+        },
+        // PowerShell remoting over SSH: `pwsh -sshs` under sshd.
+        SessionRule {
+            rule: &super::ssh_remoting::PSREMOTING_SSH,
+            is_host: super::ssh_remoting::ssh_host,
+            host_by_name: super::ssh_remoting::ssh_host_by_name,
+        },
+    ]
 }

@@ -46,5 +46,15 @@ impl Default for LiveConfig {
     }
 }
 
+pub mod cn_proc;
+pub mod procfs;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::LiveSource;
+
+#[cfg(not(target_os = "linux"))]
 mod unsupported;
+#[cfg(not(target_os = "linux"))]
 pub use unsupported::LiveSource;
