@@ -7,6 +7,7 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]      default 60 s, every target
 #   FUZZ_RUNS=10000000 fuzz/run.sh 1800    stop at 10 M executions (or time)
 #   FUZZ_SANITIZER=none fuzz/run.sh 5      no ASan (faster build and runs)
+#   FUZZ_TOOLCHAIN=stable fuzz/run.sh 5    stable rustc + RUSTC_BOOTSTRAP=1
 #
 # Corpora: fuzz/corpus/<target> (kept between runs, git-ignored) is read and
 # grown; fuzz/seeds/<target> (committed, see seeds.sh) and real evidence from
@@ -20,13 +21,15 @@ runs=${FUZZ_RUNS:--1}
 sanitizer=${FUZZ_SANITIZER:-address}
 
 # cargo-fuzz needs unstable rustc flags (-Zsanitizer). Use nightly when the
-# machine has it; otherwise let the stable toolchain accept them.
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    tc=(+nightly)
-else
-    tc=()
-    export RUSTC_BOOTSTRAP=1
+# machine has it; otherwise let the stable toolchain accept them
+# (FUZZ_TOOLCHAIN=stable forces that, FUZZ_TOOLCHAIN=nightly the other).
+tcname=${FUZZ_TOOLCHAIN:-auto}
+if [ "$tcname" = auto ]; then
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tcname=nightly; else tcname=stable; fi
 fi
+tc=("+$tcname")
+[ "$tcname" = nightly ] || export RUSTC_BOOTSTRAP=1
+echo "fuzz toolchain: $(rustc "${tc[@]}" --version)${RUSTC_BOOTSTRAP:+ with RUSTC_BOOTSTRAP=1}"
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz missing: cargo install cargo-fuzz --locked" >&2
     exit 2
