@@ -227,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = out_args(&cli.command);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&out.log)
                 .context("--log: not a valid level or filter")?,
@@ -329,9 +330,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         stop,
         config,
     );
-    if let (Command::Live(_), Some((_, e))) = (&cli.command, outcome.source_errors.first()) {
-        // Live with a dead source is a failure, not a partial result.
-        anyhow::bail!("{e}");
+    if let (Command::Live(_), false) = (&cli.command, outcome.source_errors.is_empty()) {
+        // Live with a dead source is a failure, not a partial result; the
+        // summary has already printed why.
+        return Ok(ExitCode::from(EXIT_FATAL));
     }
     Ok(if outcome.stats.incomplete() {
         ExitCode::from(EXIT_INCOMPLETE)

@@ -18,6 +18,9 @@ use crate::table::ProcRef;
 
 /// Ended sessions kept so late-arriving children still attribute.
 const ENDED_KEPT: usize = 4096;
+/// Sessions tracked at most; past it the oldest is forgotten (a host whose
+/// stop was lost would otherwise stay forever).
+const MAX_SESSIONS: usize = 65_536;
 
 #[derive(Debug)]
 struct Session {
@@ -54,6 +57,7 @@ pub struct RemoteSessions {
     rules: Vec<SessionRule>,
     sessions: FxHashMap<u32, Session>,
     ended: VecDeque<u32>,
+    opened: VecDeque<u32>,
     next: u32,
 }
 
@@ -64,6 +68,7 @@ impl RemoteSessions {
             rules,
             sessions: FxHashMap::default(),
             ended: VecDeque::new(),
+            opened: VecDeque::new(),
             next: 1,
         }
     }
@@ -92,6 +97,15 @@ impl RemoteSessions {
             (None, _) => format!("?@{}", start.unwrap_or_default()),
         };
         cx.table.set_session(host, id);
+        self.opened.push_back(id);
+        while self.sessions.len() >= MAX_SESSIONS {
+            match self.opened.pop_front() {
+                Some(old) => {
+                    self.sessions.remove(&old);
+                }
+                None => break,
+            }
+        }
         self.sessions.insert(
             id,
             Session {
@@ -251,6 +265,11 @@ impl Detector for RemoteSessions {
             if let Some(old) = self.ended.pop_front() {
                 self.sessions.remove(&old);
             }
+        }
+        // `opened` only bounds memory: drop ids whose sessions are gone.
+        if self.opened.len() > 2 * MAX_SESSIONS {
+            let sessions = &self.sessions;
+            self.opened.retain(|id| sessions.contains_key(id));
         }
     }
 }

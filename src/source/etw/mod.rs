@@ -19,6 +19,9 @@
 use crate::event::Guid;
 
 pub mod decode;
+pub mod dospath;
+pub mod session;
+pub mod snapshot;
 
 #[cfg(test)]
 mod tests;

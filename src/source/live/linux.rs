@@ -10,8 +10,8 @@
 //! - The key is `CreateTime(boot time + /proc/<pid>/stat starttime)`: the
 //!   same value whoever computes it (seed, fork, exec), and a reused pid gets
 //!   a new one. Boot time is computed once per source.
-//! - A fork immediately followed by exec (the usual spawn) yields one start,
-//!   with the exec'd image: forks wait up to [`FORK_GRACE`] for their exec.
+//! - A fork followed by exec (the usual spawn) yields one start, with the
+//!   exec'd image: forks wait up to [`FORK_GRACE`] for their exec.
 //! - A fork that never execs (a forking server's worker, such as sshd's
 //!   per-connection process) is a start with the parent's image, emitted
 //!   when the grace ends, when it exits, or as soon as a child of it needs
@@ -44,15 +44,20 @@ use crate::event::{Origin, ProcessEvent, ProcessKey, Timestamp};
 use crate::source::{Emitter, Source, SourceError, StopToken};
 
 /// How long a forked child may take to exec before it is reported with its
-/// parent's image. Spawns exec within microseconds; this only delays
-/// fork-only processes, never an exec'd one.
-pub const FORK_GRACE: Duration = Duration::from_millis(10);
+/// parent's image. Spawns exec within microseconds, but on a loaded 2-core
+/// box 10 ms was sometimes too short, and a late exec then reports one
+/// process twice (fork image, then exec image). This only delays fork-only
+/// processes (and never past their first child or their exit), never an
+/// exec'd one.
+pub const FORK_GRACE: Duration = Duration::from_millis(100);
 /// The longest the loop sleeps, which bounds how late a stop is honoured.
 const POLL_SLICE: Duration = Duration::from_millis(50);
 /// Messages read per wake-up before pending forks and the stop are checked.
 const RECV_BATCH: usize = 1024;
 /// How long to wait for the kernel to answer the subscription.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest the seeded processes wait for the backlog to be read.
+const BACKLOG_LIMIT: Duration = Duration::from_millis(500);
 /// After losses, how often to look for processes whose exit was lost.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(2);
 /// Ancestor chains longer than this are not flushed in one go (guards a
@@ -353,9 +358,14 @@ impl Source for LiveSource {
             t.handle(ev, out)?;
         }
         let mut buf = vec![0u8; 16 * 1024];
-        // 2. The backlog queued since subscribing.
-        while let Some(n) = self.read_one(&mut buf, &mut t)? {
-            t.handle_datagram(&buf[..n], out)?;
+        // 2. The backlog queued since subscribing (bounded in time: on a
+        //    host that never goes quiet the seed must still be reported).
+        let backlog_end = Instant::now() + BACKLOG_LIMIT;
+        while Instant::now() < backlog_end && !stop.is_stopped() {
+            match self.read_one(&mut buf, &mut t)? {
+                Some(n) => t.handle_datagram(&buf[..n], out)?,
+                None => break,
+            }
         }
         // 3. The rest of the seed, oldest first so parents precede children.
         t.flush_snapshot(out)?;
@@ -437,6 +447,8 @@ struct Proc {
     gen: u64,
     /// Found by the seed (reported by `flush_snapshot` unless earlier).
     seeded: bool,
+    /// `starttime` came from `/proc` (not approximated from an event time).
+    exact: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,6 +562,7 @@ impl Tracker<'_> {
                     state: State::Pending(Origin::Snapshot),
                     gen,
                     seeded: true,
+                    exact: true,
                 },
             );
         }
@@ -635,6 +648,7 @@ impl Tracker<'_> {
                 state: State::Pending(Origin::Live),
                 gen,
                 seeded: false,
+                exact: false,
             },
         );
         self.pending.push_back(PendingFork {
@@ -669,6 +683,7 @@ impl Tracker<'_> {
         };
         let cmdline = d.cmdline.map(Arc::<str>::from);
         let uid = d.uid.or(known.and_then(|k| k.uid));
+        let exact = d.stat.is_some() || known.is_some_and(|k| k.exact);
         if let Some(k) = known {
             let same_process = k.starttime.abs_diff(starttime) <= 1;
             // The seed (or an earlier exec) already saw exactly this image.
@@ -705,6 +720,7 @@ impl Tracker<'_> {
                 state: State::Pending(Origin::Live),
                 gen,
                 seeded: false,
+                exact,
             },
         );
         self.emit_start(pid, out)
@@ -787,10 +803,11 @@ impl Tracker<'_> {
         }
         // A fork's key was approximated from its event time; make it exact
         // while /proc still has it (even a zombie's stat stays until reaped).
-        if origin == Origin::Live {
+        if !p.exact {
             if let Some(s) = procfs::read_stat(&self.proc_root, pid) {
                 if s.starttime.abs_diff(p.starttime) <= 1 {
                     p.starttime = s.starttime;
+                    p.exact = true;
                 }
             }
         }
@@ -880,5 +897,327 @@ impl std::fmt::Debug for Tracker<'_> {
             .field("pending", &self.pending.len())
             .field("lost", &self.lost_total())
             .finish()
+    }
+}
+
+/// The event logic against a fake `/proc` and hand-made kernel events: no
+/// socket, no privileges, deterministic.
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::event::EventKind;
+    use crate::source::{Backpressure, SourceCounters};
+
+    const TCK: u64 = 100;
+
+    struct Fake {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fake {
+        fn new() -> Self {
+            Fake {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+        fn root(&self) -> &Path {
+            self.dir.path()
+        }
+        /// A process in the fake /proc.
+        fn proc_(&self, pid: u32, ppid: u32, starttime: u64, exe: &str, argv: &[&str]) {
+            let d = self.root().join(pid.to_string());
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            let comm = exe.rsplit('/').next().unwrap();
+            std::fs::write(
+                d.join("stat"),
+                format!(
+                    "{pid} ({comm}) S {ppid} 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {starttime} 0 0"
+                ),
+            )
+            .unwrap();
+            let mut raw = argv.join("\0").into_bytes();
+            raw.push(0);
+            std::fs::write(d.join("cmdline"), raw).unwrap();
+            std::os::unix::fs::symlink(exe, d.join("exe")).unwrap();
+        }
+        fn gone(&self, pid: u32) {
+            let _ = std::fs::remove_dir_all(self.root().join(pid.to_string()));
+        }
+    }
+
+    fn clock() -> Clock {
+        Clock {
+            boot_wall_ns: 1_700_000_000 * 1_000_000_000,
+            mono_to_boot_ns: 0,
+            clk_tck: TCK,
+        }
+    }
+
+    /// Kernel time (ns since boot) of a given starttime tick.
+    fn at(tick: u64) -> u64 {
+        tick * (1_000_000_000 / TCK) + 1_000
+    }
+
+    fn tracker<'a>(fake: &Fake, users: &'a HashMap<u32, Arc<str>>) -> Tracker<'a> {
+        Tracker {
+            proc_root: fake.root().to_path_buf(),
+            clock: clock(),
+            host: None,
+            users,
+            procs: HashMap::new(),
+            pending: VecDeque::new(),
+            next_gen: 0,
+            losses: LossCounter::default(),
+            enobufs: 0,
+            reported_lost: 0,
+        }
+    }
+
+    fn emitter() -> (
+        Emitter,
+        crossbeam_channel::Receiver<ProcessEvent>,
+        Arc<SourceCounters>,
+    ) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, _erx) = crossbeam_channel::unbounded();
+        let c = Arc::new(SourceCounters::default());
+        (Emitter::new(tx, Backpressure::Block, c.clone(), etx), rx, c)
+    }
+
+    fn ev(seq: u32, ts: u64, kind: ProcEventKind) -> ProcEvent {
+        ProcEvent {
+            cpu: 0,
+            seq,
+            timestamp_ns: ts,
+            kind,
+        }
+    }
+    fn fork(seq: u32, tick: u64, parent: u32, child: u32) -> ProcEvent {
+        ev(
+            seq,
+            at(tick),
+            ProcEventKind::Fork {
+                parent_pid: parent,
+                parent_tgid: parent,
+                child_pid: child,
+                child_tgid: child,
+            },
+        )
+    }
+    fn exec(seq: u32, tick: u64, pid: u32) -> ProcEvent {
+        ev(seq, at(tick), ProcEventKind::Exec { pid, tgid: pid })
+    }
+    fn exit(seq: u32, tick: u64, pid: u32) -> ProcEvent {
+        ev(
+            seq,
+            at(tick),
+            ProcEventKind::Exit {
+                pid,
+                tgid: pid,
+                exit_code: 3 << 8,
+                exit_signal: 17,
+            },
+        )
+    }
+
+    fn key(tick: u64) -> Option<ProcessKey> {
+        Some(ProcessKey::CreateTime(clock().start_time(tick)))
+    }
+
+    fn drain(rx: &crossbeam_channel::Receiver<ProcessEvent>) -> Vec<ProcessEvent> {
+        rx.try_iter().collect()
+    }
+
+    #[test]
+    fn seed_then_fork_exec_exit_gives_one_start_one_stop_with_one_key() {
+        let f = Fake::new();
+        f.proc_(1, 0, 1, "/sbin/init", &["/sbin/init"]);
+        f.proc_(100, 1, 50, "/usr/sbin/sshd", &["sshd: /usr/sbin/sshd -D"]);
+        let users = HashMap::new();
+        let mut t = tracker(&f, &users);
+        let (out, rx, c) = emitter();
+        t.seed().unwrap();
+        t.flush_snapshot(&out).unwrap();
+        let seeded = drain(&rx);
+        assert_eq!(seeded.len(), 2);
+        assert_eq!(seeded[0].pid, Some(1), "oldest first");
+        assert!(seeded.iter().all(|e| e.origin == Origin::Snapshot));
+        assert_eq!(seeded[1].parent_key, key(1));
+
+        // sshd forks 200 which execs pwsh.
+        t.handle(fork(0, 90, 100, 200), &out).unwrap();
+        assert!(drain(&rx).is_empty(), "a fork waits for its exec");
+        f.proc_(200, 100, 90, "/usr/bin/pwsh", &["/usr/bin/pwsh", "-sshs"]);
+        t.handle(exec(1, 91, 200), &out).unwrap();
+        let s = drain(&rx);
+        assert_eq!(s.len(), 1);
+        let s = &s[0];
+        assert_eq!(s.kind, EventKind::Start);
+        assert_eq!(s.image, "/usr/bin/pwsh");
+        assert_eq!(s.command_line.as_deref(), Some("/usr/bin/pwsh -sshs"));
+        assert_eq!((s.pid, s.ppid), (Some(200), Some(100)));
+        assert_eq!(s.key, key(90));
+        assert_eq!(s.create_time, Some(clock().start_time(90)));
+        assert_eq!(s.parent_key, key(50));
+        assert_eq!(s.time, clock().event_time(at(91)));
+        // The grace ending later changes nothing: it was reported.
+        t.flush_due(Instant::now() + FORK_GRACE * 2, &out).unwrap();
+        assert!(drain(&rx).is_empty());
+
+        t.handle(exit(2, 95, 200), &out).unwrap();
+        let e = drain(&rx);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].kind, EventKind::Stop);
+        assert_eq!(e[0].key, key(90));
+        assert_eq!(e[0].create_time, Some(clock().start_time(90)));
+        assert_eq!(e[0].exit_code, Some(3));
+        assert_eq!(c.snapshot().incomplete, 0);
+        assert_eq!(t.lost_total(), 0);
+    }
+
+    #[test]
+    fn fork_only_is_reported_with_the_parents_image_parent_first() {
+        let f = Fake::new();
+        f.proc_(100, 1, 50, "/usr/sbin/sshd", &["sshd: bob@notty"]);
+        let users = HashMap::new();
+        let mut t = tracker(&f, &users);
+        let (out, rx, _) = emitter();
+        t.seed().unwrap();
+        t.flush_snapshot(&out).unwrap();
+        drain(&rx);
+        // 100 forks 101 (no exec); 101 forks 102 which execs pwsh, all
+        // within the grace: 101 must be reported before 102.
+        t.handle(fork(0, 60, 100, 101), &out).unwrap();
+        f.proc_(101, 100, 60, "/usr/sbin/sshd", &["sshd: bob@notty"]);
+        t.handle(fork(1, 61, 101, 102), &out).unwrap();
+        f.proc_(102, 101, 61, "/usr/bin/pwsh", &["pwsh", "-sshs"]);
+        t.handle(exec(2, 61, 102), &out).unwrap();
+        let s = drain(&rx);
+        let pids: Vec<_> = s.iter().map(|e| e.pid.unwrap()).collect();
+        assert_eq!(pids, [101, 102]);
+        assert_eq!(s[0].image, "/usr/sbin/sshd");
+        assert_eq!(s[0].command_line.as_deref(), Some("sshd: bob@notty"));
+        assert_eq!(s[0].key, key(60));
+        assert_eq!(s[1].parent_key, key(60));
+        // A fork that never execs is reported when its grace ends.
+        t.handle(fork(3, 70, 100, 103), &out).unwrap();
+        t.flush_due(Instant::now(), &out).unwrap();
+        assert!(drain(&rx).is_empty());
+        t.flush_due(Instant::now() + FORK_GRACE, &out).unwrap();
+        let s = drain(&rx);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].pid, s[0].ppid), (Some(103), Some(100)));
+        assert_eq!(s[0].image, "/usr/sbin/sshd");
+    }
+
+    #[test]
+    fn gone_before_read_is_a_counted_incomplete_start_with_what_is_known() {
+        let f = Fake::new();
+        f.proc_(100, 1, 50, "/bin/sh", &["sh"]);
+        let users = HashMap::new();
+        let mut t = tracker(&f, &users);
+        let (out, rx, c) = emitter();
+        t.seed().unwrap();
+        t.flush_snapshot(&out).unwrap();
+        drain(&rx);
+        t.handle(fork(0, 80, 100, 300), &out).unwrap();
+        // Exec'd and reaped before /proc was read.
+        t.handle(exec(1, 80, 300), &out).unwrap();
+        t.handle(exit(2, 81, 300), &out).unwrap();
+        let s = drain(&rx);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].kind, EventKind::Start);
+        assert_eq!((s[0].pid, s[0].ppid), (Some(300), Some(100)));
+        assert_eq!(s[0].image, "");
+        assert_eq!(s[0].key, key(80), "approximated from the fork time");
+        assert_eq!(s[1].key, s[0].key);
+        assert_eq!(c.snapshot().incomplete, 1);
+        // Being reaped: stat readable but ppid 0 — the fork's parent wins.
+        t.handle(fork(3, 82, 100, 301), &out).unwrap();
+        f.proc_(301, 0, 82, "/bin/true", &[]);
+        std::fs::remove_file(f.root().join("301/exe")).unwrap();
+        t.handle(exec(4, 82, 301), &out).unwrap();
+        let s = drain(&rx);
+        assert_eq!((s[0].ppid, s[0].image.as_str()), (Some(100), "true"));
+        assert_eq!(c.snapshot().incomplete, 2);
+    }
+
+    #[test]
+    fn seeded_process_seen_starting_in_the_backlog_is_one_live_start() {
+        let f = Fake::new();
+        f.proc_(100, 1, 50, "/bin/sh", &["sh"]);
+        f.proc_(400, 100, 90, "/usr/bin/pwsh", &["pwsh", "-sshs"]);
+        let users = HashMap::new();
+        let mut t = tracker(&f, &users);
+        let (out, rx, _) = emitter();
+        t.seed().unwrap();
+        // The backlog: 400 was forked and exec'd after subscribing.
+        t.handle(fork(0, 90, 100, 400), &out).unwrap();
+        t.handle(exec(1, 90, 400), &out).unwrap();
+        t.flush_snapshot(&out).unwrap();
+        let s = drain(&rx);
+        let of_400: Vec<_> = s.iter().filter(|e| e.pid == Some(400)).collect();
+        assert_eq!(of_400.len(), 1);
+        assert_eq!(of_400[0].origin, Origin::Live);
+        assert_eq!(of_400[0].key, key(90));
+        let sh = s.iter().find(|e| e.pid == Some(100)).unwrap();
+        assert_eq!(sh.origin, Origin::Snapshot);
+    }
+
+    #[test]
+    fn exec_in_place_is_another_start_with_the_same_key() {
+        let f = Fake::new();
+        f.proc_(100, 1, 50, "/usr/sbin/sshd", &["sshd"]);
+        let users = HashMap::new();
+        let mut t = tracker(&f, &users);
+        let (out, rx, _) = emitter();
+        t.seed().unwrap();
+        t.flush_snapshot(&out).unwrap();
+        drain(&rx);
+        t.handle(fork(0, 60, 100, 500), &out).unwrap();
+        f.proc_(500, 100, 60, "/bin/bash", &["bash", "-c", "pwsh -sshs"]);
+        t.handle(exec(1, 60, 500), &out).unwrap();
+        f.proc_(500, 100, 60, "/usr/bin/pwsh", &["pwsh", "-sshs"]);
+        t.handle(exec(2, 61, 500), &out).unwrap();
+        // The same image again (the seed raced the exec): nothing new.
+        t.handle(exec(3, 61, 500), &out).unwrap();
+        let s = drain(&rx);
+        let images: Vec<_> = s.iter().map(|e| e.image.as_str()).collect();
+        assert_eq!(images, ["/bin/bash", "/usr/bin/pwsh"]);
+        assert!(s.iter().all(|e| e.key == key(60)));
+    }
+
+    #[test]
+    fn sequence_gaps_are_losses_and_lost_exits_are_pruned() {
+        let f = Fake::new();
+        f.proc_(100, 1, 50, "/bin/sh", &["sh"]);
+        let users = HashMap::new();
+        let mut t = tracker(&f, &users);
+        let (out, rx, c) = emitter();
+        t.seed().unwrap();
+        t.flush_snapshot(&out).unwrap();
+        drain(&rx);
+        t.handle(fork(10, 60, 100, 600), &out).unwrap();
+        f.proc_(600, 100, 60, "/bin/sleep", &["sleep", "1"]);
+        t.handle(exec(11, 60, 600), &out).unwrap();
+        // Messages 12..=16 never arrived (one of them was 600's exit).
+        t.handle(exec(17, 70, 100), &out).unwrap();
+        // Threads and other event types still count for the sequence.
+        t.handle(ev(18, at(71), ProcEventKind::Other { what: 0x200 }), &out)
+            .unwrap();
+        t.report_losses(&out);
+        assert_eq!(c.snapshot().upstream_lost, 5);
+        drain(&rx);
+        f.gone(600);
+        t.prune(&out).unwrap();
+        let s = drain(&rx);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].kind, s[0].pid), (EventKind::Stop, Some(600)));
+        assert_eq!(s[0].key, key(60));
+        assert!(!t.procs.contains_key(&600));
+        assert!(t.procs.contains_key(&100));
     }
 }

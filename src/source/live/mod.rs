@@ -49,12 +49,24 @@ impl Default for LiveConfig {
 pub mod cn_proc;
 pub mod procfs;
 
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use self::windows::{dos_device_map, LiveSource};
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::LiveSource;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(windows, target_os = "linux")))]
 mod unsupported;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(windows, target_os = "linux")))]
 pub use unsupported::LiveSource;
+
+/// The drive-letter table for showing DOS paths next to NT paths; empty
+/// where there are no drive letters.
+#[cfg(not(windows))]
+pub fn dos_device_map() -> crate::source::etw::dospath::DeviceMap {
+    crate::source::etw::dospath::DeviceMap::default()
+}

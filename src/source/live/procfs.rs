@@ -45,12 +45,18 @@ pub fn parse_stat(s: &str) -> Option<Stat> {
 ///
 /// Arguments are joined by spaces; one that is empty or holds whitespace or
 /// a quote is wrapped in double quotes (inner quotes backslashed) so the line
-/// splits back into the same arguments with [`split_command_line`]. Returns
-/// `None` for an empty file (kernel threads, zombies).
+/// splits back into the same arguments with [`split_command_line`]. A lone
+/// argument is a process title (`sshd: bob@notty`, set by rewriting argv)
+/// and is kept as it is. Returns `None` for an empty file (kernel threads,
+/// zombies).
 pub fn join_cmdline(raw: &[u8]) -> Option<String> {
-    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    let end = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let raw = &raw[..end];
     if raw.is_empty() {
         return None;
+    }
+    if !raw.contains(&0) {
+        return Some(String::from_utf8_lossy(raw).into_owned());
     }
     let mut out = String::with_capacity(raw.len() + 8);
     for (i, arg) in raw.split(|&b| b == 0).enumerate() {
@@ -224,6 +230,10 @@ mod tests {
         );
         assert_eq!(join_cmdline(b""), None);
         assert_eq!(join_cmdline(b"\0"), None);
+        assert_eq!(
+            join_cmdline(b"sshd: bob@notty\0\0\0").as_deref(),
+            Some("sshd: bob@notty")
+        );
         assert_eq!(
             split_command_line("  pwsh   -SSHServerMode "),
             ["pwsh", "-SSHServerMode"]

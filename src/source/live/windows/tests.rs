@@ -1,0 +1,346 @@
+//! Windows-only tests. They run under Wine in CI (`.ci/windows-test.sh`),
+//! where ETW consumers are stubs, and on a real Windows runner.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::event::{image_file_name, EventKind, Origin};
+use crate::source::etw::session::{
+    start_clean, EtwCode, SessionControl, SessionError, StartFailure,
+};
+use crate::source::{Backpressure, SourceCounters};
+
+/// True under Wine (ntdll exports `wine_get_version`).
+fn under_wine() -> bool {
+    use windows::core::s;
+    use windows::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: both names are static NUL-terminated strings; the module
+    // handle of ntdll stays valid for the life of the process.
+    unsafe {
+        match GetModuleHandleA(s!("ntdll.dll")) {
+            Ok(h) => GetProcAddress(h, s!("wine_get_version")).is_some(),
+            Err(_) => false,
+        }
+    }
+}
+
+fn exe_name() -> String {
+    let exe = std::env::current_exe().unwrap();
+    exe.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Not a test on its own: the child process the snapshot test looks for.
+#[test]
+#[ignore = "helper: spawned by snapshot_finds_this_process_and_its_child"]
+fn sleeping_child() {
+    if std::env::var_os("WSMWATCH_TEST_CHILD").is_some() {
+        std::thread::sleep(Duration::from_secs(20));
+    }
+}
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn snapshot_finds_this_process_and_its_child() {
+    let me = std::process::id();
+    let child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "source::live::windows::tests::sleeping_child",
+            ])
+            .env("WSMWATCH_TEST_CHILD", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child_pid = child.0.id();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let events = snapshot::seed_events(Some("testhost")).unwrap();
+    assert!(events.len() > 2, "{events:?}");
+    assert!(events.iter().all(|e| e.origin == Origin::Snapshot
+        && e.kind == EventKind::Start
+        && e.host.as_deref() == Some("testhost")));
+
+    let mine = events
+        .iter()
+        .find(|e| e.pid == Some(me))
+        .unwrap_or_else(|| panic!("pid {me} not in the snapshot"));
+    assert!(
+        image_file_name(&mine.image).eq_ignore_ascii_case(&exe_name()),
+        "image {:?} vs {:?}",
+        mine.image,
+        exe_name()
+    );
+    assert!(mine.create_time.is_some_and(|t| t.0 > 0), "{mine:?}");
+
+    let kid = events
+        .iter()
+        .find(|e| e.pid == Some(child_pid))
+        .unwrap_or_else(|| panic!("child pid {child_pid} not in the snapshot"));
+    assert_eq!(kid.ppid, Some(me), "{kid:?}");
+    assert!(
+        image_file_name(&kid.image).eq_ignore_ascii_case(&exe_name()),
+        "{kid:?}"
+    );
+    eprintln!("snapshot: self {mine:?}\nsnapshot: child {kid:?}");
+}
+
+#[test]
+fn dos_map_maps_this_executable() {
+    let map = dos_device_map();
+    eprintln!("device map: {map:?}");
+    let me = std::process::id();
+    let procs = snapshot::processes().unwrap();
+    let p = procs.iter().find(|p| p.pid == me).unwrap();
+    match snapshot::full_image(me, p.create_time) {
+        Some(nt) => {
+            eprintln!("own NT image path: {nt}");
+            if let Some(dos) = map.to_dos(&nt) {
+                let exe = std::env::current_exe().unwrap();
+                assert!(
+                    dos.eq_ignore_ascii_case(&exe.to_string_lossy()),
+                    "{dos} vs {}",
+                    exe.display()
+                );
+            }
+        }
+        None => eprintln!("QueryFullProcessImageNameW not available for self"),
+    }
+}
+
+/// Records the calls, to show what the real sequence did.
+struct Recording<C> {
+    inner: C,
+    calls: Vec<String>,
+}
+
+impl<C: SessionControl> SessionControl for Recording<C> {
+    type Session = C::Session;
+    fn stop_by_name(&mut self, name: &str) -> Result<bool, EtwCode> {
+        let r = self.inner.stop_by_name(name);
+        self.calls.push(format!("stop {r:?}"));
+        r
+    }
+    fn start(&mut self, name: &str) -> Result<C::Session, StartFailure> {
+        let r = self.inner.start(name);
+        self.calls.push(format!("start {:?}", r.as_ref().err()));
+        r
+    }
+    fn sleep(&mut self, d: Duration) {
+        self.inner.sleep(d)
+    }
+}
+
+fn emitter() -> (Emitter, Arc<SourceCounters>) {
+    let (tx, _rx) = crossbeam_channel::bounded(1024);
+    let (etx, _erx) = crossbeam_channel::unbounded();
+    let c = Arc::new(SourceCounters::default());
+    (
+        Emitter::new(tx, Backpressure::DropNewest, c.clone(), etx),
+        c,
+    )
+}
+
+#[test]
+fn wine_failed_open_is_access_denied_and_stops_the_session() {
+    if !under_wine() {
+        eprintln!("skipped: Wine-specific (OpenTraceW is a stub there); real hosts run the end-to-end workflow");
+        return;
+    }
+    let (tx, _rx) = bounded(16);
+    let mut ctl = Recording {
+        inner: FerrisControl {
+            properties: FerrisControl::properties(256, 64, 128),
+            etl_file: None,
+            tx,
+            counters: Arc::new(SourceCounters::default()),
+        },
+        calls: Vec::new(),
+    };
+    let err = match start_clean(&mut ctl, SESSION_NAME, Retry::default()) {
+        Ok(_) => panic!("a session started under Wine"),
+        Err(e) => e,
+    };
+    eprintln!("calls: {:?}\nerror: {err}", ctl.calls);
+    assert_eq!(
+        err,
+        SessionError::AccessDenied {
+            step: "OpenTraceW",
+            code: EtwCode(5)
+        }
+    );
+    // stale-session stop, the failed start, then the cleanup stop.
+    assert_eq!(ctl.calls.len(), 3, "{:?}", ctl.calls);
+    assert!(ctl.calls[1].starts_with("start Some"), "{:?}", ctl.calls);
+    assert!(ctl.calls[2].starts_with("stop"), "{:?}", ctl.calls);
+}
+
+#[test]
+fn wine_live_run_fails_with_a_clear_message() {
+    if !under_wine() {
+        eprintln!("skipped: Wine-specific; real hosts run the end-to-end workflow");
+        return;
+    }
+    let mut src = LiveSource::new(LiveConfig::default()).unwrap();
+    assert_eq!(src.name(), "etw:wsmwatch-kernel-process");
+    let (mut out, counters) = emitter();
+    let stop = StopToken::new();
+    let err = src.run(&mut out, &stop).unwrap_err();
+    let msg = err.to_string();
+    eprintln!("live error: {msg}");
+    assert!(
+        matches!(err, SourceError::PermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert!(msg.contains("OpenTraceW"), "{msg}");
+    assert!(msg.contains("Administrator"), "{msg}");
+    assert!(msg.contains(SESSION_NAME), "{msg}");
+    assert_eq!(counters.snapshot().sent, 0);
+}
+
+#[test]
+fn config_is_checked() {
+    let bad = LiveConfig {
+        buffer_kib: 0,
+        ..LiveConfig::default()
+    };
+    assert!(LiveSource::new(bad).is_err());
+    let bad = LiveConfig {
+        min_buffers: 10,
+        max_buffers: 5,
+        ..LiveConfig::default()
+    };
+    assert!(LiveSource::new(bad).is_err());
+    assert!(LiveSource::new(LiveConfig::default()).is_ok());
+}
+
+#[test]
+fn control_buffer_layout() {
+    let b = etw::query("wsmwatch-test-no-such-session");
+    // Wine answers success without touching the block; Windows answers
+    // ERROR_WMI_INSTANCE_NOT_FOUND. Either way, no crash and a sane block.
+    match b {
+        Ok(b) => assert_eq!(b.lost(), 0),
+        Err(c) => assert_eq!(
+            c.win32(),
+            Some(crate::source::etw::session::ERROR_WMI_INSTANCE_NOT_FOUND)
+        ),
+    }
+}
+
+/// A ProcessStart v0 payload: PID, CreateTime, PPID, SessionID, ImageName.
+fn start_v0(pid: u32, create: u64, ppid: u32, image: &str) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend(pid.to_le_bytes());
+    p.extend(create.to_le_bytes());
+    p.extend(ppid.to_le_bytes());
+    p.extend(1u32.to_le_bytes());
+    p.extend(image.encode_utf16().chain([0]).flat_map(u16::to_le_bytes));
+    p
+}
+
+fn raw_event(
+    id: u16,
+    version: u8,
+    header_pid: u32,
+    payload: &mut [u8],
+) -> windows::Win32::System::Diagnostics::Etw::EVENT_RECORD {
+    let mut raw = windows::Win32::System::Diagnostics::Etw::EVENT_RECORD::default();
+    raw.EventHeader.ProviderId = etw::KERNEL_PROCESS;
+    raw.EventHeader.EventDescriptor.Id = id;
+    raw.EventHeader.EventDescriptor.Version = version;
+    raw.EventHeader.EventDescriptor.Keyword = 0x8000_0000_0000_0010;
+    raw.EventHeader.ProcessId = header_pid;
+    raw.EventHeader.TimeStamp = 133_000_000_050_000_000;
+    raw.EventHeader.Flags = 0x40;
+    raw.UserData = payload.as_mut_ptr().cast();
+    raw.UserDataLength = payload.len() as u16;
+    raw
+}
+
+fn as_record(
+    raw: &windows::Win32::System::Diagnostics::Etw::EVENT_RECORD,
+) -> &ferrisetw::EventRecord {
+    // SAFETY: the inverse of `etw::raw_record`: ferrisetw's `EventRecord`
+    // is `#[repr(transparent)]` over this `EVENT_RECORD` (pinned versions,
+    // sizes asserted there); the reference borrows `raw`.
+    unsafe { &*(raw as *const windows::Win32::System::Diagnostics::Etw::EVENT_RECORD).cast() }
+}
+
+#[test]
+fn callback_edge_decodes_raw_records_counts_errors_and_drops() {
+    let mut payload = start_v0(
+        4242,
+        133_000_000_000_000_000,
+        700,
+        r"\Device\HarddiskVolume3\Windows\System32\wsmprovhost.exe",
+    );
+    let raw = raw_event(1, 0, 777, &mut payload);
+    let rec = as_record(&raw);
+    assert_eq!(etw::user_data(rec), &payload[..]);
+
+    let (tx, rx) = bounded(1);
+    let counters = SourceCounters::default();
+    etw::handle_record(rec, &tx, &counters);
+    match rx.try_recv().unwrap() {
+        Msg::Event(ev) => {
+            assert_eq!(ev.kind, EventKind::Start);
+            assert_eq!((ev.pid, ev.ppid), (Some(4242), Some(700)));
+            // The header ProcessId is kept as the creator.
+            assert_eq!(ev.creator_pid, Some(777));
+            assert_eq!(image_file_name(&ev.image), "wsmprovhost.exe");
+            assert_eq!(ev.origin, Origin::Live);
+            assert_eq!(ev.time.0, 133_000_000_050_000_000);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Truncated payload: a counted malformed record, not a crash.
+    let mut short = payload[..10].to_vec();
+    let raw = raw_event(1, 0, 777, &mut short);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    assert!(matches!(rx.try_recv().unwrap(), Msg::Malformed(1, 0, _)));
+
+    // Another event id (ThreadStart) is ignored.
+    let raw = raw_event(3, 0, 777, &mut payload);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    assert!(rx.try_recv().is_err());
+
+    // No payload at all.
+    let mut raw = raw_event(1, 0, 777, &mut payload);
+    raw.UserData = std::ptr::null_mut();
+    assert!(etw::user_data(as_record(&raw)).is_empty());
+
+    // Queue full: the callback never blocks, it counts a drop.
+    let raw = raw_event(1, 0, 777, &mut payload);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    assert_eq!(counters.snapshot().dropped, 1);
+}
+
+#[test]
+fn wine_control_calls_are_harmless() {
+    if !under_wine() {
+        eprintln!("skipped: Wine-specific");
+        return;
+    }
+    // Wine's ControlTraceW answers success without a session handle, so the
+    // rundown request reports that instead of calling EnableTraceEx2 with 0.
+    let e = etw::capture_state("wsmwatch-test-no-such-session").unwrap_err();
+    assert!(e.contains("no session handle"), "{e}");
+    assert!(etw::flush("wsmwatch-test-no-such-session").is_ok());
+    assert_eq!(etw::stop("wsmwatch-test-no-such-session"), Ok(None));
+}
