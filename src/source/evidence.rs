@@ -230,6 +230,10 @@ impl Source for EvidenceSource {
         let files = expand(&self.inputs, &on_error, &self.counters)?;
         let bar = progress_bar(&self.opts, &self.counters);
         let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
+        tracing::info!(
+            seconds = t0.elapsed().as_secs_f64(),
+            "evidence decoded; merging"
+        );
         if let Some((bar, handle)) = bar {
             bar.stop();
             let _ = handle.join();
@@ -550,7 +554,7 @@ fn decode_file_inner(
             match super::evtx::decode(f, &mut sink, &on_chunk) {
                 Ok(s) => tracing::debug!(file = %name, records = s.records, rendered = s.rendered,
                     chunks_skipped = s.chunks_skipped, "evtx done"),
-                Err(e) => report("file".into(), format!("not a readable EVTX file: {e}")),
+                Err(e) => report("file".into(), e.to_string()),
             }
         }
         Some(Format::Zip) => {
@@ -558,7 +562,7 @@ fn decode_file_inner(
                 Ok(s) => {
                     c.records.fetch_add(s.records, Ordering::Relaxed);
                 }
-                Err(e) => report("file".into(), e),
+                Err(e) => report("file".into(), e.to_string()),
             }
         }
         Some(Format::JsonLines) => {

@@ -14,8 +14,10 @@
 //!    whose values have that shape and name another provider or event id is
 //!    skipped without rendering. A record of any other shape is rendered and
 //!    checked, so the shortcut can only save work, never lose a record.
-//! 3. Wanted records are rendered to JSON and go through
-//!    [`winlog::to_event`](super::winlog::to_event).
+//! 3. Wanted Sysmon records are read from their template values by field
+//!    name ([`evtx_template`](super::evtx_template)); anything else wanted
+//!    (Security records, unexpected template shapes) is rendered to JSON.
+//!    Both go through [`winlog::to_event`](super::winlog::to_event).
 //!
 //! Chunks are decoded in parallel on the rayon pool, a bounded batch at a
 //! time, and their results are handed on in chunk order.
@@ -28,12 +30,25 @@ use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
 use rayon::prelude::*;
 use serde::Deserialize;
 
+use super::evtx_template;
 use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
 use crate::event::Timestamp;
 
 /// Chunks decoded per parallel batch: 64 KiB each, so a batch holds about
 /// 4 MiB of input however large the file is.
 const BATCH_CHUNKS: usize = 64;
+
+/// Why an EVTX file could not be read at all (bad chunks and records are
+/// reported as [`Item::Bad`] instead, and reading goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum EvtxFileError {
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Io(#[source] std::io::Error),
+    /// The file header is not EVTX.
+    #[error("not a readable EVTX file: {0}")]
+    Header(String),
+}
 
 /// Per-file totals.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,18 +81,29 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 /// record count as it is done (progress). Returns the totals, or the error
 /// that stopped the file from being opened at all.
 pub fn decode<R: Read + Seek>(
+    input: R,
+    sink: &mut dyn FnMut(Item),
+    on_chunk: &(dyn Fn(u64) + Sync),
+) -> Result<EvtxStats, EvtxFileError> {
+    decode_with(input, sink, on_chunk, true)
+}
+
+/// [`decode`]; `fast: false` renders every wanted record to JSON instead of
+/// reading Sysmon fields from the template values (tests compare the two).
+pub fn decode_with<R: Read + Seek>(
     mut input: R,
     sink: &mut dyn FnMut(Item),
     on_chunk: &(dyn Fn(u64) + Sync),
-) -> Result<EvtxStats, String> {
+    fast: bool,
+) -> Result<EvtxStats, EvtxFileError> {
     let len = input
         .seek(SeekFrom::End(0))
         .and_then(|n| input.seek(SeekFrom::Start(0)).map(|_| n))
-        .map_err(|e| e.to_string())?;
+        .map_err(EvtxFileError::Io)?;
     // One thread per parser: the parallelism is ours, across chunks.
     let settings = ParserSettings::new().num_threads(1);
     let mut parser = EvtxParser::from_read_seek(input)
-        .map_err(|e| error_chain(&e))?
+        .map_err(|e| EvtxFileError::Header(error_chain(&e)))?
         .with_configuration(settings.clone());
     // The parser reads whole chunks only and ends quietly at a partial one:
     // say so, since a cut-off log is evidence lost.
@@ -121,7 +147,7 @@ pub fn decode<R: Read + Seek>(
                     // The parser is third-party code fed hostile bytes: a
                     // panic in it costs this chunk, not the replay.
                     Ok(data) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        decode_chunk(data, &settings)
+                        decode_chunk(data, &settings, fast)
                     }))
                     .unwrap_or_else(|_| ChunkOut {
                         items: vec![Item::Bad {
@@ -175,7 +201,7 @@ fn chunk_may_match(data: &[u8]) -> bool {
         || memchr::memmem::find(data, SECURITY_U16).is_some()
 }
 
-fn decode_chunk(data: &mut EvtxChunkData, settings: &Arc<ParserSettings>) -> ChunkOut {
+fn decode_chunk(data: &mut EvtxChunkData, settings: &Arc<ParserSettings>, fast: bool) -> ChunkOut {
     let mut out = ChunkOut::default();
     let number = data.number.unwrap_or_default();
     let h = &data.header;
@@ -200,6 +226,7 @@ fn decode_chunk(data: &mut EvtxChunkData, settings: &Arc<ParserSettings>) -> Chu
             return out;
         }
     };
+    let mut shapes = Shapes::new();
     for rec in chunk.iter() {
         out.stats.records += 1;
         let rec = match rec {
@@ -212,11 +239,28 @@ fn decode_chunk(data: &mut EvtxChunkData, settings: &Arc<ParserSettings>) -> Chu
                 continue;
             }
         };
-        if !record_may_match(&rec) {
-            continue;
+        let id = rec.event_record_id;
+        let instances = rec.template_instances().ok();
+        let first = instances.as_ref().and_then(|i| i.first());
+        let verdict = first.map_or(Check::Render, |f| check(&f.values));
+        match verdict {
+            Check::Skip => continue,
+            Check::Sysmon(eid) if fast => {
+                if let Some(r) = first.and_then(|f| sysmon_fast(&rec, f, eid, &mut shapes)) {
+                    match r {
+                        Ok(Some(m)) => out.items.push(Item::Event(m)),
+                        Ok(None) => {}
+                        Err(m) => out.items.push(Item::Bad {
+                            location: format!("chunk {number} record {id}"),
+                            message: m,
+                        }),
+                    }
+                    continue;
+                }
+            }
+            _ => {}
         }
         out.stats.rendered += 1;
-        let id = rec.event_record_id;
         let bad = |m: String| Item::Bad {
             location: format!("chunk {number} record {id}"),
             message: m,
@@ -237,30 +281,89 @@ fn decode_chunk(data: &mut EvtxChunkData, settings: &Arc<ParserSettings>) -> Chu
     out
 }
 
-/// The cheap per-record check on the system template's substitution
-/// values. `true` means "render and look"; `false` only when the values
-/// have the system-template shape and name something unwanted.
-fn record_may_match(rec: &evtx::EvtxRecord<'_>) -> bool {
-    let Ok(instances) = rec.template_instances() else {
-        return true;
-    };
-    let Some(first) = instances.first() else {
-        return true;
-    };
-    let v = &first.values;
+/// What the cheap per-record check on the system template's substitution
+/// values decided.
+enum Check {
+    /// The values have the system-template shape and name something else.
+    Skip,
+    /// Render it and look (any other shape, or a wanted Security record).
+    Render,
+    /// A wanted Sysmon record: try reading its fields without rendering.
+    Sysmon(u32),
+}
+
+/// The cheap per-record check: the system template's values hold the event
+/// id (index 3) and the provider name (index 14).
+fn check(v: &[BinXmlValue<'_>]) -> Check {
     let (Some(BinXmlValue::UInt16Type(eid)), Some(BinXmlValue::StringType(name))) =
         (v.get(3), v.get(14))
     else {
-        return true;
+        return Check::Render;
     };
     let eid = u32::from(*eid);
     if !matches!(eid, 1 | 5 | 4688 | 4689) {
-        return false;
+        return Check::Skip;
     }
     // Compare the UTF-16 provider name without decoding it.
     let bytes = name.as_bytes();
-    memchr::memmem::find(bytes, SYSMON_U16).is_some()
-        || memchr::memmem::find(bytes, SECURITY_U16).is_some()
+    if memchr::memmem::find(bytes, SYSMON_U16).is_some() {
+        if matches!(eid, 1 | 5) {
+            Check::Sysmon(eid)
+        } else {
+            Check::Skip
+        }
+    } else if memchr::memmem::find(bytes, SECURITY_U16).is_some() {
+        if matches!(eid, 4688 | 4689) {
+            Check::Render
+        } else {
+            Check::Skip
+        }
+    } else {
+        Check::Skip
+    }
+}
+
+/// Template shapes of one chunk, by definition offset.
+type Shapes = std::collections::HashMap<u32, Option<evtx_template::Shape>>;
+
+/// Maps a wanted Sysmon record from its template values (see
+/// [`evtx_template`]). `None`: not possible here, render it instead.
+fn sysmon_fast(
+    rec: &evtx::EvtxRecord<'_>,
+    outer: &evtx::binxml::BinXmlTemplateValues<'_>,
+    event_id: u32,
+    shapes: &mut Shapes,
+) -> Option<Result<Option<Mapped>, String>> {
+    let chunk = rec.chunk.data;
+    let host_shape = shapes
+        .entry(outer.template_def_offset)
+        .or_insert_with(|| evtx_template::shape(chunk, outer.template_def_offset))
+        .as_ref()?;
+    let host = host_shape.text("Computer")?.to_owned();
+    let Some(BinXmlValue::BinXmlType(data)) = outer.values.get(17) else {
+        return None;
+    };
+    let abs = (data.as_ptr() as usize).checked_sub(chunk.as_ptr() as usize)?;
+    if abs >= chunk.len() {
+        return None;
+    }
+    let inst = evtx_template::instance(data, abs)?;
+    let shape = shapes
+        .entry(inst.def)
+        .or_insert_with(|| evtx_template::shape(chunk, inst.def))
+        .as_ref()?;
+    let fields = evtx_template::fields(shape, &inst)?;
+    let time = match outer.values.get(6) {
+        Some(BinXmlValue::FileTimeType(ft)) => Some((Timestamp(ft.0), TimeBasis::Utc)),
+        _ => None,
+    };
+    let env = Envelope {
+        provider: Provider::Sysmon,
+        event_id,
+        host: Some(&host),
+        time,
+    };
+    Some(winlog::to_event(&env, &fields).map_err(|e| e.to_string()))
 }
 
 #[allow(non_snake_case)]
@@ -415,6 +518,47 @@ mod tests {
         buf.resize(4096 + 65536, 0xAB);
         let mut items = Vec::new();
         let _ = decode(std::io::Cursor::new(buf), &mut |i| items.push(i), &|_| {});
+    }
+
+    fn decode_all(path: &std::path::Path, fast: bool) -> (Vec<crate::ProcessEvent>, EvtxStats) {
+        let mut evs = Vec::new();
+        let st = decode_with(
+            std::fs::File::open(path).unwrap(),
+            &mut |i| match i {
+                Item::Event(m) => evs.push(m.event),
+                other => panic!("{}: {other:?}", path.display()),
+            },
+            &|_| {},
+            fast,
+        )
+        .unwrap();
+        (evs, st)
+    }
+
+    #[test]
+    fn template_values_give_exactly_what_rendering_gives_on_real_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/datasets/evtx-attack-samples");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            eprintln!("SKIPPED: {} not found (the shared datasets)", dir.display());
+            return;
+        };
+        let mut n = 0;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "evtx") {
+                continue;
+            }
+            let (fast, fs) = decode_all(&p, true);
+            let (slow, ss) = decode_all(&p, false);
+            assert_eq!(fast, slow, "{}", p.display());
+            assert!(
+                fs.rendered < ss.rendered || ss.rendered == 0,
+                "{fs:?} {ss:?}"
+            );
+            n += fast.len();
+        }
+        assert_eq!(n, 512 + 3 + 1);
     }
 
     #[test]

@@ -291,6 +291,15 @@ fn member_kind(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a zip could not be read at all (bad members are reported as
+/// [`Item::Bad`] instead, and the next member is read).
+#[derive(Debug, thiserror::Error)]
+pub enum ZipFileError {
+    /// No readable central directory.
+    #[error("not a readable zip: {0}")]
+    Archive(#[source] zip::result::ZipError),
+}
+
 /// Totals for one zip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZipStats {
@@ -309,8 +318,8 @@ pub fn decode_zip<R: Read + Seek>(
     limits: &ZipLimits,
     sink: &mut dyn FnMut(Item),
     on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<ZipStats, String> {
-    let mut zip = zip::ZipArchive::new(input).map_err(|e| format!("not a readable zip: {e}"))?;
+) -> Result<ZipStats, ZipFileError> {
+    let mut zip = zip::ZipArchive::new(input).map_err(ZipFileError::Archive)?;
     let mut stats = ZipStats::default();
     for i in 0..zip.len() {
         let mut bad = |location: String, message: String| sink(Item::Bad { location, message });
@@ -385,7 +394,7 @@ pub fn decode_zip<R: Read + Seek>(
                 Ok(s) => stats.records += s.records,
                 Err(e) => sink(Item::Bad {
                     location: format!("member {name}"),
-                    message: e,
+                    message: e.to_string(),
                 }),
             }
             on_bytes(comp);

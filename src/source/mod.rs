@@ -21,6 +21,7 @@ pub mod demo;
 pub mod etw;
 pub mod evidence;
 pub mod evtx;
+mod evtx_template;
 pub mod jsonlog;
 pub mod lines;
 pub mod live;

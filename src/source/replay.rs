@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::evidence::{EvidenceSource, ReplayOptions};
+use super::lines::{read_line, Line};
 use super::native::NativeFile;
 use super::Source;
 
@@ -55,19 +56,26 @@ fn is_native(p: &Path) -> bool {
         return false;
     }
     let mut r = BufReader::new(f);
-    let mut line = String::new();
+    // EVTX, zips and anything else that is not JSON: decided by the first
+    // bytes, without reading on in search of a newline.
+    match r.fill_buf() {
+        Ok(head) if head.trim_ascii_start().first() == Some(&b'{') => {}
+        _ => return false,
+    }
+    let mut line = Vec::new();
     for _ in 0..64 {
-        line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => return false,
-            Ok(_) => {}
+        match read_line(&mut r, &mut line, 1 << 20) {
+            Ok(Line::Ok) => {}
+            Ok(Line::TooLong(_)) => continue,
+            Ok(Line::Eof) | Err(_) => return false,
         }
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
+        let t = line.trim_ascii();
+        if t.is_empty() || t.starts_with(b"#") {
             continue;
         }
         // A broken line says nothing about the format: look further.
-        let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(t) else {
+        let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(t)
+        else {
             continue;
         };
         return m.contains_key("kind")

@@ -63,6 +63,8 @@ pub enum Flex<'a> {
     UInt(u64),
     /// A signed integer (NXLog writes `Keywords` this way).
     Int(i64),
+    /// A GUID read as binary (EVTX template values).
+    Guid(Guid),
     /// Anything else (null, bool, float, object without `#text`).
     Other,
 }
@@ -82,7 +84,7 @@ impl<'a> Flex<'a> {
             Flex::UInt(v) => Some(*v),
             Flex::Int(v) => u64::try_from(*v).ok(),
             Flex::Str(s) => parse_num(s),
-            Flex::Other => None,
+            Flex::Guid(_) | Flex::Other => None,
         }
     }
 
@@ -234,6 +236,64 @@ pub struct Fields<'a> {
     pub Message: Option<Flex<'a>>,
 }
 
+impl<'a> Fields<'a> {
+    /// True for the field names [`Fields::set`] keeps.
+    pub fn reads(name: &str) -> bool {
+        matches!(
+            name,
+            "UtcTime"
+                | "ProcessGuid"
+                | "ProcessId"
+                | "Image"
+                | "CommandLine"
+                | "User"
+                | "ParentProcessGuid"
+                | "ParentProcessId"
+                | "ParentImage"
+                | "TerminalSessionId"
+                | "NewProcessId"
+                | "NewProcessName"
+                | "ParentProcessName"
+                | "SubjectUserName"
+                | "SubjectDomainName"
+                | "TargetUserName"
+                | "TargetDomainName"
+                | "ProcessName"
+                | "Status"
+                | "Message"
+        )
+    }
+
+    /// Sets the field called `name` (the names every container uses);
+    /// unknown names are ignored. For readers that do not go through serde.
+    pub fn set(&mut self, name: &str, v: Flex<'a>) {
+        let slot = match name {
+            "UtcTime" => &mut self.UtcTime,
+            "ProcessGuid" => &mut self.ProcessGuid,
+            "ProcessId" => &mut self.ProcessId,
+            "Image" => &mut self.Image,
+            "CommandLine" => &mut self.CommandLine,
+            "User" => &mut self.User,
+            "ParentProcessGuid" => &mut self.ParentProcessGuid,
+            "ParentProcessId" => &mut self.ParentProcessId,
+            "ParentImage" => &mut self.ParentImage,
+            "TerminalSessionId" => &mut self.TerminalSessionId,
+            "NewProcessId" => &mut self.NewProcessId,
+            "NewProcessName" => &mut self.NewProcessName,
+            "ParentProcessName" => &mut self.ParentProcessName,
+            "SubjectUserName" => &mut self.SubjectUserName,
+            "SubjectDomainName" => &mut self.SubjectDomainName,
+            "TargetUserName" => &mut self.TargetUserName,
+            "TargetDomainName" => &mut self.TargetDomainName,
+            "ProcessName" => &mut self.ProcessName,
+            "Status" => &mut self.Status,
+            "Message" => &mut self.Message,
+            _ => return,
+        };
+        *slot = Some(v);
+    }
+}
+
 /// Where a record's time came from, which tells whether it is UTC yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeBasis {
@@ -323,7 +383,10 @@ fn num(v: &Option<Flex<'_>>) -> Option<u32> {
 }
 
 fn guid(v: &Option<Flex<'_>>) -> Option<ProcessKey> {
-    text(v).and_then(Guid::parse).map(ProcessKey::Guid)
+    match v {
+        Some(Flex::Guid(g)) => Some(ProcessKey::Guid(*g)),
+        _ => text(v).and_then(Guid::parse).map(ProcessKey::Guid),
+    }
 }
 
 /// `Key: value` from a rendered NXLog `Message`, for exports whose Sysmon
