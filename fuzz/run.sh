@@ -52,6 +52,15 @@ ev = os.path.join(src, "evtx-attack-samples")
 for f in ("LM_PowershellRemoting_sysmon_1_wsmprovhost.evtx", "LM_winrm_exec_sysmon_1_winrshost.evtx"):
     if os.path.exists(os.path.join(ev, f)):
         shutil.copy(os.path.join(ev, f), d("evtx_file"))
+        # evtx_template: [definition offset u32][value offset u16] + chunk 0,
+        # pointing at the first record's template instance (record header
+        # 24 bytes at chunk offset 512, then 0x0f 01 01 00, 0x0c, u8, id u32).
+        data = open(os.path.join(ev, f), "rb").read()
+        chunk = data[4096:4096 + 65536]
+        if len(chunk) == 65536 and chunk[:8] == b"ElfChnk\0":
+            head = chunk[546:550] + (536).to_bytes(2, "little")
+            with open(os.path.join(d("evtx_template"), f + ".chunk0"), "wb") as o:
+                o.write(head + chunk)
 z = os.path.join(src, "otrf", "covenant_com_wsman_automation.zip")
 if os.path.exists(z):
     shutil.copy(z, d("jsonlog_zip"))
