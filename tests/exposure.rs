@@ -302,8 +302,23 @@ fn unsafe_violations(rel: &str, text: &str) -> Vec<String> {
         if !block {
             continue;
         }
+        // The statement may start a line or two up (rustfmt splits
+        // `let len =\n    unsafe { … }`): the comment goes above its start.
+        let mut start = i;
+        while start > 0 && i - start < 3 {
+            let prev = lines[start - 1].trim();
+            if prev.is_empty()
+                || prev.starts_with("//")
+                || prev.ends_with(';')
+                || prev.ends_with('{')
+                || prev.ends_with('}')
+            {
+                break;
+            }
+            start -= 1;
+        }
         let documented = line.contains("SAFETY:")
-            || lines[..i]
+            || lines[..start]
                 .iter()
                 .rev()
                 .take_while(|l| l.trim_start().starts_with("//"))
@@ -346,6 +361,13 @@ fn unsafe_checker_catches_violations() {
     let multi = "// SAFETY: a\n// more\nunsafe impl Send for X {}\n";
     assert!(unsafe_violations("src/source/live/windows/etw.rs", multi).is_empty());
     assert!(unsafe_violations("src/table.rs", ok)[0].contains("outside"));
+    let split = "// SAFETY: fine\nlet len =\n    unsafe { f() } as usize;\n";
+    assert!(unsafe_violations("src/source/live/windows/dos.rs", split).is_empty());
+    let in_block = "// SAFETY: not for the loop body\nfor x in y {\n    unsafe { f() };\n";
+    assert_eq!(
+        unsafe_violations("src/source/live/linux.rs", in_block).len(),
+        1
+    );
     let undocumented = "let x = 1;\nlet y = unsafe { f() };\n";
     assert!(unsafe_violations("src/source/live/linux.rs", undocumented)[0].contains("SAFETY"));
     let not_code = "// unsafe { in a comment }\nlet s = \"unsafe {\";\n#![forbid(unsafe_code)]\n";
