@@ -62,17 +62,24 @@ lines = "\n".join([NX_SYSMON, NX_SEC, '{"EventID":4624,"Channel":"Security"}', "
 put("jsonlog_lines", "mixed", lines)
 
 # --- jsonlog_zip: the same lines zipped (deflate and stored) ------------------
+def member(z, name, data, method):
+    # A fixed date keeps the seeds byte-identical from run to run.
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.compress_type = method
+    z.writestr(info, data)
+
+
 for method, tag in [(zipfile.ZIP_DEFLATED, "deflate"), (zipfile.ZIP_STORED, "stored")]:
     b = io.BytesIO()
     with zipfile.ZipFile(b, "w", method) as z:
-        z.writestr("logs/a.json", lines)
-        z.writestr("b.txt", "skipped")
-        z.writestr("dir/", "")
+        member(z, "logs/a.json", lines, method)
+        member(z, "b.txt", "skipped", method)
+        member(z, "dir/", "", method)
     put("jsonlog_zip", f"lines-{tag}.zip", b.getvalue())
 # A small bomb: 4 MiB of newlines in one deflate member (ratio ~1000).
 b = io.BytesIO()
 with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
-    z.writestr("bomb.json", "\n" * (4 << 20))
+    member(z, "bomb.json", "\n" * (4 << 20), zipfile.ZIP_DEFLATED)
 put("jsonlog_zip", "bomb.zip", b.getvalue())
 
 # --- evtx_record: rendered records as the EVTX parser emits them --------------
