@@ -18,8 +18,12 @@ DATASETS=${2:-../shared/datasets}
 SRC="$DATASETS/evtx-attack-samples"
 [ -d "$SRC" ] || { echo "SKIPPED: $SRC not found" >&2; exit 0; }
 
-cargo build --release --example wsmwatch --example evtx_raw >&2
+cargo build --release --example wsmwatch >&2
 BIN=target/release/examples
+# The evtx baseline is a bench target; find the binary cargo built.
+RAW=$(cargo bench --no-run --bench evtx_raw --message-format=json 2>/dev/null \
+  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+[ -x "$RAW" ] || { echo "could not build the evtx_raw bench" >&2; exit 1; }
 
 if [ -z "${CORPUS:-}" ]; then
   CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/wsmwatch-corpus.XXXXXX")
@@ -55,6 +59,6 @@ measure() {
   grep '^TIME' "$T.best" | awk '{printf "best of '"$RUNS"': wall %.2f s, cpu %.2f s, peak RSS %.0f MB\n", $2, $3 + $4, $5 / 1024}'
 }
 measure "wsmwatch replay" "$BIN/wsmwatch" replay --no-progress --format json "$CORPUS"
-measure "evtx crate, JSON" "$BIN/evtx_raw" "$CORPUS"
-measure "evtx crate, JSON + serde_json::Value" "$BIN/evtx_raw" --value "$CORPUS"
+measure "evtx crate, JSON" "$RAW" "$CORPUS"
+measure "evtx crate, JSON + serde_json::Value" "$RAW" --value "$CORPUS"
 rm -f "$T" "$T.out" "$T.best" "$T.bestout"

@@ -672,12 +672,28 @@ fn overruns_are_counted_exactly() {
 }
 
 /// The example binary, built by `cargo test` next to this test's binary.
+///
+/// A plain `cargo test` builds examples; `cargo test --test linux_live` does
+/// not, so the example is (re)built here once, with the same cargo and
+/// profile, and a stale binary is never tested.
 fn bin() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let mut p = std::env::current_exe().unwrap();
     p.pop();
     if p.ends_with("deps") {
         p.pop();
     }
+    let release = p.ends_with("release");
+    BUILT.call_once(|| {
+        let mut c = Command::new(env!("CARGO"));
+        c.args(["build", "--quiet", "--example", "wsmwatch"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            c.arg("--release");
+        }
+        let st = c.status().expect("running cargo to build the example");
+        assert!(st.success(), "cargo build --example wsmwatch failed");
+    });
     p.push("examples");
     p.push("wsmwatch");
     assert!(p.exists(), "example binary not built at {}", p.display());

@@ -15,9 +15,9 @@
 //!    skipped without rendering. A record of any other shape is rendered and
 //!    checked, so the shortcut can only save work, never lose a record.
 //! 3. Wanted Sysmon records are read from their template values by field
-//!    name ([`evtx_template`](super::evtx_template)); anything else wanted
+//!    name (`evtx_template`); anything else wanted
 //!    (Security records, unexpected template shapes) is rendered to JSON.
-//!    Both go through [`winlog::to_event`](super::winlog::to_event).
+//!    Both go through [`winlog::to_event`].
 //!
 //! Chunks are decoded in parallel on the rayon pool, a bounded batch at a
 //! time, and their results are handed on in chunk order.

@@ -74,6 +74,8 @@ pub struct LiveSource {
     users: HashMap<u32, Arc<str>>,
     /// Events read while waiting for the subscription ack.
     stash: Vec<ProcEvent>,
+    /// Overruns seen while waiting for the ack.
+    early_enobufs: u64,
     port: u32,
 }
 
@@ -169,7 +171,7 @@ impl LiveSource {
             return Err(denied("tracing processes (CAP_NET_ADMIN is not effective)"));
         }
         let mut socket = Socket::new(NETLINK_CONNECTOR).map_err(|e| {
-            if e.raw_os_error() == Some(libc_eprotonosupport()) {
+            if e.raw_os_error() == Some(Errno::EPROTONOSUPPORT as i32) {
                 SourceError::Unsupported {
                     platform: "linux without CONFIG_CONNECTOR/CONFIG_PROC_EVENTS",
                 }
@@ -207,6 +209,7 @@ impl LiveSource {
             clock,
             users,
             stash: Vec::new(),
+            early_enobufs: 0,
             port,
         };
         src.subscribe()?;
@@ -239,7 +242,10 @@ impl LiveSource {
                 let n = match recv(&self.socket, &mut buf) {
                     Ok(Some(n)) => n,
                     Ok(None) => break,
-                    Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => continue,
+                    Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => {
+                        self.early_enobufs += 1;
+                        continue;
+                    }
                     Err(e) => return Err(os_err("recv", e)),
                 };
                 for msg in netlink_messages(&buf[..n]) {
@@ -274,10 +280,6 @@ impl LiveSource {
             }
         }
     }
-}
-
-fn libc_eprotonosupport() -> i32 {
-    Errno::EPROTONOSUPPORT as i32
 }
 
 /// `SO_RCVBUFFORCE` (root may exceed `rmem_max`), else `SO_RCVBUF`.
@@ -347,7 +349,7 @@ impl Source for LiveSource {
             pending: VecDeque::new(),
             next_gen: 0,
             losses: LossCounter::default(),
-            enobufs: 0,
+            enobufs: self.early_enobufs,
             reported_lost: 0,
         };
         // 1. Seed: everything running now, held back until the backlog of
@@ -403,10 +405,15 @@ impl Source for LiveSource {
                 lost_at_prune = lost;
             }
         }
-        // Drain what is already queued, then report every pending fork so
-        // nothing seen is left unsaid.
-        while let Some(n) = self.read_one(&mut buf, &mut t)? {
-            t.handle_datagram(&buf[..n], out)?;
+        // Drain what is already queued (briefly: a busy host never goes
+        // quiet), then report every pending fork so nothing seen is left
+        // unsaid.
+        let drain_end = Instant::now() + POLL_SLICE;
+        while Instant::now() < drain_end {
+            match self.read_one(&mut buf, &mut t)? {
+                Some(n) => t.handle_datagram(&buf[..n], out)?,
+                None => break,
+            }
         }
         t.flush_all_pending(out)?;
         t.report_losses(out);
