@@ -6,15 +6,16 @@
 //! * files it creates (`--output`, `--record`, `--write-events`) are not
 //!   readable or writable by other users, whatever the umask;
 //! * `unsafe` appears only at the FFI edge, each block under `// SAFETY:`.
+//!
+//! Linux only: the checks read `/proc`, and the source scan needs to run on
+//! one platform only (CI's Linux job), not again under Wine.
+#![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
-#[cfg(target_os = "linux")]
 use std::process::{Child, Command, Stdio};
-#[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
 /// The example binary, built by `cargo test` next to this test's binary.
-#[cfg(target_os = "linux")]
 fn bin() -> PathBuf {
     let mut p = std::env::current_exe().unwrap();
     p.pop();
@@ -29,7 +30,6 @@ fn bin() -> PathBuf {
 
 /// Runs the binary under `umask 000`, so a mode it gets right is its own
 /// doing, not the caller's umask.
-#[cfg(target_os = "linux")]
 fn under_umask_0(args: &[&str]) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c")
@@ -40,7 +40,6 @@ fn under_umask_0(args: &[&str]) -> Command {
 }
 
 /// Socket inodes of `pid`'s open descriptors.
-#[cfg(target_os = "linux")]
 fn socket_inodes(pid: u32) -> Vec<u64> {
     let mut v = Vec::new();
     for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
@@ -57,7 +56,6 @@ fn socket_inodes(pid: u32) -> Vec<u64> {
 
 /// `(file, inode, line)` of every socket in `pid`'s network namespace,
 /// from `/proc/<pid>/net/<file>`; `inode_col` is where that table keeps it.
-#[cfg(target_os = "linux")]
 fn proc_net(pid: u32, file: &str, inode_col: usize) -> Vec<(String, u64, String)> {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
         return Vec::new(); // protocol not built into this kernel
@@ -74,7 +72,6 @@ fn proc_net(pid: u32, file: &str, inode_col: usize) -> Vec<(String, u64, String)
 /// Fails if `pid` holds any TCP/UDP/raw socket, or a listening Unix socket.
 /// Netlink (the Linux live source's process-events connector) is allowed:
 /// it talks to the kernel only.
-#[cfg(target_os = "linux")]
 fn assert_no_exposure(pid: u32, what: &str) -> usize {
     let ours = socket_inodes(pid);
     let mut table = Vec::new();
@@ -101,7 +98,6 @@ fn assert_no_exposure(pid: u32, what: &str) -> usize {
     ours.len()
 }
 
-#[cfg(target_os = "linux")]
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -119,7 +115,6 @@ fn stop(mut child: Child) {
 
 /// Replay, mid-stream (stdin held open), holds no inet socket and listens
 /// on nothing.
-#[cfg(target_os = "linux")]
 #[test]
 fn replay_opens_no_network_listener() {
     use std::io::Write;
@@ -146,7 +141,6 @@ fn replay_opens_no_network_listener() {
 
 /// Live tracing (root only) holds the connector's netlink socket and
 /// nothing else; `--record` and `--output` files come out 0640.
-#[cfg(target_os = "linux")]
 #[test]
 fn live_opens_no_network_listener_and_its_files_are_private() {
     use wsmwatch::source::live::{LiveConfig, LiveSource};
@@ -189,7 +183,6 @@ fn live_opens_no_network_listener_and_its_files_are_private() {
     assert_private(&out);
 }
 
-#[cfg(unix)]
 fn assert_private(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(p)
@@ -201,7 +194,6 @@ fn assert_private(p: &Path) {
 
 /// `--output` (demo and replay) and `--write-events` (the recorder) create
 /// their files 0640 even under `umask 000`.
-#[cfg(target_os = "linux")]
 #[test]
 fn output_files_are_not_world_accessible() {
     let dir = tempfile::tempdir().unwrap();
@@ -375,7 +367,6 @@ fn unsafe_checker_catches_violations() {
 }
 
 /// The socket check itself: a process listening on loopback is caught.
-#[cfg(target_os = "linux")]
 #[test]
 fn socket_check_catches_a_listener() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
