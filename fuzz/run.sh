@@ -94,16 +94,18 @@ for t in "${targets[@]}"; do
         -max_total_time="$secs" -runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
         -timeout=10 -print_final_stats=1 >"$log" 2>&1
     rc=$?
-    set -e
+    # The summary must print whatever the log holds (a crash while loading
+    # the corpus leaves no status line): no `set -e` until it is out.
     stat() { awk -v k="stat::$1:" '$1 == k { v = $2 } END { print v }' "$log"; }
     execs=$(stat number_of_executed_units)
     eps=$(stat average_exec_per_sec)
     rss=$(stat peak_rss_mb)
-    last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+    last=$(grep -aE '^#[0-9]+' "$log" | tail -1)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
     if [ $rc -eq 0 ]; then res=ok; else res="FAILED (rc $rc, see fuzz/$log)"; status=1; fi
     printf '%-14s %12s %9s %7s %7s %7s %7s %s\n' "$t" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}" "$res"
+    set -e
 done
 exit $status

@@ -34,10 +34,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = procfs::has_effective_cap(&text, 21);
     let _ = procfs::parse_passwd(&text);
     if let Some(line) = procfs::join_cmdline(data) {
-        // Arguments without NULs and in valid UTF-8 split back unchanged.
-        if std::str::from_utf8(data).is_ok() {
-            let raw = data.strip_suffix(b"\0").unwrap_or(data);
-            let args: Vec<&str> = std::str::from_utf8(raw).unwrap().split('\0').collect();
+        // Trailing NULs end the list; a lone argument is a process title,
+        // kept verbatim; several (valid UTF-8) split back unchanged.
+        let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let raw = &data[..end];
+        if !raw.contains(&0) {
+            assert_eq!(line, String::from_utf8_lossy(raw), "title changed");
+        } else if let Ok(text) = std::str::from_utf8(raw) {
+            let args: Vec<&str> = text.split('\0').collect();
             assert_eq!(procfs::split_command_line(&line), args, "cmdline {line:?}");
         }
     }
