@@ -273,7 +273,13 @@ pub fn image_file_name(image: &str) -> &str {
 /// `wsmprovhost.exe.exe` do not match here; the masquerade rules look for
 /// those.
 pub fn image_is(image: &str, name: &str) -> bool {
-    image_file_name(image).eq_ignore_ascii_case(name)
+    // Compare the tail, then check that a separator (or nothing) precedes
+    // it: constant work however long the path, on every event.
+    let (ib, nb) = (image.as_bytes(), name.as_bytes());
+    let Some(cut) = ib.len().checked_sub(nb.len()) else {
+        return false;
+    };
+    ib[cut..].eq_ignore_ascii_case(nb) && (cut == 0 || matches!(ib[cut - 1], b'\\' | b'/'))
 }
 
 #[cfg(test)]

@@ -225,7 +225,9 @@ pub struct ProcessTable {
     by_seq: FxHashMap<(HostId, u64), u32>,
     by_guid: FxHashMap<(HostId, Guid), u32>,
     alt_keys: FxHashMap<u32, ProcessKey>,
-    tombstones: VecDeque<(u32, u32)>,
+    /// (slot, generation, exit time): the exit is kept here so the
+    /// per-event age check never touches an old slot's cache line.
+    tombstones: VecDeque<(u32, u32, Timestamp)>,
     early_stops: VecDeque<EarlyStop>,
     recent: VecDeque<(HostId, u32, ProcRef, bool)>,
     recent_pidless: usize,
@@ -233,6 +235,8 @@ pub struct ProcessTable {
     host_names: Vec<Box<str>>,
     last_host: HostId,
     images: FxHashSet<Arc<str>>,
+    /// Freed slots point here instead of allocating an empty string.
+    empty: Arc<str>,
     clock: Timestamp,
     stats: TableStats,
 }
@@ -262,6 +266,7 @@ impl ProcessTable {
             host_names: Vec::new(),
             last_host: 0,
             images: FxHashSet::default(),
+            empty: Arc::from(""),
             clock: Timestamp(0),
             stats: TableStats::default(),
         };
@@ -527,14 +532,13 @@ impl ProcessTable {
         while self.early_stops.front().is_some_and(|s| s.exit.0 < limit) {
             self.early_stops.pop_front();
         }
-        while let Some(&(idx, gen)) = self.tombstones.front() {
-            let p = self.slots.at(idx);
-            let stale = p.gen != gen || p.exit == ALIVE;
-            if !stale && self.tombstones.len() <= self.config.max_tombstones && p.exit.0 >= limit {
+        while let Some(&(idx, gen, exit)) = self.tombstones.front() {
+            if self.tombstones.len() <= self.config.max_tombstones && exit.0 >= limit {
                 break;
             }
             self.tombstones.pop_front();
-            if !stale {
+            let p = self.slots.at(idx);
+            if p.gen == gen && p.exit != ALIVE {
                 self.remove(idx);
                 self.stats.evicted += 1;
             }
@@ -542,7 +546,8 @@ impl ProcessTable {
     }
 
     fn bury(&mut self, idx: u32, gen: u32) {
-        self.tombstones.push_back((idx, gen));
+        let exit = self.slots.at(idx).exit;
+        self.tombstones.push_back((idx, gen, exit));
         if self.tombstones.len() > self.config.max_tombstones {
             let now = self.clock;
             self.tick(now);
@@ -653,7 +658,7 @@ impl ProcessTable {
                 p.implied_exit = true;
                 let g = p.gen;
                 self.stats.implied_exits += 1;
-                self.tombstones.push_back((idx, g));
+                self.tombstones.push_back((idx, g, succ_create));
             }
         }
     }
@@ -693,7 +698,7 @@ impl ProcessTable {
         p.gen = p.gen.wrapping_add(1);
         p.parent = NO_REF;
         p.has_alt = false;
-        p.image = Arc::from("");
+        p.image = self.empty.clone();
         self.free.push(idx);
     }
 
@@ -723,7 +728,8 @@ impl ProcessTable {
         if let Some(i) = self.key_get(host, &key) {
             return Some(self.handle(i));
         }
-        let name = image_file_name(&ev.image);
+        // The name is only needed once keys and times agree: find it lazily.
+        let name = std::cell::OnceCell::new();
         // Cheap tests first: keys and times rule out most candidates before
         // any name is compared.
         let same = |idx: u32| -> bool {
@@ -743,7 +749,8 @@ impl ProcessTable {
                     return false;
                 }
             }
-            p.file_name().eq_ignore_ascii_case(name)
+            p.file_name()
+                .eq_ignore_ascii_case(name.get_or_init(|| image_file_name(&ev.image)))
         };
         if pid != NO_PID {
             let mut i = self.by_pid.get(&(host, pid)).copied().unwrap_or(NIL);

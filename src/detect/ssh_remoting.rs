@@ -31,7 +31,7 @@
 //! `exec`s another program in place (the session ends unreported).
 
 use crate::alert::Rule;
-use crate::event::{image_file_name, ProcessEvent};
+use crate::event::{image_is, ProcessEvent};
 use crate::table::{ProcRef, ProcessTable};
 
 /// How far up the lineage sshd may be.
@@ -58,14 +58,12 @@ const SSHD_NAMES: &[&str] = &["sshd", "sshd-session", "sshd.exe"];
 
 /// Is this image a PowerShell executable?
 pub fn is_pwsh_image(image: &str) -> bool {
-    let n = image_file_name(image);
-    PWSH_NAMES.iter().any(|p| n.eq_ignore_ascii_case(p))
+    PWSH_NAMES.iter().any(|p| image_is(image, p))
 }
 
 /// Is this image an OpenSSH server process?
 pub fn is_sshd_image(image: &str) -> bool {
-    let n = image_file_name(image);
-    SSHD_NAMES.iter().any(|p| n.eq_ignore_ascii_case(p))
+    SSHD_NAMES.iter().any(|p| image_is(image, p))
 }
 
 /// Does this one argument put PowerShell in SSH server mode?
