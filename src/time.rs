@@ -13,6 +13,9 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 /// 100 ns ticks between 1601-01-01 and 1970-01-01.
 const UNIX_EPOCH_TICKS: u64 = 116_444_736_000_000_000;
 const TICKS_PER_SEC: u64 = 10_000_000;
+/// 10000-01-01T00:00:00Z: the first instant RFC 3339's four-digit year
+/// cannot write. FILETIME goes on to year 60056.
+const YEAR_10000_TICKS: u64 = 253_402_300_800 * TICKS_PER_SEC + UNIX_EPOCH_TICKS;
 
 /// A point in time as a Windows FILETIME (100 ns since 1601-01-01 UTC).
 ///
@@ -180,7 +183,15 @@ impl fmt::Debug for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // Past year 9999 the text would have a five-digit year, which no RFC
+        // 3339 reader (ours included) takes back, so a recording of a hostile
+        // payload's time would not replay. The bare FILETIME does (fuzzing
+        // found it: etw_payload, native_lines).
+        if self.0 >= YEAR_10000_TICKS {
+            s.serialize_u64(self.0)
+        } else {
+            s.collect_str(self)
+        }
     }
 }
 
@@ -260,5 +271,35 @@ mod tests {
             t
         );
         assert!(serde_json::from_str::<Timestamp>("-5").is_err());
+    }
+
+    /// Fuzz regression (etw_payload, native_lines): times past 9999-12-31
+    /// serialised as five-digit years that did not parse back.
+    #[test]
+    fn times_past_year_9999_round_trip_as_filetime() {
+        let last = Timestamp::parse_rfc3339("9999-12-31T23:59:59.9999999Z").unwrap();
+        assert_eq!(last.0 + 1, YEAR_10000_TICKS);
+        assert_eq!(
+            serde_json::to_string(&last).unwrap(),
+            "\"9999-12-31T23:59:59.9999999Z\""
+        );
+        // The create time of the etw_payload crash, the time of the
+        // native_lines one, the largest FILETIME, and the year 10000 an
+        // offset pushes "9999-12-31T23:59:60-23:59" into.
+        let offset = Timestamp::parse_rfc3339("9999-12-31T23:59:60-23:59").unwrap();
+        for t in [
+            Timestamp(14_644_081_089_526_246_970),
+            Timestamp(13_240_454_823_360_000_000),
+            Timestamp(YEAR_10000_TICKS),
+            Timestamp(u64::MAX),
+            offset,
+        ] {
+            let j = serde_json::to_string(&t).unwrap();
+            assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), t, "{j}");
+        }
+        assert_eq!(
+            serde_json::to_string(&Timestamp(u64::MAX)).unwrap(),
+            u64::MAX.to_string()
+        );
     }
 }

@@ -423,7 +423,10 @@ fn attrs<'a>(a: &Option<Attrs<'a>>) -> Option<AttrValues<'a>> {
 }
 
 /// Maps one rendered record (`{"Event": {"System": …, "EventData": …}}`).
-pub(crate) fn map_json(json: &[u8]) -> Result<Option<Mapped>, String> {
+///
+/// Public so the `evtx_record` fuzz target can reach the mapping without
+/// the third-party BinXML parser in front of it.
+pub fn map_json(json: &[u8]) -> Result<Option<Mapped>, String> {
     let doc: Doc<'_> =
         serde_json::from_slice(json).map_err(|e| format!("unexpected record JSON: {e}"))?;
     let sys = &doc.Event.System;

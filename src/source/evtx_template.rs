@@ -184,6 +184,27 @@ pub(crate) fn shape(chunk: &[u8], def: u32) -> Option<Shape> {
     Some(out)
 }
 
+/// The walkers over raw chunk bytes, without the EVTX parser in front: the
+/// `evtx_template` fuzz target's entry. `def` is a template definition's
+/// chunk offset, `value_at` the chunk offset of a BinXml instance value.
+#[doc(hidden)]
+pub fn fuzz_walkers(chunk: &[u8], def: u32, value_at: usize) {
+    let outer = shape(chunk, def);
+    let Some(inst) = chunk.get(value_at..).and_then(|b| instance(b, value_at)) else {
+        return;
+    };
+    for &(ty, v) in &inst.values {
+        let _ = flex(ty, v);
+    }
+    if let Some(s) = &outer {
+        let _ = s.text("Computer");
+        let _ = fields(s, &inst);
+    }
+    if let Some(s) = shape(chunk, inst.def) {
+        let _ = fields(&s, &inst);
+    }
+}
+
 /// A nested template instance (the `EventData` value, type BinXml): its
 /// definition offset and its values' bytes, as (type, bytes) pairs.
 pub(crate) struct Instance<'a> {

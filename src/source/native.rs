@@ -160,4 +160,42 @@ mod tests {
         );
         assert_eq!(c.snapshot().malformed, 2);
     }
+
+    /// Fuzz regression (native_lines crash-664dbb62): an integer FILETIME
+    /// past year 9999 was re-recorded as a five-digit year that replay
+    /// rejected, so `--record` of a replay lost the event.
+    #[test]
+    fn out_of_range_times_survive_a_re_recording() {
+        let input = r#"{"kind":"start","time":13240454823360000000,"pid":4,"image":"System"}"#;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, erx) = crossbeam_channel::unbounded();
+        let c = Arc::new(SourceCounters::default());
+        let mut em = Emitter::new(tx, Backpressure::Block, c, etx);
+        read_events(input.as_bytes(), "t.jsonl", &mut em, &StopToken::new()).unwrap();
+        assert_eq!(erx.try_iter().count(), 0);
+        let ev = rx.try_recv().unwrap();
+        let line = serde_json::to_string(&ev).unwrap();
+        let back: ProcessEvent = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, ev, "{line}");
+    }
+
+    /// Writes `native_lines` fuzz seeds (`fuzz/seeds.sh` runs it): the demo
+    /// scenario as one recording, and each of its events alone.
+    #[test]
+    #[ignore = "writes files; run by fuzz/seeds.sh"]
+    fn write_fuzz_seeds() {
+        let Some(dir) = std::env::var_os("WSMWATCH_FUZZ_SEEDS") else {
+            return;
+        };
+        let dir = std::path::Path::new(&dir).join("native_lines");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines: Vec<String> = crate::source::demo::scenario()
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+        std::fs::write(dir.join("demo-recording"), lines.concat()).unwrap();
+        for (i, l) in lines.iter().enumerate().take(16) {
+            std::fs::write(dir.join(format!("demo-event-{i:02}")), l).unwrap();
+        }
+    }
 }

@@ -963,6 +963,54 @@ fn arbitrary_bytes_never_panic() {
     }
 }
 
+/// Fuzz regression (etw_payload crash-d468f66c): a CreateTime past year
+/// 9999 made a live event that `--record` wrote and `replay` rejected.
+#[test]
+fn absurd_create_time_records_and_replays() {
+    let mut b = hex(PERFVIEW_X64_START_V1);
+    b[4..12].copy_from_slice(&14_644_081_089_526_246_970u64.to_le_bytes());
+    let ev = decode_event(&header(1, 1, 3508), &b).unwrap().unwrap();
+    let line = serde_json::to_string(&ev).unwrap();
+    let back: crate::ProcessEvent = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, ev, "{line}");
+}
+
+/// Writes the golden vectors as `etw_payload` fuzz seeds (`fuzz/seeds.sh`
+/// runs it): the fuzzer starts from every real layout instead of guessing
+/// them. Seed = [id selector (0 start, 1 stop, 2 rundown), version, header
+/// flags u16 LE] + UserData, the target's own framing.
+#[test]
+#[ignore = "writes files; run by fuzz/seeds.sh"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("WSMWATCH_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir).join("etw_payload");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sel = |id: u16| match id {
+        1 => 0u8,
+        2 => 1,
+        _ => 2,
+    };
+    let mut seeds: Vec<(String, Vec<u8>)> = SIGNATURES
+        .iter()
+        .map(|&(id, v, sig)| (format!("manifest-{id}-v{v}"), id, v, build(sig)))
+        .map(|(n, id, v, b)| (n, [vec![sel(id), v, 0x40, 0], b].concat()))
+        .collect();
+    for (name, id, v, hx) in [
+        ("perfview-x64-start-v1", 1, 1, PERFVIEW_X64_START_V1),
+        ("perfview-x64-stop-v1", 2, 1, PERFVIEW_X64_STOP_V1),
+        ("perfview-x86-start-v1", 1, 1, PERFVIEW_X86_START_V1),
+        ("perfview-x86-stop-v1", 2, 1, PERFVIEW_X86_STOP_V1),
+        ("hand-start-v3", 1, 3, START_V3_HEX),
+    ] {
+        seeds.push((name.into(), [vec![sel(id), v, 0x40, 0], hex(hx)].concat()));
+    }
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Constants.
 
