@@ -1,22 +1,11 @@
 //! End-to-end: the real binary, its output, its exit codes.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use wsmwatch::source::demo::EXPECTED_ALERTS;
 
-/// The example binary, built by `cargo test` next to this test's binary.
-fn bin() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.push("examples");
-    p.push(format!("wsmwatch{}", std::env::consts::EXE_SUFFIX));
-    assert!(p.exists(), "example binary not built at {}", p.display());
-    p
-}
+mod common;
+use common::bin;
 
 fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()

@@ -15,18 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example binary, built by `cargo test` next to this test's binary.
-fn bin() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.push("examples");
-    p.push(format!("wsmwatch{}", std::env::consts::EXE_SUFFIX));
-    assert!(p.exists(), "example binary not built at {}", p.display());
-    p
-}
+mod common;
+use common::bin;
 
 /// Runs the binary under `umask 000`, so a mode it gets right is its own
 /// doing, not the caller's umask.

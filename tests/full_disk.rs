@@ -4,22 +4,12 @@
 //! writer; this proves the binary passes it on.
 #![cfg(target_os = "linux")]
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use wsmwatch::source::demo::EXPECTED_ALERTS;
 
-fn bin() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.push("examples");
-    p.push("wsmwatch");
-    assert!(p.exists(), "example binary not built at {}", p.display());
-    p
-}
+mod common;
+use common::bin;
 
 #[test]
 fn alerts_to_a_full_disk_are_reported_and_fail_the_run() {

@@ -5,17 +5,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn bin() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.push("examples");
-    p.push(format!("wsmwatch{}", std::env::consts::EXE_SUFFIX));
-    assert!(p.exists(), "example binary not built at {}", p.display());
-    p
-}
+mod common;
+use common::bin;
 
 fn datasets() -> Option<PathBuf> {
     let p = std::env::var_os("WSMWATCH_DATASETS")

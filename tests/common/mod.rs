@@ -1,0 +1,18 @@
+//! Helpers shared by the end-to-end tests (each test file is its own crate
+//! and uses the parts it needs).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The example binary, built by `cargo test` next to the test binaries.
+pub fn bin() -> PathBuf {
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.push("examples");
+    p.push(format!("wsmwatch{}", std::env::consts::EXE_SUFFIX));
+    assert!(p.exists(), "example binary not built at {}", p.display());
+    p
+}
