@@ -22,6 +22,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::event::{image_file_name, EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
@@ -231,6 +233,8 @@ pub struct ProcessTable {
     early_stops: VecDeque<EarlyStop>,
     recent: VecDeque<(HostId, u32, ProcRef, bool)>,
     recent_pidless: usize,
+    /// Records known by a global key but no pid (some Sysmon exports).
+    pidless_keyed: usize,
     hosts: FxHashMap<Box<str>, HostId>,
     host_names: Vec<Box<str>>,
     last_host: HostId,
@@ -262,6 +266,7 @@ impl ProcessTable {
             early_stops: VecDeque::new(),
             recent: VecDeque::new(),
             recent_pidless: 0,
+            pidless_keyed: 0,
             hosts: FxHashMap::default(),
             host_names: Vec::new(),
             last_host: 0,
@@ -372,14 +377,21 @@ impl ProcessTable {
         let key = ev.key.unwrap_or(ProcessKey::CreateTime(create));
         let pid = ev.pid.unwrap_or(NO_PID);
 
-        if let Some(r) = self.find_duplicate(host, pid, ev, key, create) {
+        // One lookup of the pid chain serves the duplicate check and the
+        // implied exit below.
+        let head = if pid == NO_PID {
+            None
+        } else {
+            self.by_pid.get(&(host, pid)).copied()
+        };
+        if let Some(r) = self.find_duplicate(host, pid, head, ev, key, create) {
             return self.enrich(r, host, ev, key, create);
         }
 
         // The newest incarnation of this pid, if still alive, was replaced:
         // its stop was lost or is late.
         if pid != NO_PID {
-            if let Some(&head) = self.by_pid.get(&(host, pid)) {
+            if let Some(head) = head {
                 let p = self.slots.at_mut(head);
                 if p.exit == ALIVE && p.create_time <= create {
                     p.exit = create;
@@ -613,8 +625,11 @@ impl ProcessTable {
             None => self.slots.push(p),
         };
         let p = self.slots.at(idx);
-        let (host, key) = (p.host, p.key);
+        let (host, key, pidless) = (p.host, p.key, p.pid == NO_PID);
         self.key_insert(host, key, idx);
+        if pidless && key.is_global() {
+            self.pidless_keyed += 1;
+        }
         self.link_pid(idx);
         self.handle(idx)
     }
@@ -628,9 +643,25 @@ impl ProcessTable {
         if pid == NO_PID {
             return;
         }
-        let Some(&head) = self.by_pid.get(&(host, pid)) else {
-            self.by_pid.insert((host, pid), idx);
-            return;
+        let head = match self.by_pid.entry((host, pid)) {
+            Entry::Vacant(v) => {
+                v.insert(idx);
+                return;
+            }
+            Entry::Occupied(mut o) => {
+                let head = *o.get();
+                if self.slots.at(head).create_time <= create {
+                    // The common case: the newest incarnation, one hash
+                    // operation in all.
+                    o.insert(idx);
+                    let p = self.slots.at_mut(idx);
+                    p.older = head;
+                    p.newer = NIL;
+                    self.slots.at_mut(head).newer = idx;
+                    return;
+                }
+                head
+            }
         };
         // Find the first (newest) incarnation not newer than this one.
         let mut newer = NIL;
@@ -687,6 +718,9 @@ impl ProcessTable {
     fn remove(&mut self, idx: u32) {
         let p = self.slots.at(idx);
         let (host, key, has_alt) = (p.host, p.key, p.has_alt);
+        if p.pid == NO_PID && key.is_global() {
+            self.pidless_keyed -= 1;
+        }
         self.key_remove(host, key, idx);
         if has_alt {
             if let Some(k) = self.alt_keys.remove(&idx) {
@@ -721,12 +755,17 @@ impl ProcessTable {
         &self,
         host: HostId,
         pid: u32,
+        head: Option<u32>,
         ev: &ProcessEvent,
         key: ProcessKey,
         create: Timestamp,
     ) -> Option<ProcRef> {
-        if let Some(i) = self.key_get(host, &key) {
-            return Some(self.handle(i));
+        // With a pid, the chain below finds a same-key record; the key index
+        // is only needed while some record is known by key alone.
+        if pid == NO_PID || self.pidless_keyed > 0 {
+            if let Some(i) = self.key_get(host, &key) {
+                return Some(self.handle(i));
+            }
         }
         // The name is only needed once keys and times agree: find it lazily.
         let name = std::cell::OnceCell::new();
@@ -753,7 +792,7 @@ impl ProcessTable {
                 .eq_ignore_ascii_case(name.get_or_init(|| image_file_name(&ev.image)))
         };
         if pid != NO_PID {
-            let mut i = self.by_pid.get(&(host, pid)).copied().unwrap_or(NIL);
+            let mut i = head.unwrap_or(NIL);
             while i != NIL {
                 if same(i) {
                     return Some(self.handle(i));
@@ -835,6 +874,9 @@ impl ProcessTable {
         }
         if new_pid {
             // It was known by key only: now it is findable by pid too.
+            if self.slots.at(r.idx).key.is_global() {
+                self.pidless_keyed -= 1;
+            }
             self.link_pid(r.idx);
         }
         if was_placeholder {
