@@ -4,23 +4,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use wsmwatch::source::evidence::{EvidenceSource, ReplayOptions};
-use wsmwatch::ProcessEvent;
-
-fn replay(paths: Vec<PathBuf>) -> (Vec<ProcessEvent>, Vec<String>) {
-    let errors = std::sync::Mutex::new(Vec::new());
-    let mut src = EvidenceSource::new(
-        paths,
-        ReplayOptions {
-            progress: Some(false),
-            ..ReplayOptions::default()
-        },
-    );
-    let evs = src
-        .collect(&|e| errors.lock().unwrap().push(e.to_string()))
-        .unwrap();
-    (evs, errors.into_inner().unwrap())
-}
+mod common;
+use common::evidence_events as replay;
 
 fn real(rel: &str) -> Option<Vec<u8>> {
     let root = std::env::var_os("WSMWATCH_DATASETS")

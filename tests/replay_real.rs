@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use wsmwatch::alert::{Action, Alert};
 use wsmwatch::event::image_file_name;
 use wsmwatch::source::evidence::{EvidenceSource, ReplayOptions};
-use wsmwatch::{Engine, EngineConfig, ProcessEvent, Timestamp};
+use wsmwatch::{Engine, EngineConfig, Timestamp};
 
 fn dataset(rel: &str) -> Option<PathBuf> {
     let root = std::env::var_os("WSMWATCH_DATASETS")
@@ -27,20 +27,8 @@ fn dataset(rel: &str) -> Option<PathBuf> {
     }
 }
 
-fn events(paths: Vec<PathBuf>) -> (Vec<ProcessEvent>, Vec<String>) {
-    let errors = std::sync::Mutex::new(Vec::new());
-    let mut src = EvidenceSource::new(
-        paths,
-        ReplayOptions {
-            progress: Some(false),
-            ..ReplayOptions::default()
-        },
-    );
-    let evs = src
-        .collect(&|e| errors.lock().unwrap().push(e.to_string()))
-        .unwrap();
-    (evs, errors.into_inner().unwrap())
-}
+mod common;
+use common::evidence_events as events;
 
 fn run(paths: Vec<PathBuf>) -> Vec<Alert> {
     let (evs, errors) = events(paths);

@@ -16,3 +16,21 @@ pub fn bin() -> PathBuf {
     assert!(p.exists(), "example binary not built at {}", p.display());
     p
 }
+
+/// Reads evidence files into their time-ordered events, collecting every
+/// bad-input report instead of printing it.
+pub fn evidence_events(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec<String>) {
+    use wsmwatch::source::evidence::{EvidenceSource, ReplayOptions};
+    let errors = std::sync::Mutex::new(Vec::new());
+    let mut src = EvidenceSource::new(
+        paths,
+        ReplayOptions {
+            progress: Some(false),
+            ..ReplayOptions::default()
+        },
+    );
+    let evs = src
+        .collect(&|e| errors.lock().unwrap().push(e.to_string()))
+        .unwrap();
+    (evs, errors.into_inner().unwrap())
+}
