@@ -19,6 +19,8 @@
 //! that children inherit at insert, which the session detector uses to
 //! attribute descendants in O(1).
 
+mod seq_index;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ use std::collections::hash_map::Entry;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use self::seq_index::SeqIndex;
 use crate::event::{image_file_name, EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
 
 /// Two records of one process from different channels (Sysmon 1 and
@@ -86,8 +89,6 @@ pub struct Process {
     /// Host it ran on.
     pub host: HostId,
     pid: u32,
-    ppid: u32,
-    creator: u32,
     /// Session tag inherited from the parent at insert (0 = none).
     pub session: u32,
     parent: ProcRef,
@@ -106,18 +107,14 @@ pub struct Process {
     has_alt: bool,
 }
 
+// The slab of these is the engine's working set: each byte added costs
+// throughput (see docs/PERFORMANCE.md).
+const _: () = assert!(std::mem::size_of::<Process>() <= 96);
+
 impl Process {
     /// Process id, if known.
     pub fn pid(&self) -> Option<u32> {
         (self.pid != NO_PID).then_some(self.pid)
-    }
-    /// Reported parent process id, if known.
-    pub fn ppid(&self) -> Option<u32> {
-        (self.ppid != NO_PID).then_some(self.ppid)
-    }
-    /// Creator process id, if known.
-    pub fn creator_pid(&self) -> Option<u32> {
-        (self.creator != NO_PID).then_some(self.creator)
     }
     /// Exit time, once exited.
     pub fn exit_time(&self) -> Option<Timestamp> {
@@ -224,7 +221,7 @@ pub struct ProcessTable {
     slots: Slab,
     free: Vec<u32>,
     by_pid: FxHashMap<(HostId, u32), u32>,
-    by_seq: FxHashMap<(HostId, u64), u32>,
+    by_seq: SeqIndex,
     by_guid: FxHashMap<(HostId, Guid), u32>,
     alt_keys: FxHashMap<u32, ProcessKey>,
     /// (slot, generation, exit time): the exit is kept here so the
@@ -239,8 +236,6 @@ pub struct ProcessTable {
     host_names: Vec<Box<str>>,
     last_host: HostId,
     images: FxHashSet<Arc<str>>,
-    /// Freed slots point here instead of allocating an empty string.
-    empty: Arc<str>,
     clock: Timestamp,
     stats: TableStats,
 }
@@ -259,7 +254,7 @@ impl ProcessTable {
             slots: Slab::default(),
             free: Vec::new(),
             by_pid: FxHashMap::default(),
-            by_seq: FxHashMap::default(),
+            by_seq: SeqIndex::default(),
             by_guid: FxHashMap::default(),
             alt_keys: FxHashMap::default(),
             tombstones: VecDeque::new(),
@@ -271,7 +266,6 @@ impl ProcessTable {
             host_names: Vec::new(),
             last_host: 0,
             images: FxHashSet::default(),
-            empty: Arc::from(""),
             clock: Timestamp(0),
             stats: TableStats::default(),
         };
@@ -412,8 +406,6 @@ impl ProcessTable {
             newer: NIL,
             host,
             pid,
-            ppid: ev.ppid.unwrap_or(NO_PID),
-            creator: ev.creator_pid.unwrap_or(NO_PID),
             session,
             parent: parent.unwrap_or(NO_REF),
             key,
@@ -581,7 +573,7 @@ impl ProcessTable {
 
     fn key_get(&self, host: HostId, k: &ProcessKey) -> Option<u32> {
         match *k {
-            ProcessKey::Sequence(s) => self.by_seq.get(&(host, s)).copied(),
+            ProcessKey::Sequence(s) => self.by_seq.get(host, s),
             ProcessKey::Guid(g) => self.by_guid.get(&(host, g)).copied(),
             ProcessKey::CreateTime(_) => None,
         }
@@ -589,9 +581,7 @@ impl ProcessTable {
 
     fn key_insert(&mut self, host: HostId, k: ProcessKey, idx: u32) {
         match k {
-            ProcessKey::Sequence(s) => {
-                self.by_seq.insert((host, s), idx);
-            }
+            ProcessKey::Sequence(s) => self.by_seq.insert(host, s, idx),
             ProcessKey::Guid(g) => {
                 self.by_guid.insert((host, g), idx);
             }
@@ -601,11 +591,7 @@ impl ProcessTable {
 
     fn key_remove(&mut self, host: HostId, k: ProcessKey, idx: u32) {
         match k {
-            ProcessKey::Sequence(s) => {
-                if self.by_seq.get(&(host, s)) == Some(&idx) {
-                    self.by_seq.remove(&(host, s));
-                }
-            }
+            ProcessKey::Sequence(s) => self.by_seq.remove(host, s, idx),
             ProcessKey::Guid(g) => {
                 if self.by_guid.get(&(host, g)) == Some(&idx) {
                     self.by_guid.remove(&(host, g));
@@ -732,7 +718,9 @@ impl ProcessTable {
         p.gen = p.gen.wrapping_add(1);
         p.parent = NO_REF;
         p.has_alt = false;
-        p.image = self.empty.clone();
+        // The image Arc is released when the slot is reused, not here: that
+        // saves two atomic refcount updates per process, and free slots
+        // are reused first, so few ever hold one.
         self.free.push(idx);
     }
 
@@ -774,16 +762,23 @@ impl ProcessTable {
         let same = |idx: u32| -> bool {
             let p = self.slots.at(idx);
             if !p.placeholder {
-                let mut kind_matched = false;
-                for k in self.keys_of(idx).into_iter().flatten() {
-                    if k.same_kind(&key) {
-                        if k != key {
-                            return false;
-                        }
-                        kind_matched = true;
-                        break;
+                // The primary key decides most cases without the alt map.
+                let kind_matched = if p.key.same_kind(&key) {
+                    if p.key != key {
+                        return false;
                     }
-                }
+                    true
+                } else {
+                    match self.keys_of(idx)[1] {
+                        Some(k) if k.same_kind(&key) => {
+                            if k != key {
+                                return false;
+                            }
+                            true
+                        }
+                        _ => false,
+                    }
+                };
                 if !kind_matched && p.create_time.abs_diff(create) > DUPLICATE_WINDOW {
                     return false;
                 }
@@ -846,12 +841,6 @@ impl ProcessTable {
         }
         if let Some(par) = parent {
             p.parent = par;
-        }
-        if p.ppid == NO_PID {
-            p.ppid = ev.ppid.unwrap_or(NO_PID);
-        }
-        if p.creator == NO_PID {
-            p.creator = ev.creator_pid.unwrap_or(NO_PID);
         }
         if was_placeholder {
             p.placeholder = false;
@@ -916,8 +905,6 @@ impl ProcessTable {
             newer: NIL,
             host,
             pid: ppid,
-            ppid: NO_PID,
-            creator: NO_PID,
             session: 0,
             parent: NO_REF,
             key: pkey.unwrap_or(ProcessKey::CreateTime(Timestamp(0))),
@@ -1197,5 +1184,38 @@ mod tests {
         c.parent_key = Some(ProcessKey::Sequence(55));
         let c = new(&mut tb, &c);
         assert_eq!(tb.parent(c), Some(r));
+    }
+
+    /// A boot-time parent whose sequence number the index's window has long
+    /// moved past is still found by key, and its stop still lands.
+    #[test]
+    fn an_old_sequence_number_resolves_after_heavy_churn() {
+        let seq = |e: &mut ProcessEvent, s: u64, ps: Option<u64>| {
+            e.key = Some(ProcessKey::Sequence(s));
+            e.parent_key = ps.map(ProcessKey::Sequence);
+        };
+        let mut tb = ProcessTable::default();
+        let mut winrm = start(0, 1204, 660, "svchost.exe");
+        seq(&mut winrm, 40, None);
+        let w = new(&mut tb, &winrm);
+        // 200k short-lived processes on recycled pids, 1 ms apart.
+        for i in 0..200_000u64 {
+            let at = Timestamp(t(1).0 + i * 10_000);
+            let pid = 5000 + (i % 64) as u32 * 4;
+            let mut e = ProcessEvent::start(at, pid, 4, "x.exe");
+            seq(&mut e, 1_000 + i, None);
+            new(&mut tb, &e);
+            let mut x = ProcessEvent::stop(at, pid, "");
+            seq(&mut x, 1_000 + i, None);
+            assert!(matches!(tb.stop(&x), Stop::Exited(_)));
+        }
+        let mut c = start(300, 8000, 999, "wsmprovhost.exe");
+        seq(&mut c, 300_000, Some(40));
+        let c = new(&mut tb, &c);
+        assert_eq!(tb.parent(c), Some(w));
+        let mut x = stop(301, 1204);
+        seq(&mut x, 40, None);
+        assert_eq!(tb.stop(&x), Stop::Exited(w));
+        assert!(tb.len() <= 1 + 1 + TableConfig::default().max_tombstones);
     }
 }
