@@ -80,6 +80,16 @@ const NO_REF: ProcRef = ProcRef { idx: NIL, gen: 0 };
 /// Interned host name id.
 pub type HostId = u32;
 
+/// Removes `key` from a key index only if it still names `slot`: a later
+/// record of the same key may have taken it over. One probe.
+fn remove_if_slot<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, u32>, key: K, slot: u32) {
+    if let Entry::Occupied(o) = map.entry(key) {
+        if *o.get() == slot {
+            o.remove();
+        }
+    }
+}
+
 /// What the table knows about one process incarnation.
 #[derive(Clone, Debug)]
 pub struct Process {
@@ -592,11 +602,7 @@ impl ProcessTable {
     fn key_remove(&mut self, host: HostId, k: ProcessKey, idx: u32) {
         match k {
             ProcessKey::Sequence(s) => self.by_seq.remove(host, s, idx),
-            ProcessKey::Guid(g) => {
-                if self.by_guid.get(&(host, g)) == Some(&idx) {
-                    self.by_guid.remove(&(host, g));
-                }
-            }
+            ProcessKey::Guid(g) => remove_if_slot(&mut self.by_guid, (host, g), idx),
             ProcessKey::CreateTime(_) => {}
         }
     }
@@ -693,8 +699,8 @@ impl ProcessTable {
             self.slots.at_mut(newer).older = older;
         } else if older != NIL {
             self.by_pid.insert((host, pid), older);
-        } else if self.by_pid.get(&(host, pid)) == Some(&idx) {
-            self.by_pid.remove(&(host, pid));
+        } else {
+            remove_if_slot(&mut self.by_pid, (host, pid), idx);
         }
         let p = self.slots.at_mut(idx);
         p.older = NIL;
@@ -762,25 +768,17 @@ impl ProcessTable {
         let same = |idx: u32| -> bool {
             let p = self.slots.at(idx);
             if !p.placeholder {
-                // The primary key decides most cases without the alt map.
-                let kind_matched = if p.key.same_kind(&key) {
-                    if p.key != key {
-                        return false;
-                    }
-                    true
+                // The first key of the same kind decides: the primary (most
+                // cases, no side-map lookup), else the alternate.
+                let decisive = if p.key.same_kind(&key) {
+                    Some(p.key)
                 } else {
-                    match self.keys_of(idx)[1] {
-                        Some(k) if k.same_kind(&key) => {
-                            if k != key {
-                                return false;
-                            }
-                            true
-                        }
-                        _ => false,
-                    }
+                    self.keys_of(idx)[1].filter(|k| k.same_kind(&key))
                 };
-                if !kind_matched && p.create_time.abs_diff(create) > DUPLICATE_WINDOW {
-                    return false;
+                match decisive {
+                    Some(k) if k != key => return false,
+                    None if p.create_time.abs_diff(create) > DUPLICATE_WINDOW => return false,
+                    _ => {}
                 }
             }
             p.file_name()

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use super::HostId;
+use super::{remove_if_slot, HostId};
 
 /// Empty ring cell.
 const NONE: u32 = u32::MAX;
@@ -96,32 +96,17 @@ impl SeqIndex {
     /// number may have taken it over).
     pub(super) fn remove(&mut self, host: HostId, seq: u64, slot: u32) {
         if !self.windowed(host, seq) {
-            if let std::collections::hash_map::Entry::Occupied(o) = self.other.entry((host, seq)) {
-                if *o.get() == slot {
-                    o.remove();
-                }
-            }
+            remove_if_slot(&mut self.other, (host, seq), slot);
             return;
         }
         match self.offset(seq) {
             Some(i) => {
                 if self.ring[i] == slot {
                     self.ring[i] = NONE;
-                    // Keep the window starting at a live entry, so it spans
-                    // only what is indexed.
-                    while self.ring.front() == Some(&NONE) {
-                        self.ring.pop_front();
-                        self.base += 1;
-                    }
+                    self.slide(0);
                 }
             }
-            None => {
-                if let std::collections::hash_map::Entry::Occupied(o) = self.spill.entry(seq) {
-                    if *o.get() == slot {
-                        o.remove();
-                    }
-                }
-            }
+            None => remove_if_slot(&mut self.spill, seq, slot),
         }
     }
 
@@ -140,7 +125,9 @@ impl SeqIndex {
         (i < self.ring.len() as u64).then_some(i as usize)
     }
 
-    /// Moves the first `n` cells out of the window.
+    /// Moves the first `n` cells out of the window, then drops empty leading
+    /// cells, so the window starts at a live entry and spans only what is
+    /// indexed.
     fn slide(&mut self, n: usize) {
         for _ in 0..n {
             if let Some(slot) = self.ring.pop_front() {
