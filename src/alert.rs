@@ -314,14 +314,14 @@ impl Alert {
         }
         s.push_str(&format!(
             " pid={} {}",
-            self.process.pid.map_or("?".into(), |p| p.to_string()),
+            fmt_pid(self.process.pid),
             image_file_name(&self.process.image)
         ));
         if let Some(p) = &self.parent {
             s.push_str(&format!(
                 " <- {}({})",
                 image_file_name(&p.image),
-                p.pid.map_or("?".into(), |p| p.to_string())
+                fmt_pid(p.pid)
             ));
         }
         if let Some(sess) = &self.session {
@@ -347,4 +347,9 @@ impl Serialize for Alert {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.to_ecs().serialize(s)
     }
+}
+
+/// A pid for messages: `?` when unknown.
+pub(crate) fn fmt_pid(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "?".into(), |p| p.to_string())
 }

@@ -126,6 +126,10 @@ impl Process {
     pub fn pid(&self) -> Option<u32> {
         (self.pid != NO_PID).then_some(self.pid)
     }
+    /// Creation time, when known.
+    pub fn created(&self) -> Option<Timestamp> {
+        (self.create_time.0 != 0).then_some(self.create_time)
+    }
     /// Exit time, once exited.
     pub fn exit_time(&self) -> Option<Timestamp> {
         (self.exit != ALIVE).then_some(self.exit)
@@ -393,17 +397,15 @@ impl ProcessTable {
         }
 
         // The newest incarnation of this pid, if still alive, was replaced:
-        // its stop was lost or is late.
-        if pid != NO_PID {
-            if let Some(head) = head {
-                let p = self.slots.at_mut(head);
-                if p.exit == ALIVE && p.create_time <= create {
-                    p.exit = create;
-                    p.implied_exit = true;
-                    let g = p.gen;
-                    self.stats.implied_exits += 1;
-                    self.bury(head, g);
-                }
+        // its stop was lost or is late. (`head` is `None` without a pid.)
+        if let Some(head) = head {
+            let p = self.slots.at_mut(head);
+            if p.exit == ALIVE && p.create_time <= create {
+                p.exit = create;
+                p.implied_exit = true;
+                let g = p.gen;
+                self.stats.implied_exits += 1;
+                self.bury(head, g);
             }
         }
 

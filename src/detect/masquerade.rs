@@ -36,7 +36,7 @@ fn in_system_dir(image: &str) -> bool {
     ]
     .iter()
     .any(|d| lower.ends_with(d))
-        || lower.eq_ignore_ascii_case("%systemroot%\\system32")
+        || lower == "%systemroot%\\system32"
 }
 
 /// Maps a character to the ASCII letter it imitates; `None` drops it
@@ -122,16 +122,8 @@ impl Masquerade {
         with_creator: bool,
     ) {
         let creator = if with_creator {
-            ev.creator_pid.map(|c| {
-                let host = cx.table.get(p).map_or(0, |e| e.host);
-                match cx.table.find(host, c, ev.created().unwrap_or(ev.time)) {
-                    Some(r) => cx.facts(r, None),
-                    None => crate::alert::ProcessFacts {
-                        pid: Some(c),
-                        ..Default::default()
-                    },
-                }
-            })
+            ev.creator_pid
+                .map(|c| cx.creator_facts(cx.find_creator(p, ev, c), c))
         } else {
             None
         };
@@ -160,7 +152,7 @@ impl Detector for Masquerade {
 
     fn on_start(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
         let name = image_file_name(&ev.image);
-        if !image_is(name, NAME) {
+        if !name.eq_ignore_ascii_case(NAME) {
             if is_lookalike(name) {
                 let msg = format!("process name {name:?} imitates {NAME}");
                 Self::raise(cx, p, ev, Action::Lookalike, msg, false);

@@ -36,6 +36,26 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The incarnation of `creator` (the ETW header's pid) alive when the
+    /// process of `ev` was created.
+    pub fn find_creator(&self, p: ProcRef, ev: &ProcessEvent, creator: u32) -> Option<ProcRef> {
+        let host = self.table.get(p).map_or(0, |e| e.host);
+        self.table
+            .find(host, creator, ev.created().unwrap_or(ev.time))
+    }
+
+    /// Facts about a creator found by [`Self::find_creator`], or only its
+    /// pid when it is unknown.
+    pub fn creator_facts(&self, r: Option<ProcRef>, creator: u32) -> ProcessFacts {
+        match r {
+            Some(r) => self.facts(r, None),
+            None => ProcessFacts {
+                pid: Some(creator),
+                ..ProcessFacts::default()
+            },
+        }
+    }
+
     /// Facts about a process from the table, enriched with the current event
     /// when it is that process's own event (command line, user, exit code).
     pub fn facts(&self, p: ProcRef, ev: Option<&ProcessEvent>) -> ProcessFacts {
@@ -45,7 +65,7 @@ impl Context<'_> {
         let mut f = ProcessFacts {
             pid: proc_.pid(),
             image: proc_.image.to_string(),
-            start: (proc_.create_time.0 != 0).then_some(proc_.create_time),
+            start: proc_.created(),
             end: proc_.exit_time(),
             entity_id: Some(key_string(&proc_.key, proc_.pid())),
             ..ProcessFacts::default()
@@ -96,7 +116,7 @@ impl Context<'_> {
 
 /// `process.entity_id`: the key that survives PID reuse, rendered.
 fn key_string(k: &ProcessKey, pid: Option<u32>) -> String {
-    let pid = pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
+    let pid = crate::alert::fmt_pid(pid);
     match k {
         ProcessKey::Sequence(s) => format!("seq:{s}"),
         ProcessKey::Guid(g) => g.to_string(),

@@ -11,7 +11,7 @@
 
 use super::rules::PPID_SPOOF;
 use super::{Context, Detector};
-use crate::alert::{Action, Alert, Severity};
+use crate::alert::{fmt_pid, Action, Alert, Severity};
 use crate::event::{image_file_name, image_is, ProcessEvent};
 use crate::table::ProcRef;
 
@@ -37,32 +37,18 @@ impl Detector for PpidSpoof {
         if image_is(&ev.image, "wsmprovhost.exe") {
             return;
         }
-        let host = cx.table.get(p).map_or(0, |e| e.host);
-        let at = ev.created().unwrap_or(ev.time);
-        let creator_ref = cx.table.find(host, creator, at);
-        let creator_image = creator_ref
-            .and_then(|r| cx.table.get(r))
-            .map(|c| c.image.to_string());
-        if let Some(img) = &creator_image {
-            if ALLOWED_CREATORS.iter().any(|a| image_is(img, a)) {
-                return;
-            }
+        let creator_ref = cx.find_creator(p, ev, creator);
+        let known = creator_ref.and_then(|r| cx.table.get(r));
+        if known.is_some_and(|c| ALLOWED_CREATORS.iter().any(|a| image_is(&c.image, a))) {
+            return;
         }
-        let creator_facts = match creator_ref {
-            Some(r) => cx.facts(r, None),
-            None => crate::alert::ProcessFacts {
-                pid: Some(creator),
-                ..Default::default()
-            },
-        };
+        let creator_name = known.map(|c| c.file_name().to_owned());
+        let creator_facts = cx.creator_facts(creator_ref, creator);
         let message = format!(
             "{} (pid {}) reports parent pid {ppid} but was created by {} (pid {creator})",
             image_file_name(&ev.image),
-            ev.pid.map_or_else(|| "?".into(), |p| p.to_string()),
-            creator_image
-                .as_deref()
-                .map(image_file_name)
-                .unwrap_or("an unknown process"),
+            fmt_pid(ev.pid),
+            creator_name.as_deref().unwrap_or("an unknown process"),
         );
         let alert = Alert {
             timestamp: ev.time,

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::rules::SessionRule;
 use super::{Context, Detector};
-use crate::alert::{Action, Alert, Rule, SessionFacts, Severity};
+use crate::alert::{fmt_pid, Action, Alert, Rule, SessionFacts, Severity};
 use crate::event::{image_file_name, ProcessEvent, Timestamp};
 use crate::table::ProcRef;
 
@@ -88,7 +88,7 @@ impl RemoteSessions {
         let id = self.next;
         self.next = self.next.wrapping_add(1).max(1);
         let (pid, start) = match cx.table.get(host) {
-            Some(p) => (p.pid(), (p.create_time.0 != 0).then_some(p.create_time)),
+            Some(p) => (p.pid(), p.created()),
             None => (None, None),
         };
         let sid = match (pid, start) {
@@ -131,12 +131,17 @@ impl RemoteSessions {
         ev: &ProcessEvent,
     ) {
         let process = cx.facts(p, Some(ev));
+        let parent = cx.parent_facts(p, ev);
+        let session = s.facts();
         let message = match action {
             Action::RemoteSessionStarted => format!(
                 "remote session started: {} (pid {}) under {}",
                 image_file_name(&process.image),
                 fmt_pid(process.pid),
-                parent_name(cx, p, ev)
+                parent.as_ref().map_or_else(
+                    || "an unknown parent".into(),
+                    |f| format!("{} (pid {})", image_file_name(&f.image), fmt_pid(f.pid))
+                )
             ),
             Action::RemoteSessionActive => format!(
                 "remote session already running when tracing began: {} (pid {})",
@@ -152,7 +157,7 @@ impl RemoteSessions {
             _ => format!(
                 "remote session {} ended after {} ms, {} processes started",
                 s.id,
-                s.facts().duration_ms.unwrap_or(0),
+                session.duration_ms.unwrap_or(0),
                 s.processes
             ),
         };
@@ -167,25 +172,15 @@ impl RemoteSessions {
             rule: s.rule,
             message,
             host: cx.host(p),
-            parent: cx.parent_facts(p, ev),
+            parent,
             creator: None,
-            session: Some(s.facts()),
+            session: Some(session),
             ancestry: cx.ancestry(p),
             origin: ev.origin,
             process,
         };
         cx.alerts.push(alert);
     }
-}
-
-fn fmt_pid(p: Option<u32>) -> String {
-    p.map_or_else(|| "?".into(), |p| p.to_string())
-}
-
-fn parent_name(cx: &Context<'_>, p: ProcRef, ev: &ProcessEvent) -> String {
-    cx.parent_facts(p, ev)
-        .map(|f| format!("{} (pid {})", image_file_name(&f.image), fmt_pid(f.pid)))
-        .unwrap_or_else(|| "an unknown parent".into())
 }
 
 impl Detector for RemoteSessions {
@@ -207,8 +202,7 @@ impl Detector for RemoteSessions {
                 ("started", Action::RemoteSessionStarted)
             };
             let id = self.open(cx, rule, p, found);
-            let s = &self.sessions[&id];
-            Self::alert(cx, s, action, Severity::High, p, ev);
+            Self::alert(cx, &self.sessions[&id], action, Severity::High, p, ev);
             return;
         }
         let mut tag = cx.table.get(p).map_or(0, |e| e.session);
@@ -232,7 +226,6 @@ impl Detector for RemoteSessions {
         }
         if let Some(s) = self.sessions.get_mut(&tag) {
             s.processes += 1;
-            let s = &self.sessions[&tag];
             Self::alert(
                 cx,
                 s,
@@ -258,7 +251,6 @@ impl Detector for RemoteSessions {
                 .and_then(|e| e.exit_time())
                 .unwrap_or(ev.time),
         );
-        let s = &self.sessions[&tag];
         Self::alert(cx, s, Action::RemoteSessionEnded, Severity::Low, p, ev);
         self.ended.push_back(tag);
         if self.ended.len() > ENDED_KEPT {
