@@ -232,6 +232,29 @@ impl Detector {
     }
 }
 
+/// Warns about every loss counter that rose since `seen`, then updates it.
+fn report_losses<R: Reporter + ?Sized>(
+    reporter: &mut R,
+    counters: &[(String, Arc<SourceCounters>)],
+    seen: &mut [(u64, u64)],
+) {
+    for ((name, c), (d0, l0)) in counters.iter().zip(seen.iter_mut()) {
+        let s = c.snapshot();
+        if s.dropped > *d0 {
+            reporter.loss(name, "dropped", s.dropped, s.dropped - *d0);
+        }
+        if s.upstream_lost > *l0 {
+            reporter.loss(
+                name,
+                "upstream_lost",
+                s.upstream_lost,
+                s.upstream_lost - *l0,
+            );
+        }
+        (*d0, *l0) = (s.dropped, s.upstream_lost);
+    }
+}
+
 fn snapshot(
     started: Instant,
     counters: &[(String, Arc<SourceCounters>)],
@@ -343,17 +366,7 @@ pub fn run(
                 Err(_) => input_errors = crossbeam_channel::never(),
             },
             recv(ticker) -> _ => {
-                for (i, (name, c)) in counters.iter().enumerate() {
-                    let s = c.snapshot();
-                    let (d0, l0) = seen[i];
-                    if s.dropped > d0 {
-                        reporter.loss(name, "dropped", s.dropped, s.dropped - d0);
-                    }
-                    if s.upstream_lost > l0 {
-                        reporter.loss(name, "upstream_lost", s.upstream_lost, s.upstream_lost - l0);
-                    }
-                    seen[i] = (s.dropped, s.upstream_lost);
-                }
+                report_losses(&mut *reporter, &counters, &mut seen);
                 if let Some(every) = config.stats_interval {
                     if last_stats.elapsed() >= every {
                         last_stats = Instant::now();
@@ -391,20 +404,7 @@ pub fn run(
         }
     }
     // Loss that happened after the last tick is still warned about.
-    for (i, (name, c)) in counters.iter().enumerate() {
-        let s = c.snapshot();
-        if s.dropped > seen[i].0 {
-            reporter.loss(name, "dropped", s.dropped, s.dropped - seen[i].0);
-        }
-        if s.upstream_lost > seen[i].1 {
-            reporter.loss(
-                name,
-                "upstream_lost",
-                s.upstream_lost,
-                s.upstream_lost - seen[i].1,
-            );
-        }
-    }
+    report_losses(&mut *reporter, &counters, &mut seen);
     let stats = snapshot(started, &counters, &errors, progress);
     reporter.stats(&stats, true);
     Outcome {

@@ -338,15 +338,9 @@ fn fork_storm_every_start_seen_or_counted_and_memory_bounded() {
     let missing = (n - seen.len()) as u64;
     let lost = t.upstream_lost + t.dropped;
     let table = out.stats.engine.table;
-    let live_now = std::fs::read_dir("/proc")
+    let live_now = wsmwatch::source::live::procfs::list_pids(std::path::Path::new("/proc"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .ok()
-                .and_then(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .is_some()
-        })
-        .count();
+        .len();
     eprintln!(
         "storm: {n} processes in {storm:?} ({:.0}/s); seen {} starts, {} stops; \
          upstream_lost {} dropped {} incomplete {}; table {} entries ({} tombstones, {} live now on the box); \
@@ -828,7 +822,11 @@ fn binary_live_sigint_mid_stream_writes_every_raised_alert() {
 fn binary_without_privileges_says_so() {
     let _g = serial();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    if wsmwatch::source::live::procfs::has_effective_cap(&status, 12) != Some(true) {
+    if wsmwatch::source::live::procfs::has_effective_cap(
+        &status,
+        wsmwatch::source::live::procfs::CAP_NET_ADMIN,
+    ) != Some(true)
+    {
         eprintln!("SKIP: needs root to drop privileges for the test");
         return;
     }

@@ -413,13 +413,8 @@ struct AttrValues<'a> {
     SystemTime: Option<Flex<'a>>,
 }
 
-fn attrs<'a>(a: &Option<Attrs<'a>>) -> Option<AttrValues<'a>> {
-    a.as_ref()
-        .and_then(|a| a.attributes.as_ref())
-        .map(|v| AttrValues {
-            Name: v.Name.clone(),
-            SystemTime: v.SystemTime.clone(),
-        })
+fn attrs<'s, 'a>(a: &'s Option<Attrs<'a>>) -> Option<&'s AttrValues<'a>> {
+    a.as_ref()?.attributes.as_ref()
 }
 
 /// Maps one rendered record (`{"Event": {"System": …, "EventData": …}}`).
@@ -430,9 +425,8 @@ pub fn map_json(json: &[u8]) -> Result<Option<Mapped>, String> {
     let doc: Doc<'_> =
         serde_json::from_slice(json).map_err(|e| format!("unexpected record JSON: {e}"))?;
     let sys = &doc.Event.System;
-    let name = attrs(&sys.Provider).and_then(|a| a.Name);
-    let provider = name
-        .as_ref()
+    let provider = attrs(&sys.Provider)
+        .and_then(|a| a.Name.as_ref())
         .and_then(Flex::as_str)
         .and_then(Provider::classify)
         .or_else(|| {
@@ -449,8 +443,7 @@ pub fn map_json(json: &[u8]) -> Result<Option<Mapped>, String> {
         return Ok(None);
     }
     let time = attrs(&sys.TimeCreated)
-        .and_then(|a| a.SystemTime)
-        .as_ref()
+        .and_then(|a| a.SystemTime.as_ref())
         .and_then(Flex::as_str)
         .and_then(Timestamp::parse_rfc3339)
         .map(|t| (t, TimeBasis::Utc));

@@ -212,19 +212,18 @@ impl Orderer {
     pub fn finish(self, offsets: &HashMap<String, i64>) -> Merge {
         let mut runs = self.runs.into_inner().unwrap_or_else(|p| p.into_inner());
         let rest = self.buf.into_inner().unwrap_or_else(|p| p.into_inner());
-        let rest = sorted(rest);
-        let mut start = 0;
-        while start < rest.len() {
-            let clock = rest[start].0.clone();
-            let end = start + rest[start..].partition_point(|(c, _)| *c == clock);
-            let v: Vec<Entry> = rest[start..end].iter().map(|(_, e)| e.clone()).collect();
-            runs.push(Run {
-                clock,
-                data: RunData::Mem(v.into_iter()),
-            });
-            start = end;
+        // One run per clock; the entries move into their run, uncopied.
+        let mut groups: Vec<(Clock, Vec<Entry>)> = Vec::new();
+        for (clock, e) in sorted(rest) {
+            match groups.last_mut() {
+                Some((c, v)) if *c == clock => v.push(e),
+                _ => groups.push((clock, vec![e])),
+            }
         }
-        drop(rest);
+        runs.extend(groups.into_iter().map(|(clock, v)| Run {
+            clock,
+            data: RunData::Mem(v.into_iter()),
+        }));
         let shifts = runs
             .iter()
             .map(|r| {

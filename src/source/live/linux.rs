@@ -232,10 +232,10 @@ impl LiveSource {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(SourceError::Os {
-                    what: "PROC_CN_MCAST_LISTEN".into(),
-                    detail: "the kernel did not answer; is CONFIG_PROC_EVENTS enabled?".into(),
-                });
+                return Err(os_err(
+                    "PROC_CN_MCAST_LISTEN",
+                    "the kernel did not answer; is CONFIG_PROC_EVENTS enabled?",
+                ));
             }
             wait_readable(&self.socket, deadline - now)?;
             loop {
@@ -267,10 +267,7 @@ impl LiveSource {
                                 e if e == Errno::EPERM as u32 => {
                                     Err(denied("PROC_CN_MCAST_LISTEN"))
                                 }
-                                e => Err(SourceError::Os {
-                                    what: "PROC_CN_MCAST_LISTEN".into(),
-                                    detail: Errno::from_raw(e as i32).to_string(),
-                                }),
+                                e => Err(os_err("PROC_CN_MCAST_LISTEN", Errno::from_raw(e as i32))),
                             };
                         }
                         ProcEventKind::Ack { .. } => {}
