@@ -34,15 +34,15 @@ pub use decode::{
 /// The provider GUID as text, the form `ferrisetw::Provider::by_guid` takes.
 pub const KERNEL_PROCESS_GUID_STR: &str = "22fb2cd6-0e7b-422b-a0c7-2fad1fd0e716";
 
+/// Microsoft-Windows-Kernel-Process as a `u128` (Data1 in the top bits):
+/// the one literal both [`KERNEL_PROCESS_PROVIDER`] and the Windows layer's
+/// `GUID` are built from.
+pub const KERNEL_PROCESS_GUID: u128 = 0x22FB2CD6_0E7B_422B_A0C7_2FAD1FD0E716;
+
 /// Microsoft-Windows-Kernel-Process, `{22FB2CD6-0E7B-422B-A0C7-2FAD1FD0E716}`.
 ///
 /// Same value as `Guid::parse(KERNEL_PROCESS_GUID_STR)` (checked by a test).
-pub const KERNEL_PROCESS_PROVIDER: Guid = guid_from_fields(
-    0x22FB_2CD6,
-    0x0E7B,
-    0x422B,
-    [0xA0, 0xC7, 0x2F, 0xAD, 0x1F, 0xD0, 0xE7, 0x16],
-);
+pub const KERNEL_PROCESS_PROVIDER: Guid = guid_from_u128(KERNEL_PROCESS_GUID);
 
 /// `WINEVENT_KEYWORD_PROCESS`: the only keyword the session enables.
 ///
@@ -67,15 +67,6 @@ pub const PROCESS_EVENT_IDS: [u16; 3] = [
 pub const EVENT_HEADER_FLAG_32_BIT_HEADER: u16 = 0x20;
 /// `EVENT_HEADER_FLAG_64_BIT_HEADER`: the logger was 64-bit.
 pub const EVENT_HEADER_FLAG_64_BIT_HEADER: u16 = 0x40;
-
-/// Builds a [`Guid`] from the Win32 `GUID` fields (`Data1..Data4`), which is
-/// how `windows::core::GUID` (and so ferrisetw's `provider_id()`) exposes it.
-pub const fn guid_from_fields(data1: u32, data2: u16, data3: u16, data4: [u8; 8]) -> Guid {
-    Guid(
-        ((data1 as u64) << 32) | ((data2 as u64) << 16) | data3 as u64,
-        u64::from_be_bytes(data4),
-    )
-}
 
 /// Builds a [`Guid`] from the `u128` of `windows::core::GUID::to_u128()`
 /// (Data1 in the top bits, the textual order).

@@ -9,7 +9,7 @@
 //! entry and a rundown event of the same process on (pid, create time), so
 //! a process seen both ways is one entry.
 
-use crate::event::{EventKind, Origin, ProcessEvent, Timestamp};
+use crate::event::{Origin, ProcessEvent, Timestamp};
 
 /// One running process as the snapshot reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,7 +142,6 @@ pub fn to_events(procs: Vec<SnapshotProcess>, host: Option<&str>) -> Vec<Process
         .filter(|p| p.pid != 0)
         .map(|p| {
             let mut ev = ProcessEvent::start(p.create_time, p.pid, p.ppid, p.image);
-            ev.kind = EventKind::Start;
             ev.session_id = Some(p.session_id);
             ev.host = host.map(str::to_owned);
             ev.origin = Origin::Snapshot;
@@ -195,6 +194,7 @@ pub fn build_test_buffer(procs: &[SnapshotProcess], base: usize, entry_size: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventKind;
 
     fn procs() -> Vec<SnapshotProcess> {
         vec![

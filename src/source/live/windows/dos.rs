@@ -17,7 +17,7 @@ pub fn dos_device_map() -> DeviceMap {
     let drives = drives_from_multi_sz(&drives[..n.min(drives.len())]);
     let mut pairs = Vec::new();
     for d in drives {
-        let name: Vec<u16> = d.encode_utf16().chain(std::iter::once(0)).collect();
+        let name = super::etw::wide(&d);
         let mut target = vec![0u16; 4096];
         // SAFETY: `name` is NUL-terminated and outlives the call; `target`
         // is writable for its whole length, passed with the slice.

@@ -28,12 +28,13 @@ use windows::Win32::System::Diagnostics::Etw::{
 use crate::event::ProcessEvent;
 use crate::source::etw::session::{EtwCode, SessionControl, StartFailure};
 use crate::source::etw::{
-    decode_event, guid_from_u128, EventHeaderInfo, KEYWORD_PROCESS, PROCESS_EVENT_IDS,
+    decode_event, guid_from_u128, EventHeaderInfo, KERNEL_PROCESS_GUID, KEYWORD_PROCESS,
+    PROCESS_EVENT_IDS,
 };
 use crate::source::SourceCounters;
 
 /// Microsoft-Windows-Kernel-Process as the `windows` crate's GUID.
-pub(super) const KERNEL_PROCESS: GUID = GUID::from_u128(0x22fb2cd6_0e7b_422b_a0c7_2fad1fd0e716);
+pub(super) const KERNEL_PROCESS: GUID = GUID::from_u128(KERNEL_PROCESS_GUID);
 
 /// `TRACE_LEVEL_INFORMATION`: the provider's process events are level 4.
 const LEVEL_INFORMATION: u8 = 4;
@@ -155,7 +156,8 @@ impl PropertiesBuf {
     }
 }
 
-fn wide(s: &str) -> Vec<u16> {
+/// A NUL-terminated UTF-16 copy of `s`, for Win32 string arguments.
+pub(super) fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain(std::iter::once(0)).collect()
 }
 
