@@ -22,7 +22,9 @@ use crate::event::Guid;
 /// What a template definition says about its slots.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Shape {
-    /// Slot index → field name (`Data/@Name`, or the element's own name).
+    /// Slot index → field name (`Data/@Name`, or the element's own name),
+    /// for the fields the mapping reads only: the name check is made once
+    /// per template, not per record.
     pub slots: Vec<(u16, String)>,
     /// Literal text of elements (`Computer` → `DC1.insecurebank.local`).
     pub texts: Vec<(String, String)>,
@@ -175,7 +177,9 @@ pub(crate) fn shape(chunk: &[u8], def: u32) -> Option<Shape> {
                         ("Data", Some(n)) => n.clone(),
                         (e, _) => e.to_owned(),
                     };
-                    out.slots.push((idx, name));
+                    if Fields::reads(&name) {
+                        out.slots.push((idx, name));
+                    }
                 }
             }
             _ => return None,
@@ -290,11 +294,8 @@ pub(crate) fn flex(ty: u8, b: &[u8]) -> Option<Flex<'static>> {
 /// be read.
 pub(crate) fn fields(shape: &Shape, inst: &Instance<'_>) -> Option<Fields<'static>> {
     let mut f = Fields::default();
+    // Only the fields the mapping reads are in the shape (not Hashes & co).
     for (idx, name) in &shape.slots {
-        // Only the fields the mapping reads are decoded (not Hashes & co).
-        if !Fields::reads(name) {
-            continue;
-        }
         let Some(&(ty, b)) = inst.values.get(*idx as usize) else {
             continue;
         };

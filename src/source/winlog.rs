@@ -239,35 +239,20 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// True for the field names [`Fields::set`] keeps.
     pub fn reads(name: &str) -> bool {
-        matches!(
-            name,
-            "UtcTime"
-                | "ProcessGuid"
-                | "ProcessId"
-                | "Image"
-                | "CommandLine"
-                | "User"
-                | "ParentProcessGuid"
-                | "ParentProcessId"
-                | "ParentImage"
-                | "TerminalSessionId"
-                | "NewProcessId"
-                | "NewProcessName"
-                | "ParentProcessName"
-                | "SubjectUserName"
-                | "SubjectDomainName"
-                | "TargetUserName"
-                | "TargetDomainName"
-                | "ProcessName"
-                | "Status"
-                | "Message"
-        )
+        Fields::default().slot(name).is_some()
     }
 
     /// Sets the field called `name` (the names every container uses);
     /// unknown names are ignored. For readers that do not go through serde.
     pub fn set(&mut self, name: &str, v: Flex<'a>) {
-        let slot = match name {
+        if let Some(slot) = self.slot(name) {
+            *slot = Some(v);
+        }
+    }
+
+    /// The field called `name`: the one list of names the mapping reads.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Flex<'a>>> {
+        Some(match name {
             "UtcTime" => &mut self.UtcTime,
             "ProcessGuid" => &mut self.ProcessGuid,
             "ProcessId" => &mut self.ProcessId,
@@ -288,9 +273,8 @@ impl<'a> Fields<'a> {
             "ProcessName" => &mut self.ProcessName,
             "Status" => &mut self.Status,
             "Message" => &mut self.Message,
-            _ => return,
-        };
-        *slot = Some(v);
+            _ => return None,
+        })
     }
 }
 
