@@ -429,23 +429,18 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
         host: env.host.map(str::to_owned),
         origin: Origin::Replay,
     };
+    // Sysmon fields fall back to the rendered Message text (some exports
+    // keep only that).
     let from_msg = |key: &str| msg.and_then(|m| message_field(m, key));
+    let msg_u32 = |key: &str| from_msg(key).and_then(parse_u32);
+    let msg_guid = |key: &str| from_msg(key).and_then(Guid::parse).map(ProcessKey::Guid);
     match (env.provider, eid) {
         (Provider::Sysmon, 1) => {
             ev.create_time = Some(time);
-            ev.pid = num(&f.ProcessId).or_else(|| from_msg("ProcessId").and_then(parse_u32));
-            ev.key = guid(&f.ProcessGuid).or_else(|| {
-                from_msg("ProcessGuid")
-                    .and_then(Guid::parse)
-                    .map(ProcessKey::Guid)
-            });
-            ev.ppid =
-                num(&f.ParentProcessId).or_else(|| from_msg("ParentProcessId").and_then(parse_u32));
-            ev.parent_key = guid(&f.ParentProcessGuid).or_else(|| {
-                from_msg("ParentProcessGuid")
-                    .and_then(Guid::parse)
-                    .map(ProcessKey::Guid)
-            });
+            ev.pid = num(&f.ProcessId).or_else(|| msg_u32("ProcessId"));
+            ev.key = guid(&f.ProcessGuid).or_else(|| msg_guid("ProcessGuid"));
+            ev.ppid = num(&f.ParentProcessId).or_else(|| msg_u32("ParentProcessId"));
+            ev.parent_key = guid(&f.ParentProcessGuid).or_else(|| msg_guid("ParentProcessGuid"));
             ev.image = text(&f.Image)
                 .or_else(|| from_msg("Image"))
                 .unwrap_or_default()
@@ -462,12 +457,8 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
         (Provider::Sysmon, 5) => {
             ev.kind = EventKind::Stop;
             ev.exit_time = Some(time);
-            ev.pid = num(&f.ProcessId).or_else(|| from_msg("ProcessId").and_then(parse_u32));
-            ev.key = guid(&f.ProcessGuid).or_else(|| {
-                from_msg("ProcessGuid")
-                    .and_then(Guid::parse)
-                    .map(ProcessKey::Guid)
-            });
+            ev.pid = num(&f.ProcessId).or_else(|| msg_u32("ProcessId"));
+            ev.key = guid(&f.ProcessGuid).or_else(|| msg_guid("ProcessGuid"));
             ev.image = text(&f.Image)
                 .or_else(|| from_msg("Image"))
                 .unwrap_or_default()
