@@ -34,7 +34,7 @@ use crate::event::{image_file_name, EventKind, Guid, Origin, ProcessEvent, Proce
 /// Two records of one process from different channels (Sysmon 1 and
 /// Security 4688) are at most this far apart in creation time: 4688 keeps
 /// whole seconds, Sysmon milliseconds.
-const DUPLICATE_WINDOW: u64 = 2 * 10_000_000;
+const DUPLICATE_WINDOW: u64 = 2 * Timestamp::TICKS_PER_SEC;
 /// How many recent starts are remembered to match pid-less records.
 const RECENT_STARTS: usize = 256;
 const NIL: u32 = u32::MAX;
@@ -60,7 +60,7 @@ impl Default for TableConfig {
         TableConfig {
             // Fibratus keeps 5 s, Rustinel 60 s; logs merged from two
             // channels need the longer one.
-            tombstone_age: 60 * 10_000_000,
+            tombstone_age: 60 * Timestamp::TICKS_PER_SEC,
             max_tombstones: 65_536,
             max_ancestry: 16,
         }

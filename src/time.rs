@@ -12,7 +12,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 /// 100 ns ticks between 1601-01-01 and 1970-01-01.
 const UNIX_EPOCH_TICKS: u64 = 116_444_736_000_000_000;
-const TICKS_PER_SEC: u64 = 10_000_000;
+const TICKS_PER_SEC: u64 = Timestamp::TICKS_PER_SEC;
 /// 10000-01-01T00:00:00Z: the first instant RFC 3339's four-digit year
 /// cannot write. FILETIME goes on to year 60056.
 const YEAR_10000_TICKS: u64 = 253_402_300_800 * TICKS_PER_SEC + UNIX_EPOCH_TICKS;
@@ -26,6 +26,16 @@ const YEAR_10000_TICKS: u64 = 253_402_300_800 * TICKS_PER_SEC + UNIX_EPOCH_TICKS
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// 100 ns ticks per second.
+    pub const TICKS_PER_SEC: u64 = 10_000_000;
+
+    /// This instant `secs` seconds earlier (later if negative), clamped to
+    /// the FILETIME range: how a host-local time is moved to UTC.
+    pub fn minus_secs(self, secs: i64) -> Timestamp {
+        let t = self.0 as i128 - secs as i128 * TICKS_PER_SEC as i128;
+        Timestamp(t.clamp(0, u64::MAX as i128) as u64)
+    }
+
     /// The FILETIME value.
     pub const fn filetime(self) -> u64 {
         self.0

@@ -26,7 +26,7 @@ use super::jsonlog::{self, ZipLimits};
 use super::order::{Clock, Entry, Merge, Orderer};
 use super::winlog::{Item, Mapped, TimeBasis};
 use super::{Emitter, InputError, Source, SourceError, StopToken};
-use crate::event::{EventKind, ProcessEvent};
+use crate::event::{EventKind, ProcessEvent, Timestamp};
 
 /// What a file holds, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -444,9 +444,9 @@ fn entry(m: Mapped, file: u32, seq: u64) -> (Clock, Entry) {
     // after the same process's start seen by Sysmon in that second.
     let coarse_stop = m.basis == TimeBasis::HostLocal
         && ev.kind == EventKind::Stop
-        && ev.time.0 % TICKS_PER_SEC == 0;
+        && ev.time.0 % Timestamp::TICKS_PER_SEC == 0;
     let k = if coarse_stop {
-        ev.time.0 + TICKS_PER_SEC - 1
+        ev.time.0 + Timestamp::TICKS_PER_SEC - 1
     } else {
         ev.time.0
     };
@@ -466,8 +466,6 @@ fn entry(m: Mapped, file: u32, seq: u64) -> (Clock, Entry) {
         },
     )
 }
-
-const TICKS_PER_SEC: u64 = 10_000_000;
 
 /// Events a decoder buffers before handing them to the orderer.
 const PUSH_BATCH: usize = 4096;

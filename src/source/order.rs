@@ -23,7 +23,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::event::ProcessEvent;
+use crate::event::{ProcessEvent, Timestamp};
 
 use super::winlog;
 
@@ -539,7 +539,7 @@ impl Merge {
         if let Some(mut e) = self.read(i) {
             let s = self.shifts[i];
             if s != 0 {
-                e.k = (e.k as i128 - s as i128 * 10_000_000).clamp(0, u64::MAX as i128) as u64;
+                e.k = Timestamp(e.k).minus_secs(s).0;
                 winlog::shift_to_utc(&mut e.e, s);
             }
             self.heap.push(Reverse((e.order(), i)));

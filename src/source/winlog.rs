@@ -505,13 +505,9 @@ fn parse_u32(s: &str) -> Option<u32> {
 /// Shifts a host-local event to UTC: `utc = local - offset`, where
 /// `offset_secs` is the host's offset east of UTC (EDT is `-14400`).
 pub fn shift_to_utc(ev: &mut ProcessEvent, offset_secs: i64) {
-    fn shift(t: Timestamp, ticks: i128) -> Timestamp {
-        Timestamp((t.0 as i128 - ticks).clamp(0, u64::MAX as i128) as u64)
-    }
-    let ticks = offset_secs as i128 * 10_000_000;
-    ev.time = shift(ev.time, ticks);
-    ev.create_time = ev.create_time.map(|t| shift(t, ticks));
-    ev.exit_time = ev.exit_time.map(|t| shift(t, ticks));
+    ev.time = ev.time.minus_secs(offset_secs);
+    ev.create_time = ev.create_time.map(|t| t.minus_secs(offset_secs));
+    ev.exit_time = ev.exit_time.map(|t| t.minus_secs(offset_secs));
 }
 
 /// The host's UTC offset, learned from one record that carries both its
@@ -519,7 +515,7 @@ pub fn shift_to_utc(ev: &mut ProcessEvent, offset_secs: i64) {
 /// to the nearest quarter hour (time zones are whole quarter hours; the two
 /// stamps differ by the logging delay and `EventTime`'s truncation).
 pub fn offset_from_pair(local: Timestamp, utc: Timestamp) -> Option<i64> {
-    let diff = (local.0 as i128 - utc.0 as i128) / 10_000_000; // seconds
+    let diff = (local.0 as i128 - utc.0 as i128) / Timestamp::TICKS_PER_SEC as i128; // seconds
     let q = 15 * 60;
     let rounded = ((diff as f64) / q as f64).round() as i64 * q;
     // Real offsets lie within -12h..+14h; anything else is not a zone.
