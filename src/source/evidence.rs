@@ -436,8 +436,9 @@ fn host_offsets(outs: &[FileOut]) -> HashMap<String, i64> {
     offsets.into_iter().map(|(h, (s, _))| (h, s)).collect()
 }
 
-/// Turns a decoded event into an ordering entry and its clock.
-fn entry(m: Mapped, file: u32, seq: u64) -> (Clock, Entry) {
+/// Turns a decoded event into an ordering entry and its clock. `last` is
+/// the previous host-local clock: a file's events share one allocation.
+fn entry(m: Mapped, file: u32, seq: u64, last: &mut Option<Arc<str>>) -> (Clock, Entry) {
     let ev = m.event;
     // NXLog's EventTime is whole seconds: the process exited somewhere in
     // [t, t+1s). Sorting such a stop at the end of its second keeps it
@@ -452,9 +453,13 @@ fn entry(m: Mapped, file: u32, seq: u64) -> (Clock, Entry) {
     };
     let clock = match m.basis {
         TimeBasis::Utc => None,
-        TimeBasis::HostLocal => Some(Arc::from(
-            ev.host.as_deref().unwrap_or_default().to_ascii_lowercase(),
-        )),
+        TimeBasis::HostLocal => {
+            let host = ev.host.as_deref().unwrap_or_default();
+            match last {
+                Some(c) if c.eq_ignore_ascii_case(host) => Some(c.clone()),
+                _ => Some(last.insert(Arc::from(host.to_ascii_lowercase())).clone()),
+            }
+        }
     };
     (
         clock,
@@ -525,13 +530,18 @@ fn decode_file_inner(
     let n = read_head(&mut f, &mut head);
     let mut batch = Vec::new();
     let mut seq = 0u64;
+    let mut clock = None;
+    // Counted per batch: one shared atomic update per 4,096 events.
+    let push = |batch: &mut Vec<(Clock, Entry)>| {
+        c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        orderer.push(batch);
+    };
     let mut sink = |it: Item| match it {
         Item::Event(m) => {
-            c.events.fetch_add(1, Ordering::Relaxed);
-            batch.push(entry(m, file, seq));
+            batch.push(entry(m, file, seq, &mut clock));
             seq += 1;
             if batch.len() >= PUSH_BATCH {
-                orderer.push(&mut batch);
+                push(&mut batch);
             }
         }
         Item::Offset { host, secs, exact } => out.offsets.push((host, secs, exact)),
@@ -577,7 +587,7 @@ fn decode_file_inner(
             "unknown format: not EVTX, zip or JSON lines".into(),
         ),
     }
-    orderer.push(&mut batch);
+    push(&mut batch);
     let added = added.load(Ordering::Relaxed);
     if added < size {
         c.bytes.fetch_add(size - added, Ordering::Relaxed);
