@@ -7,6 +7,8 @@
 //! cost another test its events).
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
@@ -26,6 +28,14 @@ use wsmwatch::source::{Backpressure, Emitter, Source, SourceCounters, StopToken}
 use wsmwatch::Action;
 
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The live source, or `None` (with the reason printed) when live tracing
+/// is not possible here.
+fn live_source(config: LiveConfig) -> Option<LiveSource> {
+    LiveSource::new(config)
+        .map_err(|e| eprintln!("SKIP: Linux live tracing unavailable here: {e}"))
+        .ok()
+}
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -53,13 +63,7 @@ struct Tracer {
 impl Tracer {
     /// `None` (with the reason printed) when live tracing is not possible.
     fn start(record: Option<&Path>) -> Option<Tracer> {
-        let source = match LiveSource::new(LiveConfig::default()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("SKIP: Linux live tracing unavailable here: {e}");
-                return None;
-            }
-        };
+        let source = live_source(LiveConfig::default())?;
         let alerts: Seen = Arc::default();
         let stop = StopToken::new();
         let recorder = record.map(|p| EventRecorder::create(p).unwrap());
@@ -120,16 +124,20 @@ fn fake(dir: &Path, name: &str) -> PathBuf {
 /// child that execs `pwsh … -sshs` (another copy), which runs `children`
 /// external commands. Returns the pwsh pid (as the fake sshd saw it).
 fn fake_session(dir: &Path, children: usize) -> u32 {
-    let sshd = fake(dir, "sshd");
-    let pwsh = fake(dir, "pwsh");
     // The trailing `:` keep each shell from exec'ing its last command in
     // place, as a real sshd forks before it execs the subsystem.
-    let body = vec!["/bin/true"; children].join("; ") + "; :";
+    fake_session_running(dir, &(vec!["/bin/true"; children].join("; ") + "; :"))
+}
+
+/// [`fake_session`] whose pwsh runs the shell commands `body`.
+fn fake_session_running(dir: &Path, body: &str) -> u32 {
+    let sshd = fake(dir, "sshd");
+    let pwsh = fake(dir, "pwsh");
     let out = Command::new(&sshd)
         .arg("-c")
         .arg(r#""$0" -c "$1" -sshs -NoLogo & echo $!; wait; :"#)
         .arg(&pwsh)
-        .arg(&body)
+        .arg(body)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -423,12 +431,8 @@ fn stop_mid_stream_loses_no_raised_alert() {
 #[test]
 fn source_sees_seed_and_a_live_exec_with_consistent_keys() {
     let _g = serial();
-    let mut src = match LiveSource::new(LiveConfig::default()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("SKIP: Linux live tracing unavailable here: {e}");
-            return;
-        }
+    let Some(mut src) = live_source(LiveConfig::default()) else {
+        return;
     };
     let (tx, rx) = crossbeam_channel::bounded(1 << 16);
     let (etx, _erx) = crossbeam_channel::unbounded();
@@ -520,16 +524,7 @@ fn measure_latency() {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        let sshd = fake(dir.path(), "sshd");
-        let pwsh = fake(dir.path(), "pwsh");
-        let out = Command::new(&sshd)
-            .arg("-c")
-            .arg(r#""$0" -c "$1" -sshs & echo $!; wait; :"#)
-            .arg(&pwsh)
-            .arg(body)
-            .output()
-            .unwrap();
-        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let pid = fake_session_running(dir.path(), body);
         tr.wait_for(Duration::from_secs(30), |a| {
             count(a, pid, Action::RemoteSessionEnded) == 1
         });
@@ -627,15 +622,11 @@ fn measure_rate() {
 #[test]
 fn overruns_are_counted_exactly() {
     let _g = serial();
-    let mut src = match LiveSource::new(LiveConfig {
+    let Some(mut src) = live_source(LiveConfig {
         recv_buffer_bytes: 16 << 10,
         ..LiveConfig::default()
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("SKIP: Linux live tracing unavailable here: {e}");
-            return;
-        }
+    }) else {
+        return;
     };
     // A blocking emitter on a tiny channel: while nobody reads, the source
     // stalls and the kernel overruns its socket.
@@ -688,20 +679,15 @@ fn overruns_are_counted_exactly() {
     assert!(missing <= c.upstream_lost);
 }
 
-/// The example binary, built by `cargo test` next to this test's binary.
+/// The example binary (see `common::bin`).
 ///
 /// A plain `cargo test` builds examples; `cargo test --test linux_live` does
 /// not, so the example is (re)built here once, with the same cargo and
 /// profile, and a stale binary is never tested.
 fn bin() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    let release = p.ends_with("release");
     BUILT.call_once(|| {
+        let release = common::profile_dir().ends_with("release");
         let mut c = Command::new(env!("CARGO"));
         c.args(["build", "--quiet", "--example", "wsmwatch"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -711,10 +697,7 @@ fn bin() -> PathBuf {
         let st = c.status().expect("running cargo to build the example");
         assert!(st.success(), "cargo build --example wsmwatch failed");
     });
-    p.push("examples");
-    p.push("wsmwatch");
-    assert!(p.exists(), "example binary not built at {}", p.display());
-    p
+    common::bin()
 }
 
 /// `wsmwatch live` as a user runs it: PowerShell-over-SSH sessions stream
@@ -725,8 +708,7 @@ fn binary_live_sigint_mid_stream_writes_every_raised_alert() {
     use std::io::Read;
     use std::process::Stdio;
     let _g = serial();
-    if let Err(e) = LiveSource::new(LiveConfig::default()) {
-        eprintln!("SKIP: Linux live tracing unavailable here: {e}");
+    if live_source(LiveConfig::default()).is_none() {
         return;
     }
     let mut child = Command::new(bin())

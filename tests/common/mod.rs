@@ -4,13 +4,20 @@
 
 use std::path::PathBuf;
 
-/// The example binary, built by `cargo test` next to the test binaries.
-pub fn bin() -> PathBuf {
+/// The profile's target directory (`target/debug`, `target/release`)
+/// this test binary was built in.
+pub fn profile_dir() -> PathBuf {
     let mut p = std::env::current_exe().unwrap();
     p.pop();
     if p.ends_with("deps") {
         p.pop();
     }
+    p
+}
+
+/// The example binary, built by `cargo test` next to the test binaries.
+pub fn bin() -> PathBuf {
+    let mut p = profile_dir();
     p.push("examples");
     p.push(format!("wsmwatch{}", std::env::consts::EXE_SUFFIX));
     assert!(p.exists(), "example binary not built at {}", p.display());

@@ -238,16 +238,7 @@ impl LiveSource {
                 ));
             }
             wait_readable(&self.socket, deadline - now)?;
-            loop {
-                let n = match recv(&self.socket, &mut buf) {
-                    Ok(Some(n)) => n,
-                    Ok(None) => break,
-                    Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => {
-                        self.early_enobufs += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(os_err("recv", e)),
-                };
+            while let Some(n) = read_one(&self.socket, &mut buf, &mut self.early_enobufs)? {
                 for msg in netlink_messages(&buf[..n]) {
                     let ev = match msg.and_then(parse_proc_event) {
                         Ok(Some(ev)) => ev,
@@ -360,12 +351,9 @@ impl Source for LiveSource {
         // 2. The backlog queued since subscribing (bounded in time: on a
         //    host that never goes quiet the seed must still be reported).
         let backlog_end = Instant::now() + BACKLOG_LIMIT;
-        while Instant::now() < backlog_end && !stop.is_stopped() {
-            match self.read_one(&mut buf, &mut t)? {
-                Some(n) => t.handle_datagram(&buf[..n], out)?,
-                None => break,
-            }
-        }
+        self.pump(&mut buf, &mut t, out, |_| {
+            Instant::now() < backlog_end && !stop.is_stopped()
+        })?;
         // 3. The rest of the seed, oldest first so parents precede children.
         t.flush_snapshot(out)?;
         t.report_losses(out);
@@ -387,12 +375,7 @@ impl Source for LiveSource {
                 .unwrap_or(POLL_SLICE)
                 .min(POLL_SLICE);
             if wait_readable(&self.socket, timeout)? {
-                for _ in 0..RECV_BATCH {
-                    match self.read_one(&mut buf, &mut t)? {
-                        Some(n) => t.handle_datagram(&buf[..n], out)?,
-                        None => break,
-                    }
-                }
+                self.pump(&mut buf, &mut t, out, |read| read < RECV_BATCH)?;
             }
             t.report_losses(out);
             let lost = t.lost_total();
@@ -406,12 +389,7 @@ impl Source for LiveSource {
         // quiet), then report every pending fork so nothing seen is left
         // unsaid.
         let drain_end = Instant::now() + POLL_SLICE;
-        while Instant::now() < drain_end {
-            match self.read_one(&mut buf, &mut t)? {
-                Some(n) => t.handle_datagram(&buf[..n], out)?,
-                None => break,
-            }
-        }
+        self.pump(&mut buf, &mut t, out, |_| Instant::now() < drain_end)?;
         t.flush_all_pending(out)?;
         t.report_losses(out);
         Ok(())
@@ -419,17 +397,42 @@ impl Source for LiveSource {
 }
 
 impl LiveSource {
-    /// Reads one datagram; counts `ENOBUFS` and carries on.
-    fn read_one(&self, buf: &mut [u8], t: &mut Tracker<'_>) -> Result<Option<usize>, SourceError> {
-        loop {
-            match recv(&self.socket, buf) {
-                Ok(r) => return Ok(r),
-                Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => {
-                    t.enobufs += 1;
-                    tracing::debug!("connector receive buffer overran (ENOBUFS)");
-                }
-                Err(e) => return Err(os_err("recv(NETLINK_CONNECTOR)", e)),
+    /// Reads and handles queued datagrams while `more(datagrams read so
+    /// far)` allows and one is waiting.
+    fn pump(
+        &self,
+        buf: &mut [u8],
+        t: &mut Tracker<'_>,
+        out: &mut Emitter,
+        mut more: impl FnMut(usize) -> bool,
+    ) -> Result<(), SourceError> {
+        let mut read = 0;
+        while more(read) {
+            let Some(n) = read_one(&self.socket, buf, &mut t.enobufs)? else {
+                break;
+            };
+            t.handle_datagram(&buf[..n], out)?;
+            read += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Reads one datagram if one is waiting; counts `ENOBUFS` in `enobufs` and
+/// carries on.
+fn read_one(
+    socket: &Socket,
+    buf: &mut [u8],
+    enobufs: &mut u64,
+) -> Result<Option<usize>, SourceError> {
+    loop {
+        match recv(socket, buf) {
+            Ok(r) => return Ok(r),
+            Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => {
+                *enobufs += 1;
+                tracing::debug!("connector receive buffer overran (ENOBUFS)");
             }
+            Err(e) => return Err(os_err("recv(NETLINK_CONNECTOR)", e)),
         }
     }
 }
