@@ -71,7 +71,7 @@ pub struct LiveSource {
     config: LiveConfig,
     proc_root: PathBuf,
     clock: Clock,
-    users: HashMap<u32, Arc<str>>,
+    users: HashMap<u32, String>,
     /// Events read while waiting for the subscription ack.
     stash: Vec<ProcEvent>,
     /// Overruns seen while waiting for the ack.
@@ -198,10 +198,7 @@ impl LiveSource {
         let clock = Clock::read()?;
         let users = std::fs::read_to_string("/etc/passwd")
             .map(|s| procfs::parse_passwd(&s))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, Arc::from(v)))
-            .collect();
+            .unwrap_or_default();
         let mut src = LiveSource {
             socket,
             config,
@@ -331,7 +328,7 @@ impl Source for LiveSource {
         let mut t = Tracker {
             proc_root: self.proc_root.clone(),
             clock: self.clock,
-            host: self.config.host.as_deref().map(Arc::from),
+            host: self.config.host.clone(),
             users: &self.users,
             procs: HashMap::new(),
             pending: VecDeque::new(),
@@ -477,8 +474,8 @@ struct PendingFork {
 struct Tracker<'a> {
     proc_root: PathBuf,
     clock: Clock,
-    host: Option<Arc<str>>,
-    users: &'a HashMap<u32, Arc<str>>,
+    host: Option<String>,
+    users: &'a HashMap<u32, String>,
     procs: HashMap<u32, Proc>,
     pending: VecDeque<PendingFork>,
     next_gen: u64,
@@ -537,7 +534,7 @@ impl Tracker<'_> {
     fn user(&self, uid: Option<u32>) -> Option<String> {
         let uid = uid?;
         Some(match self.users.get(&uid) {
-            Some(n) => n.to_string(),
+            Some(n) => n.clone(),
             None => format!("uid:{uid}"),
         })
     }
@@ -765,7 +762,7 @@ impl Tracker<'_> {
         // The creation time pins the incarnation in the table's pid chain.
         ev.create_time = p.as_ref().map(|p| self.clock.start_time(p.starttime));
         ev.exit_code = exit_code;
-        ev.host = self.host.as_deref().map(String::from);
+        ev.host = self.host.clone();
         out.emit(ev)
     }
 
@@ -830,7 +827,7 @@ impl Tracker<'_> {
         ev.parent_key = parent_key;
         ev.command_line = p.cmdline.as_deref().map(String::from);
         ev.user = self.user(p.uid);
-        ev.host = self.host.as_deref().map(String::from);
+        ev.host = self.host.clone();
         ev.origin = origin;
         p.state = State::Emitted;
         self.procs.insert(pid, p);
@@ -968,7 +965,7 @@ mod tests {
         tick * (1_000_000_000 / TCK) + 1_000
     }
 
-    fn tracker<'a>(fake: &Fake, users: &'a HashMap<u32, Arc<str>>) -> Tracker<'a> {
+    fn tracker<'a>(fake: &Fake, users: &'a HashMap<u32, String>) -> Tracker<'a> {
         Tracker {
             proc_root: fake.root().to_path_buf(),
             clock: clock(),
