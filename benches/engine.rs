@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use wsmwatch::engine::Engine;
 use wsmwatch::event::{ProcessEvent, ProcessKey, Timestamp};
-use wsmwatch::source::synthetic::{generate, Profile};
+use wsmwatch::testing::synthetic::{generate, Profile};
 
 /// Counts live heap bytes, so the table's footprint can be read off.
 struct Counting;

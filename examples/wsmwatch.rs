@@ -18,11 +18,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use wsmwatch::engine::{Engine, EngineConfig};
 use wsmwatch::pipeline::{self, Input, PipelineConfig, Reporter, RunStats};
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
-use wsmwatch::source::evidence::ReplayOptions;
-use wsmwatch::source::jsonlog::ZipLimits;
-use wsmwatch::source::live::{LiveConfig, LiveSource};
+use wsmwatch::replay::evidence::ReplayOptions;
+use wsmwatch::replay::jsonlog::ZipLimits;
+use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::source::native::VecSource;
-use wsmwatch::source::{demo, replay, InputError, StopToken};
+use wsmwatch::source::{InputError, StopToken};
+use wsmwatch::{replay, testing::demo};
 
 const EXIT_FATAL: u8 = 1;
 const EXIT_INCOMPLETE: u8 = 3;

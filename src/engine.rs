@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::alert::Alert;
+use crate::detect::alert::Alert;
 use crate::detect::{default_detectors, Context, Detector};
 use crate::event::{EventKind, ProcessEvent};
 use crate::table::{ProcessTable, Start, Stop, TableConfig, TableStats};
@@ -156,7 +156,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Action;
+    use crate::detect::alert::Action;
     use crate::event::{Origin, Timestamp};
 
     const SYS32: &str = r"C:\Windows\System32\";

@@ -30,15 +30,19 @@
 //! );
 //! ```
 
-pub mod alert;
 pub mod detect;
 pub mod engine;
 pub mod event;
+pub mod live;
+pub mod replay;
 pub mod source;
 pub mod table;
+pub mod testing;
 pub mod time;
 
-pub use alert::{Action, Alert, Severity};
+pub use detect::alert;
+
+pub use detect::alert::{Action, Alert, Severity};
 pub use engine::{Engine, EngineConfig, EngineStats};
 pub use event::{EventKind, Origin, ProcessEvent, ProcessKey, Timestamp};
 pub mod pipeline;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select, tick, unbounded, Receiver, Sender};
 use serde::Serialize;
 
-use crate::alert::Alert;
+use crate::detect::alert::Alert;
 use crate::engine::{Engine, EngineStats};
 use crate::event::ProcessEvent;
 use crate::sink::{AlertSink, EventRecorder, SinkError};
@@ -452,7 +452,7 @@ impl Reporter for CollectingReporter {
 mod tests {
     use super::*;
     use crate::sink::Collect;
-    use crate::source::demo;
+    use crate::testing::demo;
     use crate::source::native::VecSource;
 
     /// A sink that hands alerts to a shared list (the pipeline owns sinks).

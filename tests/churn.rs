@@ -3,7 +3,7 @@
 //! peak memory must not grow with the stream (figures: docs/RELIABILITY.md).
 
 use wsmwatch::engine::{Engine, EngineConfig};
-use wsmwatch::source::synthetic::{Profile, Stream};
+use wsmwatch::testing::synthetic::{Profile, Stream};
 use wsmwatch::table::TableConfig;
 
 /// Peak resident set (Linux `VmHWM`), in KiB.

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use wsmwatch::source::demo::EXPECTED_ALERTS;
+use wsmwatch::testing::demo::EXPECTED_ALERTS;
 
 mod common;
 use common::bin;

@@ -133,7 +133,7 @@ fn replay_opens_no_network_listener() {
 /// nothing else; `--record` and `--output` files come out 0640.
 #[test]
 fn live_opens_no_network_listener_and_its_files_are_private() {
-    use wsmwatch::source::live::{LiveConfig, LiveSource};
+    use wsmwatch::live::{LiveConfig, LiveSource};
     if let Err(e) = LiveSource::new(LiveConfig::default()) {
         eprintln!("SKIP: Linux live tracing unavailable here: {e}");
         return;
@@ -222,9 +222,9 @@ fn output_files_are_not_world_accessible() {
 /// Where `unsafe` may appear: the OS boundary (ETW on Windows, netlink on
 /// Linux) and the bench's counting allocator. Everything else is safe Rust.
 const UNSAFE_ALLOWED: &[&str] = &[
-    "src/source/live/windows",
-    "src/source/live/linux",
-    "src/source/live/cn_proc",
+    "src/live/windows",
+    "src/live/linux",
+    "src/live/cn_proc",
     "benches/",
 ];
 
@@ -339,19 +339,19 @@ fn unsafe_only_at_the_ffi_edge_each_with_a_safety_comment() {
 #[test]
 fn unsafe_checker_catches_violations() {
     let ok = "// SAFETY: fine\nlet x = unsafe { f() };\n";
-    assert!(unsafe_violations("src/source/live/linux.rs", ok).is_empty());
+    assert!(unsafe_violations("src/live/linux.rs", ok).is_empty());
     let multi = "// SAFETY: a\n// more\nunsafe impl Send for X {}\n";
-    assert!(unsafe_violations("src/source/live/windows/etw.rs", multi).is_empty());
+    assert!(unsafe_violations("src/live/windows/etw.rs", multi).is_empty());
     assert!(unsafe_violations("src/table.rs", ok)[0].contains("outside"));
     let split = "// SAFETY: fine\nlet len =\n    unsafe { f() } as usize;\n";
-    assert!(unsafe_violations("src/source/live/windows/dos.rs", split).is_empty());
+    assert!(unsafe_violations("src/live/windows/dos.rs", split).is_empty());
     let in_block = "// SAFETY: not for the loop body\nfor x in y {\n    unsafe { f() };\n";
     assert_eq!(
-        unsafe_violations("src/source/live/linux.rs", in_block).len(),
+        unsafe_violations("src/live/linux.rs", in_block).len(),
         1
     );
     let undocumented = "let x = 1;\nlet y = unsafe { f() };\n";
-    assert!(unsafe_violations("src/source/live/linux.rs", undocumented)[0].contains("SAFETY"));
+    assert!(unsafe_violations("src/live/linux.rs", undocumented)[0].contains("SAFETY"));
     let not_code = "// unsafe { in a comment }\nlet s = \"unsafe {\";\n#![forbid(unsafe_code)]\n";
     assert!(unsafe_violations("src/table.rs", not_code).is_empty());
 }

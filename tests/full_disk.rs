@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use wsmwatch::source::demo::EXPECTED_ALERTS;
+use wsmwatch::testing::demo::EXPECTED_ALERTS;
 
 mod common;
 use common::bin;

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wsmwatch::alert::Alert;
+use wsmwatch::detect::alert::Alert;
 use wsmwatch::engine::Engine;
 use wsmwatch::event::{EventKind, Origin, ProcessEvent, Timestamp};
 use wsmwatch::pipeline::{self, CollectingReporter, Input, Outcome, PipelineConfig};
 use wsmwatch::sink::{AlertSink, EventRecorder, SinkError};
-use wsmwatch::source::live::{LiveConfig, LiveSource};
+use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::source::{Backpressure, Emitter, Source, SourceCounters, StopToken};
 use wsmwatch::Action;
 
@@ -346,7 +346,7 @@ fn fork_storm_every_start_seen_or_counted_and_memory_bounded() {
     let missing = (n - seen.len()) as u64;
     let lost = t.upstream_lost + t.dropped;
     let table = out.stats.engine.table;
-    let live_now = wsmwatch::source::live::procfs::list_pids(std::path::Path::new("/proc"))
+    let live_now = wsmwatch::live::proc_connector::procfs::list_pids(std::path::Path::new("/proc"))
         .unwrap()
         .len();
     eprintln!(
@@ -804,9 +804,9 @@ fn binary_live_sigint_mid_stream_writes_every_raised_alert() {
 fn binary_without_privileges_says_so() {
     let _g = serial();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    if wsmwatch::source::live::procfs::has_effective_cap(
+    if wsmwatch::live::proc_connector::procfs::has_effective_cap(
         &status,
-        wsmwatch::source::live::procfs::CAP_NET_ADMIN,
+        wsmwatch::live::proc_connector::procfs::CAP_NET_ADMIN,
     ) != Some(true)
     {
         eprintln!("SKIP: needs root to drop privileges for the test");

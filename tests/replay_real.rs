@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use wsmwatch::alert::{Action, Alert};
+use wsmwatch::detect::alert::{Action, Alert};
 use wsmwatch::event::image_file_name;
-use wsmwatch::source::evidence::{EvidenceSource, ReplayOptions};
+use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
 use wsmwatch::{Engine, EngineConfig, Timestamp};
 
 fn dataset(rel: &str) -> Option<PathBuf> {

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsmwatch::source::live::cn_proc::{netlink_messages, parse_proc_event};
-use wsmwatch::source::live::procfs;
+use wsmwatch::live::proc_connector::cn_proc::{netlink_messages, parse_proc_event};
+use wsmwatch::live::proc_connector::procfs;
 
 fuzz_target!(|data: &[u8]| {
     let mut covered = 0usize;

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsmwatch::source::etw::{
+use wsmwatch::live::etw::{
     decode_event, decode_payload, EventHeaderInfo, KERNEL_PROCESS_PROVIDER,
 };
 use wsmwatch::{ProcessEvent, Timestamp};

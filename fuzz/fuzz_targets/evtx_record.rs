@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsmwatch::source::evtx::map_json;
+use wsmwatch::replay::evtx::map_json;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(m)) = map_json(data) {

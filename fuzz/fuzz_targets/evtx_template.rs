@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsmwatch::source::evtx_template::fuzz_walkers;
+use wsmwatch::replay::evtx_template::fuzz_walkers;
 
 fuzz_target!(|data: &[u8]| {
     let Some((head, chunk)) = data.split_first_chunk::<6>() else {

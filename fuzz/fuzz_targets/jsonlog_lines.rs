@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsmwatch::source::jsonlog::decode_lines;
-use wsmwatch::source::winlog::Item;
+use wsmwatch::replay::jsonlog::decode_lines;
+use wsmwatch::replay::winlog::Item;
 
 fuzz_target!(|data: &[u8]| {
     let mut items = 0usize;

@@ -6,8 +6,8 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use wsmwatch::source::jsonlog::{decode_zip, ZipLimits};
-use wsmwatch::source::winlog::Item;
+use wsmwatch::replay::jsonlog::{decode_zip, ZipLimits};
+use wsmwatch::replay::winlog::Item;
 
 fuzz_target!(|data: &[u8]| {
     let mut sink = |it: Item| {

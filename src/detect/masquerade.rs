@@ -12,7 +12,7 @@
 
 use super::rules::WSMPROVHOST_MASQUERADE;
 use super::{Context, Detector};
-use crate::alert::{Action, Alert, Severity};
+use crate::detect::alert::{Action, Alert, Severity};
 use crate::event::{image_file_name, image_is, ProcessEvent};
 use crate::table::ProcRef;
 

@@ -4,10 +4,11 @@
 //! Detectors never see duplicate records (the table merges a process seen
 //! through two channels first), so a rule fires once per process.
 
-use crate::alert::{Alert, Ancestor, ProcessFacts};
+use crate::detect::alert::{Alert, Ancestor, ProcessFacts};
 use crate::event::{ProcessEvent, ProcessKey};
 use crate::table::{ProcRef, ProcessTable};
 
+pub mod alert;
 pub mod masquerade;
 pub mod ppid_spoof;
 pub mod rules;
@@ -116,7 +117,7 @@ impl Context<'_> {
 
 /// `process.entity_id`: the key that survives PID reuse, rendered.
 fn key_string(k: &ProcessKey, pid: Option<u32>) -> String {
-    let pid = crate::alert::fmt_pid(pid);
+    let pid = crate::detect::alert::fmt_pid(pid);
     match k {
         ProcessKey::Sequence(s) => format!("seq:{s}"),
         ProcessKey::Guid(g) => g.to_string(),

@@ -11,7 +11,7 @@
 
 use super::rules::PPID_SPOOF;
 use super::{Context, Detector};
-use crate::alert::{fmt_pid, Action, Alert, Severity};
+use crate::detect::alert::{fmt_pid, Action, Alert, Severity};
 use crate::event::{image_file_name, image_is, ProcessEvent};
 use crate::table::ProcRef;
 

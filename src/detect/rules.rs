@@ -1,6 +1,6 @@
 //! The rules wsmwatch ships: metadata and the session-host matchers.
 
-use crate::alert::Rule;
+use crate::detect::alert::Rule;
 use crate::event::{image_is, ProcessEvent};
 use crate::table::{ProcRef, ProcessTable};
 

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::rules::SessionRule;
 use super::{Context, Detector};
-use crate::alert::{fmt_pid, Action, Alert, Rule, SessionFacts, Severity};
+use crate::detect::alert::{fmt_pid, Action, Alert, Rule, SessionFacts, Severity};
 use crate::event::{image_file_name, ProcessEvent, Timestamp};
 use crate::table::ProcRef;
 

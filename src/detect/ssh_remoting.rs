@@ -30,7 +30,7 @@
 //! protocol; `dotnet pwsh.dll -sshs` (image `dotnet`); a host that
 //! `exec`s another program in place (the session ends unreported).
 
-use crate::alert::Rule;
+use crate::detect::alert::Rule;
 use crate::event::{image_is, ProcessEvent};
 use crate::table::{ProcRef, ProcessTable};
 
@@ -120,7 +120,7 @@ pub fn ssh_host_by_name(_image: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Action;
+    use crate::detect::alert::Action;
     use crate::engine::Engine;
     use crate::event::{Origin, ProcessEvent, Timestamp};
 

@@ -17,21 +17,8 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::event::ProcessEvent;
 
-pub mod demo;
-pub mod etw;
-pub mod evidence;
-pub mod evtx;
-// Public only for the `evtx_template` fuzz target; not an API.
-#[doc(hidden)]
-pub mod evtx_template;
-pub mod jsonlog;
 pub mod lines;
-pub mod live;
 pub mod native;
-mod order;
-pub mod replay;
-pub mod synthetic;
-pub mod winlog;
 
 /// A producer of process events.
 pub trait Source: Send {

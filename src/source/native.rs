@@ -189,7 +189,7 @@ mod tests {
         };
         let dir = std::path::Path::new(&dir).join("native_lines");
         std::fs::create_dir_all(&dir).unwrap();
-        let lines: Vec<String> = crate::source::demo::scenario()
+        let lines: Vec<String> = crate::testing::demo::scenario()
             .iter()
             .map(|e| serde_json::to_string(e).unwrap() + "\n")
             .collect();

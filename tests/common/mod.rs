@@ -27,7 +27,7 @@ pub fn bin() -> PathBuf {
 /// Reads evidence files into their time-ordered events, collecting every
 /// bad-input report instead of printing it.
 pub fn evidence_events(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec<String>) {
-    use wsmwatch::source::evidence::{EvidenceSource, ReplayOptions};
+    use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
     let errors = std::sync::Mutex::new(Vec::new());
     let mut src = EvidenceSource::new(
         paths,

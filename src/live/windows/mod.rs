@@ -9,7 +9,7 @@
 //!    retries on "already exists" and no session left behind on failure
 //!    ([`start_clean`]);
 //! 3. consumes it on its own thread (`ProcessTrace`); the callback decodes
-//!    the payload by hand ([`crate::source::etw::decode_event`], never TDH)
+//!    the payload by hand ([`crate::live::etw::decode_event`], never TDH)
 //!    and `try_send`s, counting drops;
 //! 4. asks for a rundown (`EnableTraceEx2(CAPTURE_STATE)`) and takes a
 //!    process snapshot, so processes that started before tracing (the WinRM
@@ -38,7 +38,7 @@ use ferrisetw::trace::{TraceTrait, UserTrace};
 pub use dos::dos_device_map;
 
 use super::LiveConfig;
-use crate::source::etw::session::{start_clean, Retry, SESSION_NAME};
+use crate::live::etw::session::{start_clean, Retry, SESSION_NAME};
 use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
 use etw::{FerrisControl, Msg};
 
@@ -85,7 +85,7 @@ impl Source for LiveSource {
         let _console = console::ConsoleGuard::install(stop.clone());
         let devices = dos_device_map();
         tracing::debug!(?devices, "DOS device table");
-        crate::source::etw::dospath::install_host_map(devices);
+        crate::live::etw::dospath::install_host_map(devices);
         let (tx, rx) = bounded::<Msg>(CALLBACK_QUEUE);
         let mut ctl = FerrisControl {
             properties: FerrisControl::properties(

@@ -1,7 +1,7 @@
 //! The process snapshot: `NtQuerySystemInformation(SystemProcessInformation)`
 //! taken after the session starts, with full NT image paths from
 //! `QueryFullProcessImageNameW` where the process can be opened. Parsing is
-//! pure ([`crate::source::etw::snapshot`]).
+//! pure ([`crate::live::etw::snapshot`]).
 
 use windows::core::PWSTR;
 use windows::Wdk::System::SystemInformation::{NtQuerySystemInformation, SystemProcessInformation};
@@ -12,7 +12,7 @@ use windows::Win32::System::Threading::{
 };
 
 use crate::event::{ProcessEvent, Timestamp};
-use crate::source::etw::snapshot::{parse_process_information, to_events, SnapshotProcess};
+use crate::live::etw::snapshot::{parse_process_information, to_events, SnapshotProcess};
 
 /// Why the snapshot failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub enum SnapshotFailure {
     Status(u32),
     /// The buffer did not parse.
     #[error(transparent)]
-    Parse(#[from] crate::source::etw::snapshot::SnapshotError),
+    Parse(#[from] crate::live::etw::snapshot::SnapshotError),
 }
 
 /// The raw process list.

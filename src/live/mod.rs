@@ -46,8 +46,8 @@ impl Default for LiveConfig {
     }
 }
 
-pub mod cn_proc;
-pub mod procfs;
+pub mod etw;
+pub mod proc_connector;
 
 #[cfg(windows)]
 mod windows;
@@ -67,6 +67,6 @@ pub use unsupported::LiveSource;
 /// The drive-letter table for showing DOS paths next to NT paths; empty
 /// where there are no drive letters.
 #[cfg(not(windows))]
-pub fn dos_device_map() -> crate::source::etw::dospath::DeviceMap {
-    crate::source::etw::dospath::DeviceMap::default()
+pub fn dos_device_map() -> crate::live::etw::dospath::DeviceMap {
+    crate::live::etw::dospath::DeviceMap::default()
 }

@@ -15,7 +15,7 @@ use windows::Win32::System::Console::{
 };
 
 use super::etw;
-use crate::source::etw::session::SESSION_NAME;
+use crate::live::etw::session::SESSION_NAME;
 use crate::source::StopToken;
 
 static STOP: Mutex<Option<StopToken>> = Mutex::new(None);

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::alert::Alert;
+use crate::detect::alert::Alert;
 use crate::event::ProcessEvent;
 
 /// Errors writing output.

@@ -26,8 +26,8 @@ use windows::Win32::System::Diagnostics::Etw::{
 };
 
 use crate::event::ProcessEvent;
-use crate::source::etw::session::{EtwCode, SessionControl, StartFailure};
-use crate::source::etw::{
+use crate::live::etw::session::{EtwCode, SessionControl, StartFailure};
+use crate::live::etw::{
     decode_event, guid_from_u128, EventHeaderInfo, KERNEL_PROCESS_GUID, KEYWORD_PROCESS,
     PROCESS_EVENT_IDS,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::event::{image_file_name, EventKind, Origin};
-use crate::source::etw::session::{
+use crate::live::etw::session::{
     start_clean, EtwCode, SessionControl, SessionError, StartFailure,
 };
 use crate::source::{Backpressure, SourceCounters};
@@ -236,7 +236,7 @@ fn control_buffer_layout() {
         Ok(b) => assert_eq!(b.lost(), 0),
         Err(c) => assert_eq!(
             c.win32(),
-            Some(crate::source::etw::session::ERROR_WMI_INSTANCE_NOT_FOUND)
+            Some(crate::live::etw::session::ERROR_WMI_INSTANCE_NOT_FOUND)
         ),
     }
 }

@@ -206,7 +206,7 @@ fn process_object(p: &ProcessFacts) -> Map<String, Value> {
         put(
             &mut m,
             "dos_path",
-            crate::source::etw::dospath::host_dos_path(&p.image),
+            crate::live::etw::dospath::host_dos_path(&p.image),
         );
     }
     put(&mut m, "command_line", p.command_line.clone());

@@ -23,7 +23,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 
 use serde::Deserialize;
 
-use super::lines::{read_line, Line as ReadLine, MAX_LINE};
+use crate::source::lines::{read_line, Line as ReadLine, MAX_LINE};
 use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
 use crate::event::{Origin, ProcessEvent, Timestamp};
 

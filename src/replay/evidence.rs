@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use super::jsonlog::{self, ZipLimits};
 use super::order::{Clock, Entry, Merge, Orderer};
 use super::winlog::{Item, Mapped, TimeBasis};
-use super::{Emitter, InputError, Source, SourceError, StopToken};
+use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
 
 /// What a file holds, from its first bytes.

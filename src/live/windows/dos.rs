@@ -1,11 +1,11 @@
 //! The drive-letter table from `QueryDosDeviceW`, for showing DOS paths
 //! next to ETW's NT paths. The mapping itself is pure
-//! ([`crate::source::etw::dospath`]).
+//! ([`crate::live::etw::dospath`]).
 
 use windows::core::PCWSTR;
 use windows::Win32::Storage::FileSystem::{GetLogicalDriveStringsW, QueryDosDeviceW};
 
-use crate::source::etw::dospath::{drives_from_multi_sz, first_multi_sz, DeviceMap};
+use crate::live::etw::dospath::{drives_from_multi_sz, first_multi_sz, DeviceMap};
 
 /// The current drive letters and their NT devices, plus `%SystemRoot%`.
 /// Drives that cannot be queried are left out.

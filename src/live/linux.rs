@@ -34,11 +34,11 @@ use nix::sys::socket::{setsockopt, sockopt};
 use nix::time::{clock_gettime, ClockId};
 use nix::unistd::{sysconf, SysconfVar};
 
-use super::cn_proc::{
+use super::proc_connector::cn_proc::{
     mcast_request, netlink_messages, parse_proc_event, LossCounter, ParseError, ProcEvent,
     ProcEventKind, CN_IDX_PROC, PROC_CN_MCAST_IGNORE, PROC_CN_MCAST_LISTEN,
 };
-use super::procfs;
+use super::proc_connector::procfs;
 use super::LiveConfig;
 use crate::event::{Origin, ProcessEvent, ProcessKey, Timestamp};
 use crate::source::{Emitter, Source, SourceError, StopToken};

@@ -8,13 +8,22 @@
 //! files of the same host are interleaved by time rather than by thread
 //! timing.
 
+pub mod evidence;
+pub mod evtx;
+// Public only for the `evtx_template` fuzz target; not an API.
+#[doc(hidden)]
+pub mod evtx_template;
+pub mod jsonlog;
+mod order;
+pub mod winlog;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::evidence::{EvidenceSource, ReplayOptions};
-use super::lines::{read_line, Line};
-use super::native::NativeFile;
-use super::Source;
+use self::evidence::{EvidenceSource, ReplayOptions};
+use crate::source::lines::{read_line, Line};
+use crate::source::native::NativeFile;
+use crate::source::Source;
 
 /// Sources for the given paths: native recordings one each, all other
 /// evidence in one ordered source.
