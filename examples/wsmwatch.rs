@@ -16,11 +16,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use wsmwatch::engine::{Engine, EngineConfig};
-use wsmwatch::pipeline::{self, Input, PipelineConfig, Reporter, RunStats};
-use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
+use wsmwatch::live::{LiveConfig, LiveSource};
+use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
 use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::jsonlog::ZipLimits;
-use wsmwatch::live::{LiveConfig, LiveSource};
+use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, StopToken};
 use wsmwatch::{replay, testing::demo};
@@ -322,15 +322,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let outcome = pipeline::run(
-        inputs,
-        Engine::new(EngineConfig::default()),
-        vec![sink],
-        recorder,
-        reporter,
-        stop,
-        config,
-    );
+    let outcome = Pipeline::new(Engine::new(EngineConfig::default()))
+        .inputs(inputs)
+        .sink(sink)
+        .recorder(recorder)
+        .reporter(reporter)
+        .stop_token(stop)
+        .config(config)
+        .run();
     if let (Command::Live(_), false) = (&cli.command, outcome.source_errors.is_empty()) {
         // Live with a dead source is a failure, not a partial result; the
         // summary has already printed why.

@@ -160,7 +160,7 @@ struct Progress {
 
 /// The detector thread's state: it owns the engine, the sinks and the
 /// recorder, and shares nothing but channels.
-struct Detector {
+struct DetectorThread {
     engine: Engine,
     sinks: Vec<Box<dyn AlertSink>>,
     sink_failed: Vec<bool>,
@@ -171,7 +171,7 @@ struct Detector {
     notices: Sender<Notice>,
 }
 
-impl Detector {
+impl DetectorThread {
     fn handle(&mut self, ev: &ProcessEvent) {
         if let Some(r) = &mut self.recorder {
             if let Err(e) = r.record(ev) {
@@ -233,8 +233,8 @@ impl Detector {
 }
 
 /// Warns about every loss counter that rose since `seen`, then updates it.
-fn report_losses<R: Reporter + ?Sized>(
-    reporter: &mut R,
+fn report_losses(
+    reporter: &mut dyn Reporter,
     counters: &[(String, Arc<SourceCounters>)],
     seen: &mut [(u64, u64)],
 ) {
@@ -291,18 +291,126 @@ fn snapshot(
     }
 }
 
-/// Runs sources to completion (or until `stop`), detecting as events flow.
+/// A pipeline run: sources, the engine, sinks, an optional recorder and a
+/// reporter, assembled step by step and started by [`Pipeline::run`].
 ///
-/// The calling thread becomes the reporting thread: it prints bad input,
-/// loss warnings and stats, so those keep coming even while a sink blocks
-/// the detector (a full pipe, a stalled disk) — and live sources, which
-/// never block, count what they drop meanwhile.
-pub fn run(
+/// ```
+/// use wsmwatch::pipeline::{Input, Pipeline, ReportCollector};
+/// use wsmwatch::source::native::VecSource;
+/// use wsmwatch::{testing::demo, Engine};
+///
+/// let outcome = Pipeline::new(Engine::default())
+///     .input(Input::replay(Box::new(VecSource::new("demo", demo::scenario()))))
+///     .reporter(Box::new(ReportCollector::default()))
+///     .run();
+/// assert_eq!(outcome.stats.engine.alerts, demo::EXPECTED_ALERTS.len() as u64);
+/// ```
+pub struct Pipeline {
     inputs: Vec<Input>,
     engine: Engine,
     sinks: Vec<Box<dyn AlertSink>>,
     recorder: Option<EventRecorder>,
-    mut reporter: Box<dyn Reporter>,
+    reporter: Box<dyn Reporter>,
+    stop: StopToken,
+    config: PipelineConfig,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("inputs", &self.inputs)
+            .field("sinks", &self.sinks.len())
+            .field("recorder", &self.recorder.is_some())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline around `engine` with no inputs, no sinks, a reporter that
+    /// keeps nothing and default settings.
+    pub fn new(engine: Engine) -> Self {
+        Pipeline {
+            inputs: Vec::new(),
+            engine,
+            sinks: Vec::new(),
+            recorder: None,
+            reporter: Box::new(ReportCollector::default()),
+            stop: StopToken::new(),
+            config: PipelineConfig::default(),
+        }
+    }
+    /// Adds a source.
+    pub fn input(mut self, input: Input) -> Self {
+        self.inputs.push(input);
+        self
+    }
+    /// Adds several sources.
+    pub fn inputs(mut self, inputs: impl IntoIterator<Item = Input>) -> Self {
+        self.inputs.extend(inputs);
+        self
+    }
+    /// Adds an alert sink.
+    pub fn sink(mut self, sink: Box<dyn AlertSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+    /// Records every event (`--record`).
+    pub fn recorder(mut self, recorder: Option<EventRecorder>) -> Self {
+        self.recorder = recorder;
+        self
+    }
+    /// Where bad input, losses and stats are reported.
+    pub fn reporter(mut self, reporter: Box<dyn Reporter>) -> Self {
+        self.reporter = reporter;
+        self
+    }
+    /// The token that stops the sources (Ctrl-C).
+    pub fn stop_token(mut self, stop: StopToken) -> Self {
+        self.stop = stop;
+        self
+    }
+    /// Channel size and reporting intervals.
+    pub fn config(mut self, config: PipelineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Runs sources to completion (or until the stop token fires),
+    /// detecting as events flow.
+    ///
+    /// The calling thread becomes the reporting thread: it reports bad
+    /// input, loss warnings and stats, so those keep coming even while a
+    /// sink blocks the detector (a full pipe, a stalled disk) — and live
+    /// sources, which never block, count what they drop meanwhile.
+    pub fn run(self) -> Outcome {
+        let Pipeline {
+            inputs,
+            engine,
+            sinks,
+            recorder,
+            mut reporter,
+            stop,
+            config,
+        } = self;
+        run(
+            inputs,
+            engine,
+            sinks,
+            recorder,
+            &mut *reporter,
+            stop,
+            config,
+        )
+    }
+}
+
+fn run(
+    inputs: Vec<Input>,
+    engine: Engine,
+    sinks: Vec<Box<dyn AlertSink>>,
+    recorder: Option<EventRecorder>,
+    reporter: &mut dyn Reporter,
     stop: StopToken,
     config: PipelineConfig,
 ) -> Outcome {
@@ -326,7 +434,7 @@ pub fn run(
     drop((tx, etx));
 
     let (ntx, nrx) = unbounded::<Notice>();
-    let mut det = Detector {
+    let mut det = DetectorThread {
         engine,
         sink_failed: vec![false; sinks.len()],
         sinks,
@@ -366,7 +474,7 @@ pub fn run(
                 Err(_) => input_errors = crossbeam_channel::never(),
             },
             recv(ticker) -> _ => {
-                report_losses(&mut *reporter, &counters, &mut seen);
+                report_losses(reporter, &counters, &mut seen);
                 if let Some(every) = config.stats_interval {
                     if last_stats.elapsed() >= every {
                         last_stats = Instant::now();
@@ -404,7 +512,7 @@ pub fn run(
         }
     }
     // Loss that happened after the last tick is still warned about.
-    report_losses(&mut *reporter, &counters, &mut seen);
+    report_losses(reporter, &counters, &mut seen);
     let stats = snapshot(started, &counters, &errors, progress);
     reporter.stats(&stats, true);
     Outcome {
@@ -413,9 +521,9 @@ pub fn run(
     }
 }
 
-/// A [`Reporter`] that keeps everything (tests, embedding).
+/// Everything a [`ReportCollector`] kept.
 #[derive(Debug, Default, Clone)]
-pub struct Collected {
+pub struct Reports {
     /// Input errors, rendered.
     pub input_errors: Vec<String>,
     /// Sink errors, rendered.
@@ -426,11 +534,12 @@ pub struct Collected {
     pub last: Option<RunStats>,
 }
 
-/// Collects reports into a shared [`Collected`].
+/// A [`Reporter`] that keeps everything in a shared [`Reports`] (tests,
+/// embedding).
 #[derive(Debug, Clone, Default)]
-pub struct CollectingReporter(pub Arc<parking_lot::Mutex<Collected>>);
+pub struct ReportCollector(pub Arc<parking_lot::Mutex<Reports>>);
 
-impl Reporter for CollectingReporter {
+impl Reporter for ReportCollector {
     fn input_error(&mut self, e: &InputError) {
         self.0.lock().input_errors.push(e.to_string());
     }
@@ -451,9 +560,9 @@ impl Reporter for CollectingReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::Collect;
-    use crate::testing::demo;
+    use crate::sink::VecSink;
     use crate::source::native::VecSource;
+    use crate::testing::demo;
 
     /// A sink that hands alerts to a shared list (the pipeline owns sinks).
     struct Shared(Arc<parking_lot::Mutex<Vec<Alert>>>);
@@ -470,19 +579,17 @@ mod tests {
         let n = events.len() as u64;
         let direct = Engine::default().run(&events);
         let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let rep = CollectingReporter::default();
-        let out = run(
-            vec![Input::replay(Box::new(VecSource::new("demo", events)))],
-            Engine::default(),
-            vec![Box::new(Shared(got.clone())), Box::new(Collect::default())],
-            None,
-            Box::new(rep.clone()),
-            StopToken::new(),
-            PipelineConfig {
+        let rep = ReportCollector::default();
+        let out = Pipeline::new(Engine::default())
+            .input(Input::replay(Box::new(VecSource::new("demo", events))))
+            .sink(Box::new(Shared(got.clone())))
+            .sink(Box::new(VecSink::default()))
+            .reporter(Box::new(rep.clone()))
+            .config(PipelineConfig {
                 channel_capacity: 4,
                 ..Default::default()
-            },
-        );
+            })
+            .run();
         assert_eq!(*got.lock(), direct);
         assert_eq!(out.stats.totals.sent, n);
         assert_eq!(out.stats.engine.events, n);
@@ -519,18 +626,15 @@ mod tests {
             thread::sleep(Duration::from_millis(200));
             s2.stop();
         });
-        let out = run(
-            vec![Input::live(Box::new(Endless))],
-            Engine::default(),
-            vec![],
-            None,
-            Box::new(CollectingReporter::default()),
-            stop,
-            PipelineConfig {
+        let out = Pipeline::new(Engine::default())
+            .input(Input::live(Box::new(Endless)))
+            .reporter(Box::new(ReportCollector::default()))
+            .stop_token(stop)
+            .config(PipelineConfig {
                 channel_capacity: 8,
                 ..Default::default()
-            },
-        );
+            })
+            .run();
         h.join().unwrap();
         let t = out.stats.totals;
         // Every event sent was processed: the channel was drained.
@@ -581,7 +685,7 @@ mod tests {
     #[test]
     fn blocked_sink_never_blocks_a_live_source_and_the_user_is_told() {
         let (release, gate) = crossbeam_channel::unbounded();
-        let rep = CollectingReporter::default();
+        let rep = ReportCollector::default();
         let stop = StopToken::new();
         let (rep2, stop2) = (rep.clone(), stop.clone());
         let watcher = thread::spawn(move || {
@@ -595,19 +699,17 @@ mod tests {
             release.send(()).unwrap();
             told
         });
-        let out = run(
-            vec![Input::live(Box::new(SessionThenChurn))],
-            Engine::default(),
-            vec![Box::new(Stuck(gate))],
-            None,
-            Box::new(rep.clone()),
-            stop,
-            PipelineConfig {
+        let out = Pipeline::new(Engine::default())
+            .input(Input::live(Box::new(SessionThenChurn)))
+            .sink(Box::new(Stuck(gate)))
+            .reporter(Box::new(rep.clone()))
+            .stop_token(stop)
+            .config(PipelineConfig {
                 channel_capacity: 64,
                 loss_check: Duration::from_millis(50),
                 ..Default::default()
-            },
-        );
+            })
+            .run();
         assert!(
             watcher.join().unwrap(),
             "no loss warning while the sink was blocked"
@@ -621,17 +723,13 @@ mod tests {
 
     #[test]
     fn failing_source_is_reported() {
-        let out = run(
-            vec![Input::replay(Box::new(
+        let out = Pipeline::new(Engine::default())
+            .input(Input::replay(Box::new(
                 crate::source::native::NativeFile::new("/nonexistent/file.jsonl"),
-            ))],
-            Engine::default(),
-            vec![],
-            None,
-            Box::new(CollectingReporter::default()),
-            StopToken::new(),
-            PipelineConfig::default(),
-        );
+            )))
+            .reporter(Box::new(ReportCollector::default()))
+            .config(PipelineConfig::default())
+            .run();
         assert_eq!(out.source_errors.len(), 1);
         assert!(out.stats.incomplete());
         assert!(out.source_errors[0]

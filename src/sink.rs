@@ -142,9 +142,9 @@ impl AlertSink for WriterSink {
 
 /// Keeps alerts in memory (tests, embedding).
 #[derive(Debug, Default)]
-pub struct Collect(pub Vec<Alert>);
+pub struct VecSink(pub Vec<Alert>);
 
-impl AlertSink for Collect {
+impl AlertSink for VecSink {
     fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
         self.0.push(alert.clone());
         Ok(())

@@ -3,8 +3,8 @@
 //! peak memory must not grow with the stream (figures: docs/RELIABILITY.md).
 
 use wsmwatch::engine::{Engine, EngineConfig};
-use wsmwatch::testing::synthetic::{Profile, Stream};
 use wsmwatch::table::TableConfig;
+use wsmwatch::testing::synthetic::{Profile, Stream};
 
 /// Peak resident set (Linux `VmHWM`), in KiB.
 fn peak_rss_kib() -> Option<u64> {

@@ -346,10 +346,7 @@ fn unsafe_checker_catches_violations() {
     let split = "// SAFETY: fine\nlet len =\n    unsafe { f() } as usize;\n";
     assert!(unsafe_violations("src/live/windows/dos.rs", split).is_empty());
     let in_block = "// SAFETY: not for the loop body\nfor x in y {\n    unsafe { f() };\n";
-    assert_eq!(
-        unsafe_violations("src/live/linux.rs", in_block).len(),
-        1
-    );
+    assert_eq!(unsafe_violations("src/live/linux.rs", in_block).len(), 1);
     let undocumented = "let x = 1;\nlet y = unsafe { f() };\n";
     assert!(unsafe_violations("src/live/linux.rs", undocumented)[0].contains("SAFETY"));
     let not_code = "// unsafe { in a comment }\nlet s = \"unsafe {\";\n#![forbid(unsafe_code)]\n";

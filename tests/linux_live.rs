@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use wsmwatch::detect::alert::Alert;
 use wsmwatch::engine::Engine;
 use wsmwatch::event::{EventKind, Origin, ProcessEvent, Timestamp};
-use wsmwatch::pipeline::{self, CollectingReporter, Input, Outcome, PipelineConfig};
-use wsmwatch::sink::{AlertSink, EventRecorder, SinkError};
 use wsmwatch::live::{LiveConfig, LiveSource};
+use wsmwatch::pipeline::{Input, Outcome, Pipeline};
+use wsmwatch::sink::{AlertSink, EventRecorder, SinkError};
 use wsmwatch::source::{Backpressure, Emitter, Source, SourceCounters, StopToken};
 use wsmwatch::Action;
 
@@ -69,15 +69,12 @@ impl Tracer {
         let recorder = record.map(|p| EventRecorder::create(p).unwrap());
         let (a2, s2) = (alerts.clone(), stop.clone());
         let handle = thread::spawn(move || {
-            pipeline::run(
-                vec![Input::live(Box::new(source))],
-                Engine::default(),
-                vec![Box::new(Shared(a2))],
-                recorder,
-                Box::new(CollectingReporter::default()),
-                s2,
-                PipelineConfig::default(),
-            )
+            Pipeline::new(Engine::default())
+                .input(Input::live(Box::new(source)))
+                .sink(Box::new(Shared(a2)))
+                .recorder(recorder)
+                .stop_token(s2)
+                .run()
         });
         // Let the source finish its /proc seed: a process that starts *and*
         // exits while the seed runs is still reported, but /proc is gone by

@@ -25,8 +25,8 @@ use rayon::prelude::*;
 use super::jsonlog::{self, ZipLimits};
 use super::order::{Clock, Entry, Merge, Orderer};
 use super::winlog::{Item, Mapped, TimeBasis};
-use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
+use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
 
 /// What a file holds, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -464,10 +464,10 @@ fn entry(m: Mapped, file: u32, seq: u64, last: &mut Option<Arc<str>>) -> (Clock,
     (
         clock,
         Entry {
-            k,
-            f: file,
-            s: seq,
-            e: ev,
+            sort_time: k,
+            file,
+            seq,
+            event: ev,
         },
     )
 }

@@ -23,9 +23,9 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 
 use serde::Deserialize;
 
-use crate::source::lines::{read_line, Line as ReadLine, MAX_LINE};
 use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
 use crate::event::{Origin, ProcessEvent, Timestamp};
+use crate::source::lines::{read_line, Line as ReadLine, MAX_LINE};
 
 /// Limits on what a `.zip` member may expand to (zip-bomb guard).
 #[derive(Clone, Copy, Debug)]

@@ -31,18 +31,18 @@ use super::winlog;
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// Sort time (FILETIME ticks; host-local for local runs).
-    pub k: u64,
+    pub sort_time: u64,
     /// Input file index.
-    pub f: u32,
+    pub file: u32,
     /// Position in that file.
-    pub s: u64,
+    pub seq: u64,
     /// The event.
-    pub e: ProcessEvent,
+    pub event: ProcessEvent,
 }
 
 impl Entry {
     fn order(&self) -> (u64, u32, u64) {
-        (self.k, self.f, self.s)
+        (self.sort_time, self.file, self.seq)
     }
 }
 
@@ -347,9 +347,9 @@ mod codec {
     }
 
     pub(super) fn encode(e: &Entry, o: &mut Vec<u8>) {
-        u64_(o, e.k);
-        u32_(o, e.f);
-        u64_(o, e.s);
+        u64_(o, e.sort_time);
+        u32_(o, e.file);
+        u64_(o, e.seq);
         // Destructured so a new event field fails to compile here.
         let ProcessEvent {
             kind,
@@ -369,7 +369,7 @@ mod codec {
             parent_image,
             host,
             origin,
-        } = &e.e;
+        } = &e.event;
         o.push(match kind {
             EventKind::Start => 0,
             EventKind::Stop => 1,
@@ -483,7 +483,12 @@ mod codec {
                 _ => Origin::Replay,
             },
         };
-        Some(Entry { k, f, s, e })
+        Some(Entry {
+            sort_time: k,
+            file: f,
+            seq: s,
+            event: e,
+        })
     }
 }
 
@@ -539,8 +544,8 @@ impl Merge {
         if let Some(mut e) = self.read(i) {
             let s = self.shifts[i];
             if s != 0 {
-                e.k = Timestamp(e.k).minus_secs(s).0;
-                winlog::shift_to_utc(&mut e.e, s);
+                e.sort_time = Timestamp(e.sort_time).minus_secs(s).0;
+                winlog::shift_to_utc(&mut e.event, s);
             }
             self.heap.push(Reverse((e.order(), i)));
             self.heads[i] = Some(e);
@@ -555,7 +560,7 @@ impl Iterator for Merge {
         let Reverse((_, i)) = self.heap.pop()?;
         let e = self.heads[i].take()?;
         self.advance(i);
-        Some(e.e)
+        Some(e.event)
     }
 }
 
@@ -566,10 +571,10 @@ mod tests {
 
     fn entry(k: u64, f: u32, s: u64) -> Entry {
         Entry {
-            k,
-            f,
-            s,
-            e: ProcessEvent::start(Timestamp(k), s as u32, 0, "a.exe"),
+            sort_time: k,
+            file: f,
+            seq: s,
+            event: ProcessEvent::start(Timestamp(k), s as u32, 0, "a.exe"),
         }
     }
 
@@ -597,22 +602,22 @@ mod tests {
     fn codec_round_trips_every_field() {
         use crate::event::{Guid, Origin, ProcessKey};
         let mut e = entry(5, 6, 7);
-        e.e.key = Some(ProcessKey::Guid(Guid(1, 2)));
-        e.e.parent_key = Some(ProcessKey::Sequence(9));
-        e.e.creator_pid = Some(3);
-        e.e.exit_time = Some(Timestamp(8));
-        e.e.exit_code = Some(1);
-        e.e.session_id = Some(2);
-        e.e.command_line = Some("a \"b\" ü".into());
-        e.e.user = Some("D\\u".into());
-        e.e.parent_image = Some("p.exe".into());
-        e.e.host = Some("h".into());
-        e.e.origin = Origin::Replay;
+        e.event.key = Some(ProcessKey::Guid(Guid(1, 2)));
+        e.event.parent_key = Some(ProcessKey::Sequence(9));
+        e.event.creator_pid = Some(3);
+        e.event.exit_time = Some(Timestamp(8));
+        e.event.exit_code = Some(1);
+        e.event.session_id = Some(2);
+        e.event.command_line = Some("a \"b\" ü".into());
+        e.event.user = Some("D\\u".into());
+        e.event.parent_image = Some("p.exe".into());
+        e.event.host = Some("h".into());
+        e.event.origin = Origin::Replay;
         let mut b = Vec::new();
         codec::encode(&e, &mut b);
         let back = codec::decode(&b).unwrap();
-        assert_eq!((back.k, back.f, back.s), (5, 6, 7));
-        assert_eq!(back.e, e.e);
+        assert_eq!((back.sort_time, back.file, back.seq), (5, 6, 7));
+        assert_eq!(back.event, e.event);
         assert!(codec::decode(&b[..b.len() - 1]).is_none());
     }
 

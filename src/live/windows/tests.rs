@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::event::{image_file_name, EventKind, Origin};
-use crate::live::etw::session::{
-    start_clean, EtwCode, SessionControl, SessionError, StartFailure,
-};
+use crate::live::etw::session::{start_clean, EtwCode, SessionControl, SessionError, StartFailure};
 use crate::source::{Backpressure, SourceCounters};
 
 /// True under Wine (ntdll exports `wine_get_version`).
