@@ -202,12 +202,6 @@ fn process_object(p: &ProcessFacts) -> Map<String, Value> {
     if !p.image.is_empty() {
         m.insert("executable".into(), p.image.clone().into());
         m.insert("name".into(), image_file_name(&p.image).into());
-        // Live on Windows: the DOS path (C:\…) next to ETW's NT path.
-        put(
-            &mut m,
-            "dos_path",
-            crate::live::etw::dospath::host_dos_path(&p.image),
-        );
     }
     put(&mut m, "command_line", p.command_line.clone());
     put(&mut m, "start", p.start.map(|t| t.to_string()));
