@@ -11,6 +11,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,7 +20,7 @@ use wsmwatch::engine::{Engine, EngineConfig};
 use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
 use wsmwatch::replay::evidence::ReplayOptions;
-use wsmwatch::replay::jsonlog::ZipLimits;
+use wsmwatch::replay::zip::ZipLimits;
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, StopToken};
@@ -205,6 +206,47 @@ impl Reporter for StderrReporter {
     }
 }
 
+/// The replay progress bar, drawn by its own thread from the replay's
+/// counters, so decoding threads only bump atomics.
+mod progress {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use wsmwatch::replay::evidence::ReplayCounters;
+    use wsmwatch::source::StopToken;
+
+    pub fn spawn(c: Arc<ReplayCounters>, stop: StopToken) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let pb = indicatif::ProgressBar::with_draw_target(
+                Some(0),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let t0 = Instant::now();
+            while !c.decoded.load(Ordering::Acquire) && !stop.is_stopped() {
+                let recs = c.records.load(Ordering::Relaxed);
+                pb.set_length(c.bytes_total.load(Ordering::Relaxed));
+                pb.set_position(c.bytes.load(Ordering::Relaxed));
+                pb.set_message(format!(
+                    "files {}/{} · {} records ({:.0}/s)",
+                    c.files_done.load(Ordering::Relaxed),
+                    c.files.load(Ordering::Relaxed),
+                    recs,
+                    recs as f64 / t0.elapsed().as_secs_f64().max(1e-3)
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            pb.finish_and_clear();
+        })
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -273,6 +315,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         json: out.stats_json,
     });
 
+    let mut replay_counters = None;
+    let mut progress_bar = None;
     let (inputs, recorder) = match &cli.command {
         Command::Demo(a) => {
             if let Some(p) = &a.write_events {
@@ -287,25 +331,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let src = VecSource::new("demo", demo::scenario());
             (vec![Input::replay(Box::new(src))], None)
         }
-        Command::Replay(a) => (
-            replay::open_with(
+        Command::Replay(a) => {
+            let opened = replay::open(
                 &a.files,
                 ReplayOptions {
                     zip: ZipLimits {
                         max_ratio: a.max_zip_ratio,
                         ..ZipLimits::default()
                     },
-                    progress: if a.no_progress { Some(false) } else { None },
-                    summary: true,
                     max_events_in_memory: a.memory_events,
                     spill_dir: a.spill_dir.clone(),
                 },
+            );
+            replay_counters = opened.counters;
+            if let (Some(c), false) = (&replay_counters, a.no_progress) {
+                if std::io::stderr().is_terminal() {
+                    progress_bar = Some(progress::spawn(Arc::clone(c), stop.clone()));
+                }
+            }
+            (
+                opened.sources.into_iter().map(Input::replay).collect(),
+                None,
             )
-            .into_iter()
-            .map(Input::replay)
-            .collect(),
-            None,
-        ),
+        }
         Command::Live(a) => {
             config.channel_capacity = a.queue;
             let live = LiveSource::new(LiveConfig {
@@ -330,6 +378,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .stop_token(stop)
         .config(config)
         .run();
+    if let Some(bar) = progress_bar {
+        let _ = bar.join();
+    }
+    if let Some(c) = &replay_counters {
+        // Decode, order and hand-off to the detector, end to end.
+        eprintln!("wsmwatch: replay read {}", c.summary());
+    }
     if let (Command::Live(_), false) = (&cli.command, outcome.source_errors.is_empty()) {
         // Live with a dead source is a failure, not a partial result; the
         // summary has already printed why.

@@ -259,7 +259,6 @@ fn spilling_to_disk_gives_the_same_stream_as_memory() {
     let mut src = EvidenceSource::new(
         vec![otrf, evtx],
         ReplayOptions {
-            progress: Some(false),
             max_events_in_memory: 50,
             spill_dir: Some(spill_dir.path().to_owned()),
             ..ReplayOptions::default()

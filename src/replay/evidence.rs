@@ -14,57 +14,27 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::jsonlog::{self, ZipLimits};
+use super::format::{self, Cx, Payload};
 use super::order::{Clock, Entry, Merge, Orderer};
+use super::walk::expand;
 use super::winlog::{Item, Mapped, TimeBasis};
+use super::zip::ZipLimits;
 use crate::event::{EventKind, ProcessEvent, Timestamp};
 use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
-
-/// What a file holds, from its first bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// EVTX (`ElfFile\0`).
-    Evtx,
-    /// A zip archive (`PK\x03\x04`).
-    Zip,
-    /// JSON lines: event-log exports or wsmwatch records.
-    JsonLines,
-}
-
-/// Detects the format from the file's first bytes (not its name).
-pub fn sniff(head: &[u8]) -> Option<Format> {
-    if head.starts_with(b"ElfFile\0") {
-        Some(Format::Evtx)
-    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        Some(Format::Zip)
-    } else if head.trim_ascii_start().first() == Some(&b'{') {
-        Some(Format::JsonLines)
-    } else {
-        None
-    }
-}
-
-/// Extensions picked up when walking a folder. Files named explicitly are
-/// always read (their format is sniffed).
-const FOLDER_EXTENSIONS: &[&str] = &["evtx", "zip", "json", "jsonl", "ndjson"];
 
 /// Replay options.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
     /// Zip-bomb limits.
     pub zip: ZipLimits,
-    /// Show a progress bar: `None` = when stderr is a terminal.
-    pub progress: Option<bool>,
-    /// Print the final summary (records/s, MB/s) to stderr.
-    pub summary: bool,
     /// Process events held in memory for ordering before sorted runs are
     /// spilled to disk (about 0.5–1 KB each).
     pub max_events_in_memory: usize,
@@ -76,8 +46,6 @@ impl Default for ReplayOptions {
     fn default() -> Self {
         ReplayOptions {
             zip: ZipLimits::default(),
-            progress: None,
-            summary: false,
             max_events_in_memory: 100_000,
             spill_dir: None,
         }
@@ -101,8 +69,12 @@ pub struct ReplayCounters {
     pub events: AtomicU64,
     /// Bad records, chunks, lines, members and files.
     pub errors: AtomicU64,
-    /// Wall-clock nanoseconds of the decode + order phase.
+    /// Wall-clock nanoseconds of the decode + order phase, then (once
+    /// emitted) of decode, order and hand-off to the detector.
     pub nanos: AtomicU64,
+    /// Set when every file is decoded and only the ordered hand-off is
+    /// left (a progress display stops here).
+    pub decoded: AtomicBool,
 }
 
 /// The final figures of a replay.
@@ -228,16 +200,12 @@ impl Source for EvidenceSource {
         let out_ref: &Emitter = out;
         let on_error = |e: InputError| out_ref.malformed(e);
         let files = expand(&self.inputs, &on_error, &self.counters)?;
-        let bar = progress_bar(&self.opts, &self.counters);
         let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
         tracing::info!(
             seconds = t0.elapsed().as_secs_f64(),
             "evidence decoded; merging"
         );
-        if let Some((bar, handle)) = bar {
-            bar.stop();
-            let _ = handle.join();
-        }
+        self.counters.decoded.store(true, Ordering::Release);
 
         for ev in events {
             if stop.is_stopped() {
@@ -248,137 +216,7 @@ impl Source for EvidenceSource {
         self.counters
             .nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if self.opts.summary {
-            // Decode, order and hand-off to the detector, end to end.
-            eprintln!("wsmwatch: replay read {}", self.counters.summary());
-        }
         Ok(())
-    }
-}
-
-/// The progress bar, drawn by its own thread so decoding threads only bump
-/// atomics.
-struct Bar {
-    done: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Bar {
-    fn stop(&self) {
-        self.done.store(true, Ordering::SeqCst);
-    }
-}
-
-fn progress_bar(
-    opts: &ReplayOptions,
-    c: &Arc<ReplayCounters>,
-) -> Option<(Bar, std::thread::JoinHandle<()>)> {
-    let show = opts
-        .progress
-        .unwrap_or_else(|| std::io::stderr().is_terminal());
-    if !show {
-        return None;
-    }
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let c = Arc::clone(c);
-    let d = Arc::clone(&done);
-    let handle = std::thread::spawn(move || {
-        let total = c.bytes_total.load(Ordering::Relaxed);
-        let pb = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let t0 = Instant::now();
-        while !d.load(Ordering::SeqCst) {
-            let recs = c.records.load(Ordering::Relaxed);
-            pb.set_position(c.bytes.load(Ordering::Relaxed));
-            pb.set_message(format!(
-                "files {}/{} · {} records ({:.0}/s)",
-                c.files_done.load(Ordering::Relaxed),
-                c.files.load(Ordering::Relaxed),
-                recs,
-                recs as f64 / t0.elapsed().as_secs_f64().max(1e-3)
-            ));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        pb.finish_and_clear();
-    });
-    Some((Bar { done }, handle))
-}
-
-/// Files and folders → the files to read, folders walked recursively in
-/// name order. A missing explicit input ends the replay; an unreadable
-/// folder entry is reported and skipped.
-fn expand(
-    inputs: &[PathBuf],
-    on_error: &(dyn Fn(InputError) + Sync),
-    c: &ReplayCounters,
-) -> Result<Vec<(PathBuf, u64)>, SourceError> {
-    let mut out = Vec::new();
-    for p in inputs {
-        // A missing input is bad input, not the end of the replay: the
-        // rest of the evidence is still read and the exit status says so.
-        let md = match std::fs::metadata(p) {
-            Ok(md) => md,
-            Err(e) => {
-                c.errors.fetch_add(1, Ordering::Relaxed);
-                on_error(InputError {
-                    file: p.display().to_string(),
-                    location: "file".into(),
-                    message: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        if md.is_dir() {
-            walk(p, &mut out, on_error);
-        } else {
-            out.push((p.clone(), md.len()));
-        }
-    }
-    c.files.store(out.len() as u64, Ordering::Relaxed);
-    c.bytes_total
-        .store(out.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>, on_error: &(dyn Fn(InputError) + Sync)) {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => {
-            on_error(InputError {
-                file: dir.display().to_string(),
-                location: "folder".into(),
-                message: e.to_string(),
-            });
-            return;
-        }
-    };
-    let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        match std::fs::metadata(&p) {
-            Ok(md) if md.is_dir() => walk(&p, out, on_error),
-            Ok(md) => {
-                let ext = p
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .map(str::to_ascii_lowercase);
-                if ext.is_some_and(|e| FOLDER_EXTENSIONS.contains(&e.as_str())) {
-                    out.push((p, md.len()));
-                }
-            }
-            Err(e) => on_error(InputError {
-                file: p.display().to_string(),
-                location: "file".into(),
-                message: e.to_string(),
-            }),
-        }
     }
 }
 
@@ -519,15 +357,13 @@ fn decode_file_inner(
         });
     };
     let mut out = FileOut::default();
-    let mut f = match File::open(path) {
+    let f = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
             report("file".into(), format!("cannot open: {e}"));
             return out;
         }
     };
-    let mut head = [0u8; 8];
-    let n = read_head(&mut f, &mut head);
     let mut batch = Vec::new();
     let mut seq = 0u64;
     let mut clock = None;
@@ -553,39 +389,19 @@ fn decode_file_inner(
         added.fetch_add(n, Ordering::Relaxed);
         c.bytes.fetch_add(n, Ordering::Relaxed);
     };
-    match sniff(&head[..n]) {
-        Some(Format::Evtx) => {
-            let on_chunk = |records: u64| {
-                c.records.fetch_add(records, Ordering::Relaxed);
-                add(65536);
-            };
-            match super::evtx::decode(f, &mut sink, &on_chunk) {
-                Ok(s) => tracing::debug!(file = %name, records = s.records, rendered = s.rendered,
-                    chunks_skipped = s.chunks_skipped, "evtx done"),
-                Err(e) => report("file".into(), e.to_string()),
-            }
-        }
-        Some(Format::Zip) => {
-            match jsonlog::decode_zip(BufReader::new(f), &opts.zip, &mut sink, &add) {
-                Ok(s) => {
-                    c.records.fetch_add(s.records, Ordering::Relaxed);
-                }
-                Err(e) => report("file".into(), e.to_string()),
-            }
-        }
-        Some(Format::JsonLines) => {
-            match jsonlog::decode_lines(BufReader::with_capacity(256 << 10, f), "", &mut sink, &add)
-            {
-                Ok(n) => {
-                    c.records.fetch_add(n, Ordering::Relaxed);
-                }
-                Err((line, e)) => report(format!("line {line}"), format!("unreadable: {e}")),
-            }
-        }
-        None => report(
-            "file".into(),
-            "unknown format: not EVTX, zip or JSON lines".into(),
-        ),
+    let on_records = |n: u64| {
+        c.records.fetch_add(n, Ordering::Relaxed);
+    };
+    let mut cx = Cx {
+        sink: &mut sink,
+        on_records: &on_records,
+        on_bytes: &add,
+        zip: &opts.zip,
+        depth: 0,
+    };
+    match format::decode(Payload::File(BufReader::new(f)), &mut cx) {
+        Ok(name) => tracing::debug!(file = %path.display(), format = name, "decoded"),
+        Err(message) => report("file".into(), message),
     }
     push(&mut batch);
     let added = added.load(Ordering::Relaxed);
@@ -595,18 +411,4 @@ fn decode_file_inner(
         c.bytes.fetch_sub(added - size, Ordering::Relaxed);
     }
     out
-}
-
-fn read_head(f: &mut File, head: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(_) => break,
-        }
-    }
-    use std::io::Seek;
-    let _ = f.seek(std::io::SeekFrom::Start(0));
-    n
 }

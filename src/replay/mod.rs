@@ -13,45 +13,61 @@ pub mod evtx;
 // Public only for the `evtx_template` fuzz target; not an API.
 #[doc(hidden)]
 pub mod evtx_template;
+mod format;
 pub mod jsonlog;
 mod order;
+mod walk;
 pub mod winlog;
+pub mod zip;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use self::evidence::{EvidenceSource, ReplayOptions};
+use std::sync::Arc;
+
+use self::evidence::{EvidenceSource, ReplayCounters, ReplayOptions};
 use crate::source::lines::{read_line, Line};
 use crate::source::native::NativeFile;
 use crate::source::Source;
 
-/// Sources for the given paths: native recordings one each, all other
-/// evidence in one ordered source.
-pub fn open(paths: &[PathBuf]) -> Vec<Box<dyn Source>> {
-    open_with(
-        paths,
-        ReplayOptions {
-            summary: true,
-            ..ReplayOptions::default()
-        },
-    )
+/// What [`open`] made of the replay's arguments.
+pub struct Opened {
+    /// The sources to run (native recordings one each, all other evidence
+    /// in one ordered source).
+    pub sources: Vec<Box<dyn Source>>,
+    /// The evidence source's counters, for a progress display and the
+    /// final `replay read …` figures (`None` when all inputs are native).
+    pub counters: Option<Arc<ReplayCounters>>,
 }
 
-/// [`open`] with evidence options (zip limits, progress bar).
-pub fn open_with(paths: &[PathBuf], opts: ReplayOptions) -> Vec<Box<dyn Source>> {
-    let mut out: Vec<Box<dyn Source>> = Vec::new();
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.sources.iter().map(|s| s.name()).collect();
+        f.debug_struct("Opened")
+            .field("sources", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sources for the given paths: native recordings one each, all other
+/// evidence in one ordered source.
+pub fn open(paths: &[PathBuf], opts: ReplayOptions) -> Opened {
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
     let mut evidence = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" || is_native(p) {
-            out.push(Box::new(NativeFile::new(p.clone())));
+            sources.push(Box::new(NativeFile::new(p.clone())));
         } else {
             evidence.push(p.clone());
         }
     }
+    let mut counters = None;
     if !evidence.is_empty() {
-        out.push(Box::new(EvidenceSource::new(evidence, opts)));
+        let src = EvidenceSource::new(evidence, opts);
+        counters = Some(src.counters());
+        sources.push(Box::new(src));
     }
-    out
+    Opened { sources, counters }
 }
 
 /// True for a file whose first well-formed record is a wsmwatch event (`kind` and

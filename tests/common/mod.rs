@@ -32,7 +32,6 @@ pub fn evidence_events(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec
     let mut src = EvidenceSource::new(
         paths,
         ReplayOptions {
-            progress: Some(false),
             ..ReplayOptions::default()
         },
     );
