@@ -9,14 +9,12 @@
 //!
 //! Linux only: the checks read `/proc`, and the source scan needs to run on
 //! one platform only (CI's Linux job), not again under Wine.
-#![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::bin;
+use crate::util::bin;
 
 /// Runs the binary under `umask 000`, so a mode it gets right is its own
 /// doing, not the caller's umask.
@@ -346,10 +344,7 @@ fn unsafe_checker_catches_violations() {
     let split = "// SAFETY: fine\nlet len =\n    unsafe { f() } as usize;\n";
     assert!(unsafe_violations("src/live/windows/dos.rs", split).is_empty());
     let in_block = "// SAFETY: not for the loop body\nfor x in y {\n    unsafe { f() };\n";
-    assert_eq!(
-        unsafe_violations("src/live/linux.rs", in_block).len(),
-        1
-    );
+    assert_eq!(unsafe_violations("src/live/linux.rs", in_block).len(), 1);
     let undocumented = "let x = 1;\nlet y = unsafe { f() };\n";
     assert!(unsafe_violations("src/live/linux.rs", undocumented)[0].contains("SAFETY"));
     let not_code = "// unsafe { in a comment }\nlet s = \"unsafe {\";\n#![forbid(unsafe_code)]\n";
