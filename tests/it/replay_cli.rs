@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-mod common;
-use common::bin;
+use crate::util::bin;
 
 fn datasets() -> Option<PathBuf> {
     let p = std::env::var_os("WSMWATCH_DATASETS")

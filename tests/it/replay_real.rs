@@ -27,8 +27,7 @@ fn dataset(rel: &str) -> Option<PathBuf> {
     }
 }
 
-mod common;
-use common::evidence_events as events;
+use crate::util::evidence_events as events;
 
 fn run(paths: Vec<PathBuf>) -> Vec<Alert> {
     let (evs, errors) = events(paths);
