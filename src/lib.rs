@@ -30,6 +30,13 @@
 //! );
 //! ```
 
+// The library never prints (the binary does) and has `unsafe` only at the
+// Windows FFI edge (`live/windows`, which allows it with a reason).
+#![deny(unsafe_code)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+// The public API is what is reachable and documented; the rest is crate-private.
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod detect;
 pub mod engine;
 pub mod event;

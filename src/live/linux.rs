@@ -49,7 +49,7 @@ use crate::source::{Emitter, Source, SourceError, StopToken};
 /// process twice (fork image, then exec image). This only delays fork-only
 /// processes (and never past their first child or their exit), never an
 /// exec'd one.
-pub const FORK_GRACE: Duration = Duration::from_millis(100);
+pub(super) const FORK_GRACE: Duration = Duration::from_millis(100);
 /// The longest the loop sleeps, which bounds how late a stop is honoured.
 const POLL_SLICE: Duration = Duration::from_millis(50);
 /// Messages read per wake-up before pending forks and the stop are checked.

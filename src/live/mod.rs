@@ -50,6 +50,10 @@ pub mod etw;
 pub mod proc_connector;
 
 #[cfg(windows)]
+#[allow(
+    unsafe_code,
+    reason = "the FFI edge: ETW, NtQuerySystemInformation and console calls; each block has a SAFETY line"
+)]
 mod windows;
 #[cfg(windows)]
 pub use self::windows::{dos_device_map, LiveSource};

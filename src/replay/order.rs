@@ -61,7 +61,7 @@ struct Run {
 
 /// Errors of the spill files (our own temp files, not the evidence).
 #[derive(Debug, thiserror::Error)]
-pub enum OrderError {
+pub(super) enum OrderError {
     /// Writing or reading a spill file failed.
     #[error("spill file {path}: {source}")]
     Spill {
@@ -96,7 +96,7 @@ impl std::fmt::Debug for Orderer {
 impl Orderer {
     /// Holds at most about `max_in_memory` events before spilling to
     /// `spill_dir` (the system temp folder when `None`).
-    pub fn new(max_in_memory: usize, spill_dir: Option<PathBuf>) -> Self {
+    pub(super) fn new(max_in_memory: usize, spill_dir: Option<PathBuf>) -> Self {
         Orderer {
             max_in_memory: max_in_memory.max(1),
             spill_dir,
@@ -110,12 +110,12 @@ impl Orderer {
     }
 
     /// Events written to spill files so far.
-    pub fn spilled(&self) -> u64 {
+    pub(super) fn spilled(&self) -> u64 {
         self.spilled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Adds a batch; spills when the buffer is full.
-    pub fn push(&self, batch: &mut Vec<(Clock, Entry)>) {
+    pub(super) fn push(&self, batch: &mut Vec<(Clock, Entry)>) {
         let full = {
             let mut b = self.buf.lock().unwrap_or_else(|p| p.into_inner());
             b.append(batch);
@@ -209,7 +209,7 @@ impl Orderer {
 
     /// Merges everything, shifting each host-local run by its host's
     /// offset (seconds east of UTC; hosts without one stay as they are).
-    pub fn finish(self, offsets: &HashMap<String, i64>) -> Merge {
+    pub(super) fn finish(self, offsets: &HashMap<String, i64>) -> Merge {
         let mut runs = self.runs.into_inner().unwrap_or_else(|p| p.into_inner());
         let rest = self.buf.into_inner().unwrap_or_else(|p| p.into_inner());
         // One run per clock; the entries move into their run, uncopied.
