@@ -20,7 +20,7 @@ use wsmwatch::engine::{Engine, EngineConfig};
 use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
 use wsmwatch::replay::evidence::ReplayOptions;
-use wsmwatch::replay::zip::ZipLimits;
+use wsmwatch::replay::ZipLimits;
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, StopToken};

@@ -46,7 +46,7 @@ impl Default for LiveConfig {
     }
 }
 
-pub mod etw;
+decoder_mod!(etw);
 pub mod proc_connector;
 
 #[cfg(windows)]

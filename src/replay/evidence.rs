@@ -22,11 +22,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::format::ZipLimits;
 use super::format::{self, Cx, Payload};
 use super::order::{Clock, Entry, Merge, Orderer};
 use super::walk::expand;
 use super::winlog::{Item, Mapped, TimeBasis};
-use super::zip::ZipLimits;
 use crate::event::{EventKind, ProcessEvent, Timestamp};
 use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
 

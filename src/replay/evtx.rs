@@ -42,6 +42,7 @@ const BATCH_CHUNKS: usize = 64;
 /// Why an EVTX file could not be read at all (bad chunks and records are
 /// reported as [`Item::Bad`] instead, and reading goes on).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvtxFileError {
     /// The file could not be read.
     #[error("cannot read: {0}")]

@@ -6,11 +6,35 @@
 //! container members all go through [`decode`], so a new format is one new
 //! file plus one line in [`FORMATS`] — never an extension table.
 
+// Streams and in-memory inputs are what containers produce.
+#![cfg_attr(not(feature = "zip"), allow(dead_code))]
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read, Seek};
 
 use super::winlog::Item;
-use super::zip::ZipLimits;
+
+/// Limits on what a `.zip` member may expand to (zip-bomb guard).
+#[derive(Clone, Copy, Debug)]
+pub struct ZipLimits {
+    /// Largest decompressed member, in bytes.
+    pub max_member_bytes: u64,
+    /// Largest decompressed/compressed ratio. Log JSON compresses about
+    /// 20–30×, EVTX 10–20×; deflate's own ceiling is about 1032×.
+    pub max_ratio: u64,
+    /// Largest `.evtx` member, which is read into memory to be parsed.
+    pub max_evtx_member_bytes: u64,
+}
+
+impl Default for ZipLimits {
+    fn default() -> Self {
+        ZipLimits {
+            max_member_bytes: 16 << 30,
+            max_ratio: 200,
+            max_evtx_member_bytes: 2 << 30,
+        }
+    }
+}
 
 /// How many leading bytes [`Format::sniff`] is shown (fewer at end of input).
 pub(crate) const HEAD: usize = 512;
@@ -145,7 +169,9 @@ pub(crate) trait Format: Sync {
 
 /// Every format replay reads, in sniffing order.
 pub(crate) const FORMATS: &[&dyn Format] = &[
+    #[cfg(feature = "evtx")]
     &super::evtx::Evtx,
+    #[cfg(feature = "zip")]
     &super::zip::Zip,
     &super::jsonlog::JsonLines,
 ];

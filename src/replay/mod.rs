@@ -9,16 +9,25 @@
 //! timing.
 
 pub mod evidence;
-pub mod evtx;
-// Public only for the `evtx_template` fuzz target; not an API.
-#[doc(hidden)]
-pub mod evtx_template;
+decoder_mod!(
+    #[cfg(feature = "evtx")]
+    evtx
+);
+decoder_mod!(
+    #[cfg(feature = "evtx")]
+    evtx_template
+);
 mod format;
-pub mod jsonlog;
+decoder_mod!(jsonlog);
 mod order;
 mod walk;
-pub mod winlog;
-pub mod zip;
+decoder_mod!(winlog);
+decoder_mod!(
+    #[cfg(feature = "zip")]
+    zip
+);
+
+pub use self::format::ZipLimits;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -331,6 +331,7 @@ pub enum Item {
 
 /// Why a wanted record could not be mapped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MapError {
     /// Neither the data nor the envelope gave a usable time.
     #[error("event {0}: no usable time (UtcTime/TimeCreated/EventTime)")]

@@ -4,30 +4,9 @@
 
 use std::io::{self, BufReader, Read, Seek};
 
+pub use super::format::ZipLimits;
 use super::format::{self, Cx, Format, Payload};
 use super::winlog::Item;
-
-/// Limits on what a `.zip` member may expand to (zip-bomb guard).
-#[derive(Clone, Copy, Debug)]
-pub struct ZipLimits {
-    /// Largest decompressed member, in bytes.
-    pub max_member_bytes: u64,
-    /// Largest decompressed/compressed ratio. Log JSON compresses about
-    /// 20–30×, EVTX 10–20×; deflate's own ceiling is about 1032×.
-    pub max_ratio: u64,
-    /// Largest `.evtx` member, which is read into memory to be parsed.
-    pub max_evtx_member_bytes: u64,
-}
-
-impl Default for ZipLimits {
-    fn default() -> Self {
-        ZipLimits {
-            max_member_bytes: 16 << 30,
-            max_ratio: 200,
-            max_evtx_member_bytes: 2 << 30,
-        }
-    }
-}
 
 /// A reader that fails once more than `limit` bytes came out of it.
 struct Capped<R> {
@@ -50,6 +29,7 @@ impl<R: Read> Read for Capped<R> {
 /// Why a zip could not be read at all (bad members are reported as
 /// [`Item::Bad`] instead, and the next member is read).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ZipFileError {
     /// No readable central directory.
     #[error("not a readable zip: {0}")]

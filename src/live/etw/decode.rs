@@ -104,6 +104,7 @@ impl EventHeaderInfo {
 /// A malformed payload. Carries where decoding stopped so the caller can
 /// count it and log one precise line; never fatal for the session.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// A fixed-size field runs past the end of the payload.
     #[error(

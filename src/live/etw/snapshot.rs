@@ -30,6 +30,7 @@ pub struct SnapshotProcess {
 
 /// Why a snapshot buffer could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SnapshotError {
     /// An entry runs past the end of the buffer.
     #[error(

@@ -2,5 +2,5 @@
 //! connector messages (`cn_proc`) and the `/proc` parsers, compiled and
 //! tested on every platform. The socket and loop are in `live/linux.rs`.
 
-pub mod cn_proc;
+decoder_mod!(cn_proc);
 pub mod procfs;
