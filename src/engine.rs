@@ -96,10 +96,7 @@ impl Engine {
                     {
                         self.stats.unresolved_parents += 1;
                     }
-                    let mut cx = Context {
-                        table: &mut self.table,
-                        alerts,
-                    };
+                    let mut cx = Context::new(&mut self.table, alerts);
                     for d in &mut self.detectors {
                         d.on_start(&mut cx, p, ev);
                     }
@@ -115,10 +112,7 @@ impl Engine {
             EventKind::Stop => match self.table.stop(ev) {
                 Stop::Exited(p) => {
                     self.stats.stops += 1;
-                    let mut cx = Context {
-                        table: &mut self.table,
-                        alerts,
-                    };
+                    let mut cx = Context::new(&mut self.table, alerts);
                     for d in &mut self.detectors {
                         d.on_stop(&mut cx, p, ev);
                     }

@@ -12,7 +12,7 @@
 
 use super::rules::WSMPROVHOST_MASQUERADE;
 use super::{Context, Detector};
-use crate::detect::alert::{Action, Alert, Severity};
+use crate::detect::alert::{Action, Severity};
 use crate::event::{image_file_name, image_is, ProcessEvent};
 use crate::table::ProcRef;
 
@@ -127,21 +127,10 @@ impl Masquerade {
         } else {
             None
         };
-        let alert = Alert {
-            timestamp: ev.time,
-            action,
-            severity: Severity::Critical,
-            rule: &WSMPROVHOST_MASQUERADE,
-            message,
-            host: cx.host(p),
-            process: cx.facts(p, Some(ev)),
-            parent: cx.parent_facts(p, ev),
-            creator,
-            session: None,
-            ancestry: cx.ancestry(p),
-            origin: ev.origin,
-        };
-        cx.alerts.push(alert);
+        let mut alert = cx.alert(p, ev, &WSMPROVHOST_MASQUERADE, action, Severity::Critical);
+        alert.message = message;
+        alert.creator = creator;
+        cx.raise(alert);
     }
 }
 
@@ -159,7 +148,7 @@ impl Detector for Masquerade {
             }
             return;
         }
-        let parent = cx.table.parent(p).and_then(|pp| cx.table.get(pp));
+        let parent = cx.table().parent(p).and_then(|pp| cx.table().get(pp));
         if let Some(par) = parent {
             if !image_is(&par.image, "svchost.exe") {
                 let msg = format!(

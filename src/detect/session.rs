@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::rules::SessionRule;
 use super::{Context, Detector};
-use crate::detect::alert::{fmt_pid, Action, Alert, Rule, SessionFacts, Severity};
+use crate::detect::alert::{fmt_pid, Action, Rule, SessionFacts, Severity};
 use crate::event::{image_file_name, ProcessEvent, Timestamp};
 use crate::table::ProcRef;
 
@@ -87,7 +87,7 @@ impl RemoteSessions {
     ) -> u32 {
         let id = self.next;
         self.next = self.next.wrapping_add(1).max(1);
-        let (pid, start) = match cx.table.get(host) {
+        let (pid, start) = match cx.table().get(host) {
             Some(p) => (p.pid(), p.created()),
             None => (None, None),
         };
@@ -96,7 +96,7 @@ impl RemoteSessions {
             (Some(pid), None) => format!("{pid}@unknown"),
             (None, _) => format!("?@{}", start.unwrap_or_default()),
         };
-        cx.table.set_session(host, id);
+        cx.set_session(host, id);
         self.opened.push_back(id);
         while self.sessions.len() >= MAX_SESSIONS {
             match self.opened.pop_front() {
@@ -130,10 +130,10 @@ impl RemoteSessions {
         p: ProcRef,
         ev: &ProcessEvent,
     ) {
-        let process = cx.facts(p, Some(ev));
-        let parent = cx.parent_facts(p, ev);
+        let mut alert = cx.alert(p, ev, s.rule, action, severity);
+        let (process, parent) = (&alert.process, &alert.parent);
         let session = s.facts();
-        let message = match action {
+        alert.message = match action {
             Action::RemoteSessionStarted => format!(
                 "remote session started: {} (pid {}) under {}",
                 image_file_name(&process.image),
@@ -161,25 +161,11 @@ impl RemoteSessions {
                 s.processes
             ),
         };
-        let timestamp = match (action, s.end) {
-            (Action::RemoteSessionEnded, Some(end)) => end,
-            _ => ev.time,
-        };
-        let alert = Alert {
-            timestamp,
-            action,
-            severity,
-            rule: s.rule,
-            message,
-            host: cx.host(p),
-            parent,
-            creator: None,
-            session: Some(session),
-            ancestry: cx.ancestry(p),
-            origin: ev.origin,
-            process,
-        };
-        cx.alerts.push(alert);
+        if let (Action::RemoteSessionEnded, Some(end)) = (action, s.end) {
+            alert.timestamp = end;
+        }
+        alert.session = Some(session);
+        cx.raise(alert);
     }
 }
 
@@ -193,7 +179,7 @@ impl Detector for RemoteSessions {
         let hit = self
             .rules
             .iter()
-            .find(|r| (r.is_host)(cx.table, p, ev))
+            .find(|r| (r.is_host)(cx.table(), p, ev))
             .map(|r| r.rule);
         if let Some(rule) = hit {
             let (found, action) = if ev.origin.is_preexisting() {
@@ -205,18 +191,18 @@ impl Detector for RemoteSessions {
             Self::alert(cx, &self.sessions[&id], action, Severity::High, p, ev);
             return;
         }
-        let mut tag = cx.table.get(p).map_or(0, |e| e.session);
+        let mut tag = cx.table().get(p).map_or(0, |e| e.session);
         if tag == 0 {
             // A parent known only by the log's hint that names a session
             // host: the log began mid-session.
-            if let Some(pp) = cx.table.parent(p) {
-                let parent = cx.table.get(pp);
+            if let Some(pp) = cx.table().parent(p) {
+                let parent = cx.table().get(pp);
                 if let Some(par) = parent.filter(|e| e.placeholder && e.session == 0) {
                     let image = par.image.clone();
                     if let Some(r) = self.rules.iter().find(|r| (r.host_by_name)(&image)) {
                         let rule = r.rule;
                         tag = self.open(cx, rule, pp, "inferred_from_child");
-                        cx.table.set_session(p, tag);
+                        cx.set_session(p, tag);
                     }
                 }
             }
@@ -238,7 +224,7 @@ impl Detector for RemoteSessions {
     }
 
     fn on_stop(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
-        let tag = cx.table.get(p).map_or(0, |e| e.session);
+        let tag = cx.table().get(p).map_or(0, |e| e.session);
         let Some(s) = self.sessions.get_mut(&tag) else {
             return;
         };
@@ -246,7 +232,7 @@ impl Detector for RemoteSessions {
             return;
         }
         s.end = Some(
-            cx.table
+            cx.table()
                 .get(p)
                 .and_then(|e| e.exit_time())
                 .unwrap_or(ev.time),
