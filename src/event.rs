@@ -149,6 +149,49 @@ impl ProcessKey {
     }
 }
 
+/// How precise an event's times are: each is the true instant truncated to
+/// this unit. Security 4688/4689 exported with NXLog's `EventTime` keep whole
+/// seconds, Sysmon milliseconds, ETW 100 ns ticks. Matching two records of
+/// one process, or a stop to its start, allows for the coarser of the two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 100 ns (FILETIME): live ETW, EVTX `TimeCreated`.
+    #[default]
+    Tick,
+    /// Milliseconds: Sysmon `UtcTime`, ECS `@timestamp`.
+    Millisecond,
+    /// Whole seconds: NXLog `EventTime`, many text exports.
+    Second,
+}
+
+impl Precision {
+    /// The unit in 100 ns ticks.
+    pub fn ticks(self) -> u64 {
+        match self {
+            Precision::Tick => 1,
+            Precision::Millisecond => 10_000,
+            Precision::Second => Timestamp::TICKS_PER_SEC,
+        }
+    }
+
+    /// The coarsest unit `t` is a whole multiple of: what a reader that does
+    /// not know its source's precision can still tell from the value.
+    pub fn of(t: Timestamp) -> Precision {
+        if t.0 % Timestamp::TICKS_PER_SEC == 0 {
+            Precision::Second
+        } else if t.0 % 10_000 == 0 {
+            Precision::Millisecond
+        } else {
+            Precision::Tick
+        }
+    }
+
+    fn is_tick(&self) -> bool {
+        *self == Precision::Tick
+    }
+}
+
 /// One process start or stop, as every source reports it.
 ///
 /// Optional fields are omitted from JSON when absent. Times are FILETIME
@@ -208,6 +251,9 @@ pub struct ProcessEvent {
     /// Live, snapshot/rundown, or replay.
     #[serde(default)]
     pub origin: Origin,
+    /// How precise `time`, `create_time` and `exit_time` are.
+    #[serde(default, skip_serializing_if = "Precision::is_tick")]
+    pub precision: Precision,
 }
 
 impl ProcessEvent {
@@ -231,6 +277,7 @@ impl ProcessEvent {
             parent_image: None,
             host: None,
             origin: Origin::Live,
+            precision: Precision::Tick,
         }
     }
 

@@ -72,6 +72,6 @@ pub use detect::alert;
 
 pub use detect::alert::{Action, Alert, Severity};
 pub use engine::{Engine, EngineConfig, EngineStats};
-pub use event::{EventKind, Origin, ProcessEvent, ProcessKey, Timestamp};
+pub use event::{EventKind, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 pub mod pipeline;
 pub mod sink;

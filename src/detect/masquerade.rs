@@ -14,7 +14,7 @@ use super::rules::WSMPROVHOST_MASQUERADE;
 use super::{Context, Detector};
 use crate::detect::alert::{Action, Severity};
 use crate::event::{image_file_name, image_is, ProcessEvent};
-use crate::table::ProcRef;
+use crate::table::{Improvement, ProcRef};
 
 const NAME: &str = "wsmprovhost.exe";
 
@@ -113,6 +113,20 @@ pub fn is_lookalike(name: &str) -> bool {
 }
 
 impl Masquerade {
+    /// `wsmprovhost.exe` under anything but `svchost.exe`.
+    fn check_parent(cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
+        let parent = cx.table().parent(p).and_then(|pp| cx.table().get(pp));
+        if let Some(par) = parent {
+            if !image_is(&par.image, "svchost.exe") {
+                let msg = format!(
+                    "{NAME} started by {} instead of svchost.exe",
+                    par.file_name()
+                );
+                Self::raise(cx, p, ev, Action::UnexpectedParent, msg, false);
+            }
+        }
+    }
+
     fn raise(
         cx: &mut Context<'_>,
         p: ProcRef,
@@ -139,6 +153,19 @@ impl Detector for Masquerade {
         "masquerade"
     }
 
+    fn on_update(
+        &mut self,
+        cx: &mut Context<'_>,
+        p: ProcRef,
+        ev: &ProcessEvent,
+        what: Improvement,
+    ) {
+        // Its parent was unknown when it started, so it was not judged.
+        if what == Improvement::ParentResolved && image_is(&ev.image, NAME) {
+            Self::check_parent(cx, p, ev);
+        }
+    }
+
     fn on_start(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
         let name = image_file_name(&ev.image);
         if !name.eq_ignore_ascii_case(NAME) {
@@ -148,16 +175,7 @@ impl Detector for Masquerade {
             }
             return;
         }
-        let parent = cx.table().parent(p).and_then(|pp| cx.table().get(pp));
-        if let Some(par) = parent {
-            if !image_is(&par.image, "svchost.exe") {
-                let msg = format!(
-                    "{NAME} started by {} instead of svchost.exe",
-                    par.file_name()
-                );
-                Self::raise(cx, p, ev, Action::UnexpectedParent, msg, false);
-            }
-        }
+        Self::check_parent(cx, p, ev);
         if !in_system_dir(&ev.image) {
             let msg = format!("{NAME} runs from {:?}, not \\Windows\\System32", ev.image);
             Self::raise(cx, p, ev, Action::UnexpectedPath, msg, false);

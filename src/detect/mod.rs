@@ -6,7 +6,7 @@
 
 use crate::detect::alert::{Action, Alert, Ancestor, ProcessFacts, Rule, Severity};
 use crate::event::{ProcessEvent, ProcessKey};
-use crate::table::{ProcRef, ProcessTable};
+use crate::table::{Improvement, ProcRef, ProcessTable};
 
 pub mod alert;
 pub mod masquerade;
@@ -25,6 +25,20 @@ pub trait Detector: Send {
 
     /// A process exited (first report only).
     fn on_stop(&mut self, _cx: &mut Context<'_>, _p: ProcRef, _ev: &ProcessEvent) {}
+
+    /// A known process changed in a way rules care about: a later record
+    /// resolved its parent or refined its creation time. `ev` is that
+    /// record, or (for a child linked when its parent arrived) the child as
+    /// the table knows it. A rule raises here only what it could not judge
+    /// before, so nothing is reported twice.
+    fn on_update(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _p: ProcRef,
+        _ev: &ProcessEvent,
+        _what: Improvement,
+    ) {
+    }
 }
 
 /// What a detector may touch while handling one event: the lineage table

@@ -14,7 +14,7 @@ use super::rules::SessionRule;
 use super::{Context, Detector};
 use crate::detect::alert::{fmt_pid, Action, Rule, SessionFacts, Severity};
 use crate::event::{image_file_name, ProcessEvent, Timestamp};
-use crate::table::ProcRef;
+use crate::table::{Improvement, ProcRef};
 
 /// Ended sessions kept so late-arriving children still attribute.
 const ENDED_KEPT: usize = 4096;
@@ -87,15 +87,7 @@ impl RemoteSessions {
     ) -> u32 {
         let id = self.next;
         self.next = self.next.wrapping_add(1).max(1);
-        let (pid, start) = match cx.table().get(host) {
-            Some(p) => (p.pid(), p.created()),
-            None => (None, None),
-        };
-        let sid = match (pid, start) {
-            (Some(pid), Some(t)) => format!("{pid}@{t}"),
-            (Some(pid), None) => format!("{pid}@unknown"),
-            (None, _) => format!("?@{}", start.unwrap_or_default()),
-        };
+        let (pid, start, sid) = Self::identity(cx, host);
         cx.set_session(host, id);
         self.opened.push_back(id);
         while self.sessions.len() >= MAX_SESSIONS {
@@ -120,6 +112,42 @@ impl RemoteSessions {
             },
         );
         id
+    }
+
+    /// A session host's pid, start and session id (`pid@start`).
+    fn identity(cx: &Context<'_>, host: ProcRef) -> (Option<u32>, Option<Timestamp>, String) {
+        let (pid, start) = match cx.table().get(host) {
+            Some(p) => (p.pid(), p.created()),
+            None => (None, None),
+        };
+        let sid = match (pid, start) {
+            (Some(pid), Some(t)) => format!("{pid}@{t}"),
+            (Some(pid), None) => format!("{pid}@unknown"),
+            (None, _) => format!("?@{}", start.unwrap_or_default()),
+        };
+        (pid, start, sid)
+    }
+
+    /// The open session `p` is the host of, if any.
+    fn hosted_by(&self, cx: &Context<'_>, p: ProcRef) -> Option<u32> {
+        let tag = cx.table().get(p).map_or(0, |e| e.session);
+        self.sessions
+            .get(&tag)
+            .filter(|s| s.host == p)
+            .map(|_| tag)
+    }
+
+    /// A better record of a session host arrived (its own start after a
+    /// placeholder, a finer creation time): the session keeps its tag, so
+    /// its processes stay counted, and takes the host's new identity.
+    fn refresh(&mut self, cx: &Context<'_>, tag: u32) -> Option<&Session> {
+        let host = self.sessions.get(&tag)?.host;
+        let (pid, start, sid) = Self::identity(cx, host);
+        let s = self.sessions.get_mut(&tag)?;
+        s.pid = pid;
+        s.start = start;
+        s.id = sid;
+        Some(s)
     }
 
     fn alert(
@@ -175,6 +203,19 @@ impl Detector for RemoteSessions {
     }
 
     fn on_start(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
+        // The host of a session opened from a child's hint, now seen
+        // starting itself: the same session, now with a known start.
+        if let Some(tag) = self.hosted_by(cx, p) {
+            if let Some(s) = self.refresh(cx, tag) {
+                if !ev.origin.is_preexisting() && s.found == "inferred_from_child" {
+                    let s = self.sessions.get_mut(&tag).expect("refreshed above");
+                    s.found = "started";
+                    let s = &self.sessions[&tag];
+                    Self::alert(cx, s, Action::RemoteSessionStarted, Severity::High, p, ev);
+                }
+            }
+            return;
+        }
         // A new session host?
         let hit = self
             .rules
@@ -220,6 +261,26 @@ impl Detector for RemoteSessions {
                 p,
                 ev,
             );
+        }
+    }
+
+    fn on_update(
+        &mut self,
+        cx: &mut Context<'_>,
+        p: ProcRef,
+        ev: &ProcessEvent,
+        what: Improvement,
+    ) {
+        match what {
+            // Seen with its parent for the first time: judged as if new
+            // (a session host opens its session; a child in a session is
+            // activity). It had no session before, so nothing repeats.
+            Improvement::ParentResolved => self.on_start(cx, p, ev),
+            Improvement::TimeRefined => {
+                if let Some(tag) = self.hosted_by(cx, p) {
+                    self.refresh(cx, tag);
+                }
+            }
         }
     }
 

@@ -288,7 +288,7 @@ fn write_run(path: &Path, v: &[(Clock, Entry)]) -> std::io::Result<()> {
 /// Only this process reads it back, so it has no versioning.
 mod codec {
     use super::Entry;
-    use crate::event::{EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
+    use crate::event::{EventKind, Guid, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 
     fn u32_(o: &mut Vec<u8>, v: u32) {
         o.extend_from_slice(&v.to_le_bytes());
@@ -369,6 +369,7 @@ mod codec {
             parent_image,
             host,
             origin,
+            precision,
         } = &e.event;
         o.push(match kind {
             EventKind::Start => 0,
@@ -394,6 +395,11 @@ mod codec {
             Origin::Snapshot => 1,
             Origin::Rundown => 2,
             Origin::Replay => 3,
+        });
+        o.push(match precision {
+            Precision::Tick => 0,
+            Precision::Millisecond => 1,
+            Precision::Second => 2,
         });
     }
 
@@ -481,6 +487,11 @@ mod codec {
                 1 => Origin::Snapshot,
                 2 => Origin::Rundown,
                 _ => Origin::Replay,
+            },
+            precision: match r.u8()? {
+                0 => Precision::Tick,
+                1 => Precision::Millisecond,
+                _ => Precision::Second,
             },
         };
         Some(Entry {
@@ -613,6 +624,7 @@ mod tests {
         e.event.parent_image = Some("p.exe".into());
         e.event.host = Some("h".into());
         e.event.origin = Origin::Replay;
+        e.event.precision = crate::event::Precision::Second;
         let mut b = Vec::new();
         codec::encode(&e, &mut b);
         let back = codec::decode(&b).unwrap();

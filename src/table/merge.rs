@@ -2,7 +2,7 @@
 //! rundown): finding the record already in the table and filling in what
 //! the new one adds.
 
-use super::{HostId, ProcRef, ProcessTable, Start, NIL, NO_PID};
+use super::{pid_of_parent, HostId, Improvement, ProcRef, ProcessTable, Start, ALIVE, NIL, NO_PID};
 use crate::event::{image_file_name, ProcessEvent, ProcessKey, Timestamp};
 
 /// Two records of one process from different channels (Sysmon 1 and
@@ -50,6 +50,14 @@ impl ProcessTable {
         // any name is compared.
         let same = |idx: u32| -> bool {
             let p = self.slots.at(idx);
+            // A process that had already exited when this one was created
+            // is an earlier incarnation of a reused pid, not this one.
+            if p.exit != ALIVE && !p.implied_exit {
+                let slack = p.precision.max(ev.precision).ticks() - 1;
+                if p.exit.0 + slack < create.0 {
+                    return false;
+                }
+            }
             if !p.placeholder {
                 // The first key of the same kind decides: the primary (most
                 // cases, no side-map lookup), else the alternate.
@@ -85,7 +93,7 @@ impl ProcessTable {
         }
         // One side has no pid: match a recent start of the same parent and
         // image (a pid-less one, when this one has a pid).
-        let ppid = ev.ppid.unwrap_or(NO_PID);
+        let ppid = pid_of_parent(ev).unwrap_or(NO_PID);
         self.recent.iter().rev().find_map(|&(h, pp, r, _)| {
             let p = self.get(r)?;
             (h == host && pp == ppid && (pid == NO_PID || p.pid == NO_PID) && same(r.idx))
@@ -123,10 +131,19 @@ impl ProcessTable {
         if let Some(par) = parent {
             p.parent = par;
         }
+        let inherit = parent.filter(|_| p.session == 0);
+        let mut refined = false;
         if was_placeholder {
             p.placeholder = false;
             p.create_time = create;
             p.origin = ev.origin;
+            p.precision = ev.precision;
+        } else if ev.precision < p.precision && p.create_time.abs_diff(create) < p.precision.ticks() + Timestamp::TICKS_PER_SEC {
+            // A finer view of the same creation (Sysmon's milliseconds
+            // after 4688's whole second): keep the finer time.
+            p.create_time = create;
+            p.precision = ev.precision;
+            refined = true;
         }
         let new_pid = match ev.pid {
             Some(pid) if p.pid == NO_PID => {
@@ -135,6 +152,10 @@ impl ProcessTable {
             }
             _ => false,
         };
+        if let Some(tag) = inherit.and_then(|par| self.get(par).map(|e| e.session)) {
+            self.slots.at_mut(r.idx).session = tag;
+        }
+        let p = self.slots.at_mut(r.idx);
         if needs_alt {
             p.has_alt = true;
             self.alt_keys.insert(r.idx, key);
@@ -149,8 +170,15 @@ impl ProcessTable {
             }
             self.link_pid(r.idx);
         }
+        if was_placeholder || new_pid {
+            self.adopt_orphans(r);
+        }
         if was_placeholder {
             Start::New(r)
+        } else if parent.is_some() {
+            Start::Improved(r, Improvement::ParentResolved)
+        } else if refined {
+            Start::Improved(r, Improvement::TimeRefined)
         } else {
             Start::Duplicate(r)
         }

@@ -30,6 +30,7 @@
 mod evict;
 mod lineage;
 mod merge;
+mod orphans;
 mod pid_chain;
 mod seq_index;
 mod slab;
@@ -44,7 +45,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use self::pid_chain::remove_if_slot;
 use self::seq_index::SeqIndex;
 use self::slab::Slab;
-use crate::event::{image_file_name, EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
+use crate::event::{
+    image_file_name, EventKind, Guid, Origin, Precision, ProcessEvent, ProcessKey, Timestamp,
+};
 
 const NIL: u32 = u32::MAX;
 const NO_PID: u32 = u32::MAX;
@@ -112,6 +115,8 @@ pub struct Process {
     pub placeholder: bool,
     implied_exit: bool,
     has_alt: bool,
+    /// How precise `create_time` is (a later, finer view refines it).
+    pub precision: Precision,
 }
 
 // The slab of these is the engine's working set: each byte added costs
@@ -148,6 +153,21 @@ pub enum Start {
     /// Another record of a process already in the table (second channel,
     /// snapshot + rundown); its missing fields were filled in.
     Duplicate(ProcRef),
+    /// Another record of a process already in the table that changed what
+    /// rules see: its parent is now known, or its creation time is finer.
+    /// Rules re-evaluate it ([`crate::detect::Detector::on_update`]).
+    Improved(ProcRef, Improvement),
+}
+
+/// What a later record of a known process changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Improvement {
+    /// The parent was unknown and is now resolved (a better view, or the
+    /// parent's own start arrived after the child's).
+    ParentResolved,
+    /// The creation time is now known more precisely.
+    TimeRefined,
 }
 
 /// The result of recording a stop.
@@ -217,6 +237,12 @@ pub struct ProcessTable {
     last_host: HostId,
     images: FxHashSet<Arc<str>>,
     clock: Timestamp,
+    /// A forward jump of the clock waiting to be confirmed (see `tick`).
+    jump: Option<(Timestamp, u32)>,
+    orphans: orphans::Orphans,
+    /// Children that found their parent when it arrived after them;
+    /// drained by the engine for re-evaluation.
+    relinked: Vec<ProcRef>,
     stats: TableStats,
 }
 
@@ -247,6 +273,9 @@ impl ProcessTable {
             last_host: 0,
             images: FxHashSet::default(),
             clock: Timestamp(0),
+            jump: None,
+            orphans: orphans::Orphans::default(),
+            relinked: Vec::new(),
             stats: TableStats::default(),
         };
         t.host_id_slow("");
@@ -339,7 +368,28 @@ impl ProcessTable {
 
     /// The incarnation of `pid` that was alive at `at`, if any.
     pub fn find(&self, host: HostId, pid: u32, at: Timestamp) -> Option<ProcRef> {
-        self.find_parent(host, Some(pid), None, at)
+        self.find_parent(host, Some(pid), None, at, at)
+    }
+
+    /// A process as a start event, from what the table keeps (no command
+    /// line or user): for rules that look at a process again later.
+    pub fn view(&self, r: ProcRef) -> Option<ProcessEvent> {
+        let p = self.get(r)?;
+        let host = self.host_name(p.host);
+        let mut ev = ProcessEvent::start(p.create_time, p.pid, NO_PID, p.image.to_string());
+        ev.pid = p.pid();
+        ev.ppid = self.parent(r).and_then(|pp| self.get(pp)).and_then(Process::pid);
+        ev.key = Some(p.key);
+        ev.origin = p.origin;
+        ev.precision = p.precision;
+        ev.host = (!host.is_empty()).then(|| host.to_owned());
+        Some(ev)
+    }
+
+    /// Children whose parent arrived after them and was just linked, for the
+    /// engine to show to the rules again.
+    pub fn take_relinked(&mut self) -> Vec<ProcRef> {
+        std::mem::take(&mut self.relinked)
     }
 
     /// Records a start (or an already-running process from a snapshot).
@@ -377,6 +427,7 @@ impl ProcessTable {
 
         let parent = self.resolve_parent(host, ev, create);
         let session = parent.and_then(|p| self.get(p)).map_or(0, |p| p.session);
+        let orphan = parent.is_none() && pid_of_parent(ev).is_some();
         let image = self.intern(&ev.image);
         let r = self.insert(Process {
             gen: 0,
@@ -394,7 +445,14 @@ impl ProcessTable {
             placeholder: false,
             implied_exit: false,
             has_alt: false,
+            precision: ev.precision,
         });
+        if orphan {
+            self.add_orphan(host, pid_of_parent(ev).unwrap_or(NO_PID), r);
+        }
+        if !self.orphans.is_empty() && pid != NO_PID {
+            self.adopt_orphans(r);
+        }
         let early = self.take_early_stop(host, pid, key, create);
         let late = early.is_some();
         if let Some(exit) = early {
@@ -407,7 +465,7 @@ impl ProcessTable {
             self.slots.at_mut(r.idx).exit = ev.time;
             self.bury(r.idx, r.gen);
         }
-        self.remember(host, ev.ppid.unwrap_or(NO_PID), r, pid == NO_PID);
+        self.remember(host, pid_of_parent(ev).unwrap_or(NO_PID), r, pid == NO_PID);
         if late {
             Start::NewExited(r)
         } else {
@@ -427,9 +485,11 @@ impl ProcessTable {
             let mut i = *self.by_pid.get(&(host, pid))?;
             while i != NIL {
                 let p = self.slots.at(i);
+                // A whole-second exit stamp may precede a sub-second
+                // creation stamp of the same process: allow for it.
                 let fits = match ev.create_time {
                     Some(c) => p.create_time == c || p.placeholder,
-                    None => p.create_time <= exit,
+                    None => p.create_time.0 <= exit.0 + (ev.precision.ticks() - 1),
                 };
                 if fits {
                     return Some(i);
@@ -479,4 +539,11 @@ impl ProcessTable {
         self.images.insert(a.clone());
         a
     }
+}
+
+/// The pid a start names as its parent: the reported parent, else the
+/// creator (Security 4688 names only the creator, which is the parent
+/// unless the parent was spoofed).
+pub(crate) fn pid_of_parent(ev: &ProcessEvent) -> Option<u32> {
+    ev.ppid.or(ev.creator_pid)
 }

@@ -51,7 +51,7 @@ use super::{
     EVENT_HEADER_FLAG_32_BIT_HEADER, EVENT_HEADER_FLAG_64_BIT_HEADER, EVENT_ID_PROCESS_RUNDOWN,
     EVENT_ID_PROCESS_START, EVENT_ID_PROCESS_STOP, KERNEL_PROCESS_PROVIDER,
 };
-use crate::event::{EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
+use crate::event::{EventKind, Guid, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 
 /// Highest ProcessStart version whose layout is known (Win11 26H1).
 pub const START_MAX_KNOWN_VERSION: u8 = 5;
@@ -495,6 +495,7 @@ pub fn to_process_event(record: KernelProcessRecord, header: &EventHeaderInfo) -
             parent_image: None,
             host: None,
             origin: Origin::Live,
+            precision: Precision::Tick,
         },
     }
 }
@@ -518,6 +519,7 @@ fn start_event(d: ProcessStartData, header: &EventHeaderInfo, origin: Origin) ->
         parent_image: None,
         host: None,
         origin,
+        precision: Precision::Tick,
     }
 }
 
