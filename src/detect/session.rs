@@ -131,10 +131,7 @@ impl RemoteSessions {
     /// The open session `p` is the host of, if any.
     fn hosted_by(&self, cx: &Context<'_>, p: ProcRef) -> Option<u32> {
         let tag = cx.table().get(p).map_or(0, |e| e.session);
-        self.sessions
-            .get(&tag)
-            .filter(|s| s.host == p)
-            .map(|_| tag)
+        self.sessions.get(&tag).filter(|s| s.host == p).map(|_| tag)
     }
 
     /// A better record of a session host arrived (its own start after a

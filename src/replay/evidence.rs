@@ -22,9 +22,10 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::coalesce::Coalesce;
 use super::format::ZipLimits;
 use super::format::{self, Cx, Payload};
-use super::order::{Clock, Entry, Merge, Orderer};
+use super::order::{Clock, Entry, Orderer};
 use super::walk::expand;
 use super::winlog::{Item, Mapped, TimeBasis};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
@@ -40,6 +41,10 @@ pub struct ReplayOptions {
     pub max_events_in_memory: usize,
     /// Where spilled runs go (`None`: the system temp folder).
     pub spill_dir: Option<PathBuf>,
+    /// Merge the records of one process found in several logs (Sysmon and
+    /// Security) into one before detection. Off only to see every record as
+    /// decoded (tests of the readers).
+    pub merge_views: bool,
 }
 
 impl Default for ReplayOptions {
@@ -48,6 +53,7 @@ impl Default for ReplayOptions {
             zip: ZipLimits::default(),
             max_events_in_memory: 100_000,
             spill_dir: None,
+            merge_views: true,
         }
     }
 }
@@ -220,14 +226,16 @@ impl Source for EvidenceSource {
     }
 }
 
-/// Decodes all files in parallel into the [`Orderer`], then merges.
+/// Decodes all files in parallel into the [`Orderer`], then merges them
+/// into one time-ordered stream in which each process's views are one
+/// record ([`Coalesce`]).
 fn decode_all(
     files: &[(PathBuf, u64)],
     opts: &ReplayOptions,
     c: &ReplayCounters,
     on_error: &(dyn Fn(InputError) + Sync),
     stop: &StopToken,
-) -> Merge {
+) -> Box<dyn Iterator<Item = ProcessEvent> + Send> {
     let orderer = Orderer::new(opts.max_events_in_memory, opts.spill_dir.clone());
     let outs: Vec<FileOut> = files
         .par_iter()
@@ -246,7 +254,12 @@ fn decode_all(
         tracing::info!(spilled, "process events spilled to disk for ordering");
     }
     let offsets = host_offsets(&outs);
-    orderer.finish(&offsets)
+    let merged = orderer.finish(&offsets);
+    if opts.merge_views {
+        Box::new(Coalesce::new(merged))
+    } else {
+        Box::new(merged)
+    }
 }
 
 /// One offset per host (lowercased): exact (Sysmon UtcTime beside

@@ -8,6 +8,7 @@
 //! files of the same host are interleaved by time rather than by thread
 //! timing.
 
+mod coalesce;
 pub mod evidence;
 decoder_mod!(
     #[cfg(feature = "evtx")]

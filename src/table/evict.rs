@@ -6,8 +6,6 @@ use crate::event::{ProcessKey, Timestamp};
 
 /// The largest forward step of the stream clock taken from one record.
 const MAX_STEP: u64 = 3600 * Timestamp::TICKS_PER_SEC;
-/// How many records must agree before a larger jump is taken.
-const JUMP_VOTES: u32 = 8;
 
 impl ProcessTable {
     /// The exit time of a stop that came before this start, if one matches:
@@ -39,24 +37,23 @@ impl ProcessTable {
     /// Advances the stream clock and evicts what aged out or overflowed.
     pub(super) fn tick(&mut self, now: Timestamp) {
         if now > self.clock {
-            // One absurd stamp (9999-12-31 in a 2024 log) must not evict
-            // everything for the rest of the run: a jump of more than an
-            // hour is taken only once several records agree with it.
+            // One absurd stamp (9999-12-31 in a 2024 recording) must not
+            // evict everything for the rest of the run: a jump of more than
+            // an hour is taken only when the next record jumps too (a log
+            // that resumes days later), and then only as far as the
+            // nearer of the two.
             if self.clock.0 == 0 || now.0 - self.clock.0 <= MAX_STEP {
                 self.clock = now;
                 self.jump = None;
             } else {
-                let votes = match self.jump {
-                    Some((t, n)) if now.0.abs_diff(t.0) <= MAX_STEP => n + 1,
-                    _ => 1,
-                };
-                if votes >= JUMP_VOTES {
-                    self.clock = now;
-                    self.jump = None;
-                } else {
-                    self.jump = Some((now, votes));
+                match self.jump.take() {
+                    Some(t) => self.clock = t.min(now),
+                    None => self.jump = Some(now),
                 }
             }
+        } else {
+            // A record back in range: the jump was an outlier.
+            self.jump = None;
         }
         let limit = self.clock.0.saturating_sub(self.config.tombstone_age);
         while self.early_stops.front().is_some_and(|s| s.exit.0 < limit) {

@@ -138,7 +138,9 @@ impl ProcessTable {
             p.create_time = create;
             p.origin = ev.origin;
             p.precision = ev.precision;
-        } else if ev.precision < p.precision && p.create_time.abs_diff(create) < p.precision.ticks() + Timestamp::TICKS_PER_SEC {
+        } else if ev.precision < p.precision
+            && p.create_time.abs_diff(create) < p.precision.ticks() + Timestamp::TICKS_PER_SEC
+        {
             // A finer view of the same creation (Sysmon's milliseconds
             // after 4688's whole second): keep the finer time.
             p.create_time = create;

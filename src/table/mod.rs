@@ -238,7 +238,7 @@ pub struct ProcessTable {
     images: FxHashSet<Arc<str>>,
     clock: Timestamp,
     /// A forward jump of the clock waiting to be confirmed (see `tick`).
-    jump: Option<(Timestamp, u32)>,
+    jump: Option<Timestamp>,
     orphans: orphans::Orphans,
     /// Children that found their parent when it arrived after them;
     /// drained by the engine for re-evaluation.
@@ -378,7 +378,10 @@ impl ProcessTable {
         let host = self.host_name(p.host);
         let mut ev = ProcessEvent::start(p.create_time, p.pid, NO_PID, p.image.to_string());
         ev.pid = p.pid();
-        ev.ppid = self.parent(r).and_then(|pp| self.get(pp)).and_then(Process::pid);
+        ev.ppid = self
+            .parent(r)
+            .and_then(|pp| self.get(pp))
+            .and_then(Process::pid);
         ev.key = Some(p.key);
         ev.origin = p.origin;
         ev.precision = p.precision;

@@ -260,6 +260,7 @@ fn spilling_to_disk_gives_the_same_stream_as_memory() {
         ReplayOptions {
             max_events_in_memory: 50,
             spill_dir: Some(spill_dir.path().to_owned()),
+            merge_views: false,
             ..ReplayOptions::default()
         },
     );

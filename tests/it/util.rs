@@ -27,7 +27,14 @@ pub fn bin() -> PathBuf {
 pub fn evidence_events(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec<String>) {
     use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
     let errors = std::sync::Mutex::new(Vec::new());
-    let mut src = EvidenceSource::new(paths, ReplayOptions::default());
+    // The readers' own output: every record, each process's views unmerged.
+    let mut src = EvidenceSource::new(
+        paths,
+        ReplayOptions {
+            merge_views: false,
+            ..ReplayOptions::default()
+        },
+    );
     let evs = src
         .collect(&|e| errors.lock().unwrap().push(e.to_string()))
         .unwrap();
