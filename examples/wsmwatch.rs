@@ -385,6 +385,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(c) = &replay_counters {
         // Decode, order and hand-off to the detector, end to end.
         eprintln!("wsmwatch: replay read {}", c.summary());
+        for w in c.warnings.lock().iter() {
+            eprintln!("wsmwatch: warning: {w}");
+        }
     }
     if let (Command::Live(_), false) = (&cli.command, outcome.source_errors.is_empty()) {
         // Live with a dead source is a failure, not a partial result; the

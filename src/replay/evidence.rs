@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use super::coalesce::Coalesce;
 use super::format::ZipLimits;
 use super::format::{self, Cx, Payload};
-use super::order::{Clock, Entry, Orderer};
+use super::order::{Clock, Entry, Offsets, Orderer};
 use super::walk::expand;
 use super::winlog::{Item, Mapped, TimeBasis};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
@@ -81,6 +81,9 @@ pub struct ReplayCounters {
     /// Set when every file is decoded and only the ordered hand-off is
     /// left (a progress display stops here).
     pub decoded: AtomicBool,
+    /// Things the user should know that are not bad input (a host whose
+    /// local times could not be put in UTC exactly), once each.
+    pub warnings: parking_lot::Mutex<Vec<String>>,
 }
 
 /// The final figures of a replay.
@@ -151,11 +154,11 @@ pub struct EvidenceSource {
     counters: Arc<ReplayCounters>,
 }
 
-/// One file's host offsets (host, seconds east, exact); its events went to
-/// the [`Orderer`].
+/// One file's host offsets (host, seconds east, exact, host-local time
+/// seen); its events went to the [`Orderer`].
 #[derive(Default)]
 struct FileOut {
-    offsets: Vec<(String, i64, bool)>,
+    offsets: Vec<(String, i64, bool, Timestamp)>,
 }
 
 impl EvidenceSource {
@@ -253,8 +256,17 @@ fn decode_all(
     if spilled > 0 {
         tracing::info!(spilled, "process events spilled to disk for ordering");
     }
-    let offsets = host_offsets(&outs);
+    let mut warnings = Vec::new();
+    let offsets = host_offsets(&outs, &mut warnings);
     let merged = orderer.finish(&offsets);
+    for h in merged.unshifted_hosts() {
+        warnings.push(format!(
+            "host {h}: its records carry only host-local time and no UTC offset could be \
+             learned for it (no Sysmon UtcTime, no @timestamp); its times are taken as UTC"
+        ));
+    }
+    warnings.sort();
+    c.warnings.lock().extend(warnings);
     if opts.merge_views {
         Box::new(Coalesce::new(merged))
     } else {
@@ -262,29 +274,36 @@ fn decode_all(
     }
 }
 
-/// One offset per host (lowercased): exact (Sysmon UtcTime beside
-/// EventTime) wins over approximate (@timestamp).
-fn host_offsets(outs: &[FileOut]) -> HashMap<String, i64> {
-    let mut offsets: HashMap<String, (i64, bool)> = HashMap::new();
+/// Each host's UTC offsets over time (lowercased host → change points in
+/// host-local time): exact ones (Sysmon UtcTime beside EventTime) when the
+/// host has any, else those learned from the export's `@timestamp`, which
+/// also hold the shipping delay and are reported as a warning.
+fn host_offsets(outs: &[FileOut], warnings: &mut Vec<String>) -> HashMap<String, Offsets> {
+    let mut seen: HashMap<String, (Vec<(u64, i64)>, Vec<(u64, i64)>)> = HashMap::new();
     for o in outs {
-        for (host, secs, exact) in &o.offsets {
-            let h = host.to_ascii_lowercase();
-            match offsets.get(&h) {
-                Some((_, true)) => {}
-                Some((_, false)) if !exact => {}
-                _ => {
-                    offsets.insert(h, (*secs, *exact));
-                }
-            }
+        for (host, secs, exact, at) in &o.offsets {
+            let (ex, approx) = seen.entry(host.to_ascii_lowercase()).or_default();
+            if *exact { ex } else { approx }.push((at.0, *secs));
         }
     }
-    for (h, (secs, exact)) in &offsets {
-        if !exact {
-            tracing::warn!(host = %h, offset_secs = secs,
-                "host-local EventTime shifted by an offset learned from @timestamp (no Sysmon UtcTime for this host)");
-        }
+    let mut out = HashMap::new();
+    for (h, (exact, approx)) in seen {
+        let mut points = if exact.is_empty() {
+            warnings.push(format!(
+                "host {h}: no Sysmon UtcTime beside its local EventTime; its local times are \
+                 shifted by an offset learned from @timestamp ({} s), which includes the \
+                 export's shipping delay",
+                approx.first().map_or(0, |p| p.1)
+            ));
+            approx
+        } else {
+            exact
+        };
+        points.sort_unstable();
+        points.dedup_by(|b, a| a.1 == b.1);
+        out.insert(h, Offsets(points));
     }
-    offsets.into_iter().map(|(h, (s, _))| (h, s)).collect()
+    out
 }
 
 /// Turns a decoded event into an ordering entry and its clock. `last` is
@@ -393,7 +412,12 @@ fn decode_file_inner(
                 push(&mut batch);
             }
         }
-        Item::Offset { host, secs, exact } => out.offsets.push((host, secs, exact)),
+        Item::Offset {
+            host,
+            secs,
+            exact,
+            at,
+        } => out.offsets.push((host, secs, exact, at)),
         Item::Bad { location, message } => report(location, message),
     };
     // Progress bytes added while decoding; settled to the file size after.

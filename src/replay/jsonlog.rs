@@ -18,7 +18,7 @@
 //! Sysmon records carrying both `EventTime` and `UtcTime` (or, failing
 //! that, from `@timestamp`). See `docs/FORMATS.md`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{self, BufRead};
 
 use serde::Deserialize;
@@ -85,8 +85,27 @@ fn s<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
 /// Per-stream decoding state: which hosts' offsets were already reported.
 #[derive(Default)]
 struct State {
-    exact: HashSet<String>,
-    fallback: HashSet<String>,
+    /// The last offset reported per host, and whether it was exact: a new
+    /// one is reported when it changes (daylight saving) or improves.
+    last: HashMap<String, (i64, bool)>,
+}
+
+impl State {
+    /// Reports `secs` for `host` at local time `at` unless it says nothing
+    /// new: an exact offset replaces an inexact one, never the reverse.
+    fn offset(&mut self, host: &str, secs: i64, exact: bool, at: Timestamp, sink: &mut dyn FnMut(Item)) {
+        match self.last.get(host) {
+            Some(&(s, e)) if (s == secs && e >= exact) || (e && !exact) => return,
+            _ => {}
+        }
+        self.last.insert(host.to_owned(), (secs, exact));
+        sink(Item::Offset {
+            host: host.to_owned(),
+            secs,
+            exact,
+            at,
+        });
+    }
 }
 
 /// Decodes one line. `Ok(None)` for records that are not process events.
@@ -149,26 +168,12 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
         // Sysmon event id carries it), else roughly from @timestamp.
         let utc = s(&l.UtcTime).and_then(Timestamp::parse_rfc3339);
         if let Some(utc) = utc.filter(|_| provider == Provider::Sysmon) {
-            if !st.exact.contains(h) {
-                if let Some(secs) = winlog::offset_from_pair(local, utc) {
-                    st.exact.insert(h.to_owned());
-                    sink(Item::Offset {
-                        host: h.to_owned(),
-                        secs,
-                        exact: true,
-                    });
-                }
+            if let Some(secs) = winlog::offset_from_pair(local, utc) {
+                st.offset(h, secs, true, local, sink);
             }
         } else if let Some(t) = ts {
-            if !st.fallback.contains(h) && !st.exact.contains(h) {
-                if let Some(secs) = winlog::offset_from_pair(local, t) {
-                    st.fallback.insert(h.to_owned());
-                    sink(Item::Offset {
-                        host: h.to_owned(),
-                        secs,
-                        exact: false,
-                    });
-                }
+            if let Some(secs) = winlog::offset_from_pair(local, t) {
+                st.offset(h, secs, false, local, sink);
             }
         }
     }
@@ -289,7 +294,9 @@ mod tests {
         for i in items {
             match i {
                 Item::Event(m) => evs.push(m),
-                Item::Offset { host, secs, exact } => offsets.push((host, secs, exact)),
+                Item::Offset {
+                    host, secs, exact, ..
+                } => offsets.push((host, secs, exact)),
                 Item::Bad { location, message } => bad.push((location, message)),
             }
         }

@@ -27,6 +27,20 @@ use crate::event::{ProcessEvent, Timestamp};
 
 use super::winlog;
 
+/// A host's UTC offsets as they changed: (host-local time seen, seconds
+/// east), sorted. Each holds from its time until the next; before the first
+/// the first holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Offsets(pub(crate) Vec<(u64, i64)>);
+
+impl Offsets {
+    /// The offset in force at host-local time `local`.
+    pub(crate) fn at(&self, local: u64) -> i64 {
+        let i = self.0.partition_point(|&(t, _)| t <= local);
+        self.0[i.saturating_sub(1)].1
+    }
+}
+
 /// One event with its sort key.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -208,8 +222,10 @@ impl Orderer {
     }
 
     /// Merges everything, shifting each host-local run by its host's
-    /// offset (seconds east of UTC; hosts without one stay as they are).
-    pub(super) fn finish(self, offsets: &HashMap<String, i64>) -> Merge {
+    /// offsets (seconds east of UTC, as they changed over time; hosts
+    /// without any stay as they are and are listed by
+    /// [`Merge::unshifted_hosts`]).
+    pub(super) fn finish(self, offsets: &HashMap<String, Offsets>) -> Merge {
         let mut runs = self.runs.into_inner().unwrap_or_else(|p| p.into_inner());
         let rest = self.buf.into_inner().unwrap_or_else(|p| p.into_inner());
         // One run per clock; the entries move into their run, uncopied.
@@ -224,18 +240,22 @@ impl Orderer {
             clock,
             data: RunData::Mem(v.into_iter()),
         }));
+        let mut unshifted: Vec<String> = Vec::new();
         let shifts = runs
             .iter()
             .map(|r| {
-                r.clock
-                    .as_ref()
-                    .and_then(|h| offsets.get(&**h).copied())
-                    .unwrap_or(0)
+                let h = r.clock.as_ref()?;
+                let o = offsets.get(&**h).filter(|o| !o.0.is_empty());
+                if o.is_none() && !unshifted.iter().any(|u| **u == **h) {
+                    unshifted.push(h.to_string());
+                }
+                o.cloned()
             })
             .collect();
         let mut m = Merge {
             runs,
             shifts,
+            unshifted,
             heap: BinaryHeap::new(),
             heads: Vec::new(),
             _dir: self.dir.into_inner().unwrap_or_else(|p| p.into_inner()),
@@ -509,7 +529,8 @@ type HeapItem = Reverse<((u64, u32, u64), usize)>;
 /// The merged, UTC, time-ordered stream.
 pub(crate) struct Merge {
     runs: Vec<Run>,
-    shifts: Vec<i64>,
+    shifts: Vec<Option<Offsets>>,
+    unshifted: Vec<String>,
     heap: BinaryHeap<HeapItem>,
     heads: Vec<Option<Entry>>,
     // Keeps the spill folder alive until the merge is done.
@@ -525,6 +546,11 @@ impl std::fmt::Debug for Merge {
 }
 
 impl Merge {
+    /// Hosts whose host-local records had no offset: left as they were.
+    pub(super) fn unshifted_hosts(&self) -> &[String] {
+        &self.unshifted
+    }
+
     fn read(&mut self, i: usize) -> Option<Entry> {
         match &mut self.runs[i].data {
             RunData::Mem(it) => it.next(),
@@ -553,7 +579,7 @@ impl Merge {
 
     fn advance(&mut self, i: usize) {
         if let Some(mut e) = self.read(i) {
-            let s = self.shifts[i];
+            let s = self.shifts[i].as_ref().map_or(0, |o| o.at(e.sort_time));
             if s != 0 {
                 e.sort_time = Timestamp(e.sort_time).minus_secs(s).0;
                 winlog::shift_to_utc(&mut e.event, s);
@@ -604,7 +630,7 @@ mod tests {
         }
         let spilled = o.spilled();
         let mut off = HashMap::new();
-        off.insert("h".to_string(), -3600);
+        off.insert("h".to_string(), Offsets(vec![(0, -3600)]));
         let out: Vec<(u64, u32)> = o.finish(&off).map(|e| (e.time.0, e.pid.unwrap())).collect();
         (out, spilled)
     }

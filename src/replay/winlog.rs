@@ -326,6 +326,9 @@ pub enum Item {
         /// same instant in both clocks); `false` when from the export's
         /// `@timestamp`, which also holds the shipping delay.
         exact: bool,
+        /// The host-local time it was seen at: offsets change with daylight
+        /// saving, so each holds from when it was seen.
+        at: Timestamp,
     },
 }
 
