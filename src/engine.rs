@@ -131,6 +131,7 @@ impl Engine {
         // Children that arrived before this parent: judged again now that
         // their lineage is known.
         for child in self.table.take_relinked() {
+            self.table.inherit_session(child);
             let Some(view) = self.table.view(child) else {
                 continue;
             };

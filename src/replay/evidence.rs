@@ -279,7 +279,9 @@ fn decode_all(
 /// host has any, else those learned from the export's `@timestamp`, which
 /// also hold the shipping delay and are reported as a warning.
 fn host_offsets(outs: &[FileOut], warnings: &mut Vec<String>) -> HashMap<String, Offsets> {
-    let mut seen: HashMap<String, (Vec<(u64, i64)>, Vec<(u64, i64)>)> = HashMap::new();
+    // Per host: (exact, approximate) observations.
+    type Seen = (Vec<(u64, i64)>, Vec<(u64, i64)>);
+    let mut seen: HashMap<String, Seen> = HashMap::new();
     for o in outs {
         for (host, secs, exact, at) in &o.offsets {
             let (ex, approx) = seen.entry(host.to_ascii_lowercase()).or_default();

@@ -389,6 +389,18 @@ impl ProcessTable {
         Some(ev)
     }
 
+    /// Gives `r` its parent's session tag if it has none: a child linked
+    /// late joins the session its parent opened meanwhile.
+    pub fn inherit_session(&mut self, r: ProcRef) {
+        let tag = self
+            .parent(r)
+            .and_then(|p| self.get(p))
+            .map_or(0, |p| p.session);
+        if tag != 0 && self.get(r).is_some_and(|p| p.session == 0) {
+            self.slots.at_mut(r.idx).session = tag;
+        }
+    }
+
     /// Children whose parent arrived after them and was just linked, for the
     /// engine to show to the rules again.
     pub fn take_relinked(&mut self) -> Vec<ProcRef> {

@@ -22,3 +22,4 @@ mod properties;
 mod replay_bad_input;
 mod replay_cli;
 mod replay_real;
+mod verdicts;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::util::evidence_events as replay;
+use crate::util::evidence_records as replay;
 
 fn real(rel: &str) -> Option<Vec<u8>> {
     let root = std::env::var_os("WSMWATCH_DATASETS")

@@ -27,7 +27,7 @@ fn dataset(rel: &str) -> Option<PathBuf> {
     }
 }
 
-use crate::util::evidence_events as events;
+use crate::util::{evidence_events as events, evidence_records as records};
 
 fn run(paths: Vec<PathBuf>) -> Vec<Alert> {
     let (evs, errors) = events(paths);
@@ -210,7 +210,7 @@ fn every_process_record_is_decoded() {
         let Some(p) = dataset(f) else {
             return;
         };
-        let (evs, errors) = events(vec![p]);
+        let (evs, errors) = records(vec![p]);
         assert!(errors.is_empty(), "{f}: {errors:?}");
         assert_eq!(evs.len(), n, "{f}");
         assert!(
@@ -253,7 +253,7 @@ fn spilling_to_disk_gives_the_same_stream_as_memory() {
     let (Some(otrf), Some(evtx)) = (dataset("otrf"), dataset("evtx-attack-samples")) else {
         return;
     };
-    let (mem, e1) = events(vec![otrf.clone(), evtx.clone()]);
+    let (mem, e1) = records(vec![otrf.clone(), evtx.clone()]);
     let spill_dir = tempfile::tempdir().unwrap();
     let mut src = EvidenceSource::new(
         vec![otrf, evtx],

@@ -22,16 +22,47 @@ pub fn bin() -> PathBuf {
     p
 }
 
-/// Reads evidence files into their time-ordered events, collecting every
-/// bad-input report instead of printing it.
+/// Reads evidence files into the time-ordered events the engine gets (each
+/// process's views merged), collecting every bad-input report instead of
+/// printing it.
 pub fn evidence_events(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec<String>) {
+    read_evidence(paths, true)
+}
+
+/// [`evidence_events`] without merging views: every record as decoded.
+pub fn evidence_records(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec<String>) {
+    read_evidence(paths, false)
+}
+
+/// A path under `../shared/datasets/`, or `None` (with the reason printed)
+/// when the datasets are not there — which fails the test under `CI=true`,
+/// where a skip would hide a missing check.
+pub fn shared_dataset(rel: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets")
+        .join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {} is missing",
+        p.display()
+    );
+    eprintln!("SKIPPED: {} not found (the shared datasets)", p.display());
+    None
+}
+
+fn read_evidence(
+    paths: Vec<PathBuf>,
+    merge_views: bool,
+) -> (Vec<wsmwatch::ProcessEvent>, Vec<String>) {
     use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
     let errors = std::sync::Mutex::new(Vec::new());
-    // The readers' own output: every record, each process's views unmerged.
     let mut src = EvidenceSource::new(
         paths,
         ReplayOptions {
-            merge_views: false,
+            merge_views,
             ..ReplayOptions::default()
         },
     );
