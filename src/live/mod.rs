@@ -64,8 +64,8 @@ mod unsupported;
 #[cfg(not(any(windows, target_os = "linux")))]
 pub use unsupported::LiveSource;
 
-/// The drive-letter table for showing DOS paths next to NT paths; empty
-/// where there are no drive letters.
+/// The drive-letter table the Windows source converts NT image paths with;
+/// empty where there are no drive letters. Kept public for tests and tools.
 #[cfg(not(windows))]
 pub fn dos_device_map() -> crate::live::etw::dospath::DeviceMap {
     crate::live::etw::dospath::DeviceMap::default()

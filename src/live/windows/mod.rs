@@ -38,6 +38,7 @@ use ferrisetw::trace::{TraceTrait, UserTrace};
 pub use dos::dos_device_map;
 
 use super::LiveConfig;
+use crate::live::etw::dospath::DeviceMap;
 use crate::live::etw::session::{start_clean, Retry, SESSION_NAME};
 use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
 use etw::{FerrisControl, Msg};
@@ -51,6 +52,9 @@ const CONSUMER_EXIT_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct LiveSource {
     config: LiveConfig,
+    /// This host's drive table, read at start: every event leaves the
+    /// source with its DOS image path where the table knows it.
+    devices: DeviceMap,
 }
 
 impl LiveSource {
@@ -72,7 +76,10 @@ impl LiveSource {
                 config.max_buffers, config.min_buffers
             )));
         }
-        Ok(LiveSource { config })
+        Ok(LiveSource {
+            config,
+            devices: DeviceMap::default(),
+        })
     }
 }
 
@@ -83,9 +90,8 @@ impl Source for LiveSource {
 
     fn run(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<(), SourceError> {
         let _console = console::ConsoleGuard::install(stop.clone());
-        let devices = dos_device_map();
-        tracing::debug!(?devices, "DOS device table");
-        crate::live::etw::dospath::install_host_map(devices);
+        self.devices = dos_device_map();
+        tracing::debug!(devices = ?self.devices, "DOS device table");
         let (tx, rx) = bounded::<Msg>(CALLBACK_QUEUE);
         let mut ctl = FerrisControl {
             properties: FerrisControl::properties(
@@ -131,7 +137,8 @@ impl Source for LiveSource {
         match snapshot::seed_events(host) {
             Ok(evs) => {
                 tracing::info!(processes = evs.len(), "process snapshot taken");
-                for ev in evs {
+                for mut ev in evs {
+                    self.devices.apply(&mut ev);
                     out.emit(ev)?;
                 }
             }
@@ -179,6 +186,7 @@ impl LiveSource {
     fn forward(&self, out: &mut Emitter, msg: Msg) -> Result<(), SourceError> {
         match msg {
             Msg::Event(mut ev) => {
+                self.devices.apply(&mut ev);
                 if ev.host.is_none() {
                     ev.host = self.config.host.clone();
                 }

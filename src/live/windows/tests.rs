@@ -54,7 +54,7 @@ fn snapshot_finds_this_process_and_its_child() {
             .args([
                 "--ignored",
                 "--exact",
-                "source::live::windows::tests::sleeping_child",
+                "live::windows::tests::sleeping_child",
             ])
             .env("WSMWATCH_TEST_CHILD", "1")
             .stdin(Stdio::null())
@@ -94,6 +94,31 @@ fn snapshot_finds_this_process_and_its_child() {
         "{kid:?}"
     );
     eprintln!("snapshot: self {mine:?}\nsnapshot: child {kid:?}");
+}
+
+/// DOS paths are applied at the edge: a snapshot event for this process
+/// leaves the source with the DOS form of its image (`C:\…`), the form
+/// alerts show, and no process-global table is involved.
+#[test]
+fn snapshot_events_leave_the_source_with_dos_images() {
+    let me = std::process::id();
+    let map = dos_device_map();
+    let mut events = snapshot::seed_events(None).unwrap();
+    for ev in &mut events {
+        map.apply(ev);
+    }
+    let mine = events.iter().find(|e| e.pid == Some(me)).unwrap();
+    if mine.image.contains('\\') {
+        let exe = std::env::current_exe().unwrap();
+        assert!(
+            mine.image.eq_ignore_ascii_case(&exe.to_string_lossy()),
+            "{} vs {}",
+            mine.image,
+            exe.display()
+        );
+    } else {
+        eprintln!("no full image path for self: {}", mine.image);
+    }
 }
 
 #[test]
