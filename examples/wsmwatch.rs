@@ -22,7 +22,7 @@ use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::jsonlog::ZipLimits;
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
-use wsmwatch::source::{InputError, StopToken};
+use wsmwatch::source::{InputError, StopToken, TamperReport};
 use wsmwatch::{replay, testing::demo};
 
 const EXIT_FATAL: u8 = 1;
@@ -151,12 +151,29 @@ impl Reporter for StderrReporter {
         eprintln!("wsmwatch: output error: {e}");
     }
     fn loss(&mut self, source: &str, what: &str, total: u64, delta: u64) {
-        let why = if what == "dropped" {
-            "dropped because the detector queue was full"
-        } else {
-            "lost by the operating system before delivery"
+        let (unit, why) = match what {
+            "dropped" => ("events", "dropped because the detector queue was full"),
+            "realtime_buffers_lost" => (
+                "ETW real-time buffers",
+                "lost before delivery (each held several events)",
+            ),
+            "log_buffers_lost" => ("ETW buffers", "not written to the --etl file"),
+            _ => ("events", "lost by the operating system before delivery"),
         };
-        eprintln!("wsmwatch: warning: {source}: {delta} more events {why} (total {total})");
+        eprintln!("wsmwatch: warning: {source}: {delta} more {unit} {why} (total {total})");
+    }
+    fn tamper(&mut self, r: &TamperReport) {
+        eprintln!(
+            "wsmwatch: CRITICAL: {} was stopped without wsmwatch asking ({}); last event seen {}; {}{}",
+            r.session,
+            r.why,
+            r.last_event.map_or_else(|| "none".to_string(), |t| t.to_string()),
+            r.gap,
+            r.restore_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
     }
     fn stats(&mut self, s: &RunStats, last: bool) {
         if self.json {
@@ -170,7 +187,8 @@ impl Reporter for StderrReporter {
         eprintln!(
             "wsmwatch: {label}: {} events in {:.3} s ({:.0}/s); {} alerts; {} starts, {} stops, \
              {} duplicates, {} unknown stops, {} unresolved parents; table {} entries \
-             ({} exited kept); malformed {}, dropped {}, lost upstream {}, incomplete {}{}",
+             ({} exited kept); malformed {}, dropped {}, lost upstream {} events, {} real-time \
+             buffers, {} log buffers, incomplete {}{}",
             e.events,
             s.elapsed_ms as f64 / 1000.0,
             s.events_per_sec,
@@ -185,6 +203,8 @@ impl Reporter for StderrReporter {
             t.malformed,
             t.dropped,
             t.upstream_lost,
+            t.realtime_buffers_lost,
+            t.log_buffers_lost,
             t.incomplete,
             if s.alerts_unwritten + s.events_unrecorded > 0 {
                 format!(
@@ -196,6 +216,9 @@ impl Reporter for StderrReporter {
             }
         );
         if last {
+            for g in &s.gaps {
+                eprintln!("wsmwatch: monitoring gap: {g}");
+            }
             for src in &s.sources {
                 if let Some(err) = &src.error {
                     eprintln!("wsmwatch: {}: {err}", src.name);

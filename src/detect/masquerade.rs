@@ -140,6 +140,7 @@ impl Masquerade {
             session: None,
             ancestry: cx.ancestry(p),
             origin: ev.origin,
+            monitoring: None,
         };
         cx.alerts.push(alert);
     }

@@ -63,6 +63,7 @@ impl Detector for PpidSpoof {
             session: None,
             ancestry: cx.ancestry(p),
             origin: ev.origin,
+            monitoring: None,
         };
         cx.alerts.push(alert);
     }

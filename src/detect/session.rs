@@ -178,6 +178,7 @@ impl RemoteSessions {
             ancestry: cx.ancestry(p),
             origin: ev.origin,
             process,
+            monitoring: None,
         };
         cx.alerts.push(alert);
     }

@@ -48,6 +48,7 @@ impl Default for LiveConfig {
 
 pub mod etw;
 pub mod proc_connector;
+pub mod supervise;
 
 #[cfg(windows)]
 mod windows;
