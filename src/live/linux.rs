@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netlink_sys::{protocols::NETLINK_CONNECTOR, Socket, SocketAddr};
@@ -21,13 +22,16 @@ use nix::sys::socket::{setsockopt, sockopt};
 use nix::time::{clock_gettime, ClockId};
 use nix::unistd::{sysconf, SysconfVar};
 
+use super::proc_connector::canary::{Canary, CanaryAction};
 use super::proc_connector::cn_proc::{
     mcast_request, netlink_messages, parse_proc_event, ParseError, ProcEvent, ProcEventKind,
     CN_IDX_PROC, PROC_CN_MCAST_IGNORE, PROC_CN_MCAST_LISTEN,
 };
 use super::proc_connector::procfs;
 use super::proc_connector::tracker::{Clock, Tracker};
+use super::supervise::{supervise, PumpEnd, RestartPolicy, TraceSession};
 use super::LiveConfig;
+use crate::event::Timestamp;
 use crate::source::{Emitter, Source, SourceError, StopToken};
 
 /// The longest the loop sleeps, which bounds how late a stop is honoured.
@@ -48,12 +52,15 @@ pub struct LiveSource {
     config: LiveConfig,
     proc_root: PathBuf,
     clock: Clock,
-    users: HashMap<u32, String>,
+    users: Arc<HashMap<u32, String>>,
     /// Events read while waiting for the subscription ack.
     stash: Vec<ProcEvent>,
     /// Overruns seen while waiting for the ack.
     early_enobufs: u64,
     port: u32,
+    /// The current session's event logic (`None` before the first start).
+    tracker: Option<Tracker>,
+    buf: Vec<u8>,
 }
 
 fn ns(clock: ClockId) -> Result<i128, SourceError> {
@@ -117,31 +124,7 @@ impl LiveSource {
         if procfs::has_effective_cap(&status, procfs::CAP_NET_ADMIN) == Some(false) {
             return Err(denied("tracing processes (CAP_NET_ADMIN is not effective)"));
         }
-        let mut socket = Socket::new(NETLINK_CONNECTOR).map_err(|e| {
-            if e.raw_os_error() == Some(Errno::EPROTONOSUPPORT as i32) {
-                SourceError::Unsupported {
-                    platform: "linux without CONFIG_CONNECTOR/CONFIG_PROC_EVENTS",
-                }
-            } else {
-                os_err("socket(NETLINK_CONNECTOR)", e)
-            }
-        })?;
-        socket
-            .bind(&SocketAddr::new(0, CN_IDX_PROC))
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::PermissionDenied => denied("binding to the CN_IDX_PROC group"),
-                _ => os_err("bind(CN_IDX_PROC)", e),
-            })?;
-        let mut addr = SocketAddr::new(0, 0);
-        socket
-            .get_address(&mut addr)
-            .map_err(|e| os_err("getsockname", e))?;
-        let port = addr.port_number();
-        set_receive_buffer(&socket, config.recv_buffer_bytes);
-        socket
-            .set_non_blocking(true)
-            .map_err(|e| os_err("set O_NONBLOCK", e))?;
-
+        let (socket, port) = open_socket(&config)?;
         let clock = read_clock()?;
         let users = std::fs::read_to_string("/etc/passwd")
             .map(|s| procfs::parse_passwd(&s))
@@ -151,15 +134,49 @@ impl LiveSource {
             config,
             proc_root: PathBuf::from("/proc"),
             clock,
-            users,
+            users: Arc::new(users),
             stash: Vec::new(),
             early_enobufs: 0,
             port,
+            tracker: None,
+            buf: vec![0u8; 16 * 1024],
         };
         src.subscribe()?;
         Ok(src)
     }
+}
 
+/// A bound, non-blocking connector socket and its port (not yet subscribed).
+fn open_socket(config: &LiveConfig) -> Result<(Socket, u32), SourceError> {
+    let mut socket = Socket::new(NETLINK_CONNECTOR).map_err(|e| {
+        if e.raw_os_error() == Some(Errno::EPROTONOSUPPORT as i32) {
+            SourceError::Unsupported {
+                platform: "linux without CONFIG_CONNECTOR/CONFIG_PROC_EVENTS",
+            }
+        } else {
+            os_err("socket(NETLINK_CONNECTOR)", e)
+        }
+    })?;
+    socket
+        .bind(&SocketAddr::new(0, CN_IDX_PROC))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => denied("binding to the CN_IDX_PROC group"),
+            _ => os_err("bind(CN_IDX_PROC)", e),
+        })?;
+    let mut addr = SocketAddr::new(0, 0);
+    socket
+        .get_address(&mut addr)
+        .map_err(|e| os_err("getsockname", e))?;
+    let port = addr.port_number();
+    set_receive_buffer(&socket, config.recv_buffer_bytes);
+    socket
+        .set_non_blocking(true)
+        .map_err(|e| os_err("set O_NONBLOCK", e))?;
+
+    Ok((socket, port))
+}
+
+impl LiveSource {
     /// Sends `PROC_CN_MCAST_LISTEN` and waits for our ack (acks go to every
     /// listener, so ours is the one carrying our nonce).
     fn subscribe(&mut self) -> Result<(), SourceError> {
@@ -272,12 +289,49 @@ impl Source for LiveSource {
     }
 
     fn run(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<(), SourceError> {
+        let policy = RestartPolicy {
+            restart: self.config.restart,
+            ..RestartPolicy::default()
+        };
+        supervise(self, out, stop, policy)
+    }
+}
+
+impl TraceSession for LiveSource {
+    fn session_name(&self) -> String {
+        "cn_proc".into()
+    }
+
+    fn host(&self) -> Option<String> {
+        self.config.host.clone().or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+    }
+
+    /// Seeds and reads the backlog. The first start uses the subscription
+    /// made in [`LiveSource::new`]; a restart opens a new socket and
+    /// subscribes again (which also undoes a `PROC_CN_MCAST_IGNORE`).
+    fn start(&mut self, out: &mut Emitter, restart: bool) -> Result<(), SourceError> {
+        let carried = self.tracker.as_ref().map_or(0, Tracker::lost_total);
+        if restart {
+            let (socket, port) = open_socket(&self.config)?;
+            // The old socket is dropped without PROC_CN_MCAST_IGNORE: the
+            // listener count it holds may be all that keeps events flowing.
+            self.socket = socket;
+            self.port = port;
+            self.early_enobufs = 0;
+            self.subscribe()?;
+        }
         let mut t = Tracker::new(
             self.proc_root.clone(),
             self.clock,
             self.config.host.clone(),
-            &self.users,
+            self.users.clone(),
             self.early_enobufs,
+            carried,
         );
         // 1. Seed: everything running now, held back until the backlog of
         //    live events has been read so that processes seen both ways are
@@ -286,24 +340,75 @@ impl Source for LiveSource {
         for ev in std::mem::take(&mut self.stash) {
             t.handle(ev, out)?;
         }
-        let mut buf = vec![0u8; 16 * 1024];
         // 2. The backlog queued since subscribing (bounded in time: on a
         //    host that never goes quiet the seed must still be reported).
         let backlog_end = Instant::now() + BACKLOG_LIMIT;
-        self.pump(&mut buf, &mut t, out, |_| {
-            Instant::now() < backlog_end && !stop.is_stopped()
-        })?;
+        self.read_into(&mut t, out, |_| Instant::now() < backlog_end)?;
         // 3. The rest of the seed, oldest first so parents precede children.
         t.flush_snapshot(out)?;
         t.report_losses(out);
         tracing::info!(
             processes = t.len(),
+            restart,
             "linux live source: seeded, streaming process events"
         );
+        self.tracker = Some(t);
+        Ok(())
+    }
 
-        // 4. Stream.
+    fn pump(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<PumpEnd, SourceError> {
+        let Some(mut t) = self.tracker.take() else {
+            return Ok(PumpEnd::Requested);
+        };
+        let end = self.stream(&mut t, out, stop);
+        self.tracker = Some(t);
+        end
+    }
+
+    fn shutdown(&mut self, out: &mut Emitter) {
+        let Some(mut t) = self.tracker.take() else {
+            return;
+        };
+        // Drain what is already queued (briefly: a busy host never goes
+        // quiet), then report every pending fork so nothing seen is left
+        // unsaid.
+        let drain_end = Instant::now() + POLL_SLICE;
+        if let Err(e) = self.read_into(&mut t, out, |_| Instant::now() < drain_end) {
+            tracing::debug!("connector drain at stop: {e}");
+        }
+        let _ = t.flush_all_pending(out);
+        t.report_losses(out);
+        self.tracker = Some(t);
+    }
+
+    fn abandon(&mut self, out: &mut Emitter) {
+        if let Some(t) = self.tracker.as_mut() {
+            let _ = t.flush_all_pending(out);
+            t.report_losses(out);
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+impl LiveSource {
+    /// Streams until the stop token fires or the connector fails or goes
+    /// silent (see [`Canary`]).
+    fn stream(
+        &mut self,
+        t: &mut Tracker,
+        out: &mut Emitter,
+        stop: &StopToken,
+    ) -> Result<PumpEnd, SourceError> {
         let mut last_prune = Instant::now();
-        let mut lost_at_prune = 0u64;
+        let mut lost_at_prune = t.lost_total();
+        let mut canary = Canary::new(Instant::now(), Canary::IDLE, Canary::TIMEOUT);
         while !stop.is_stopped() {
             let now = Instant::now();
             t.flush_due(now, out)?;
@@ -312,8 +417,37 @@ impl Source for LiveSource {
                 .map(|d| d.saturating_duration_since(now))
                 .unwrap_or(POLL_SLICE)
                 .min(POLL_SLICE);
-            if wait_readable(&self.socket, timeout)? {
-                self.pump(&mut buf, &mut t, out, |read| read < RECV_BATCH)?;
+            let readable = match wait_readable(&self.socket, timeout) {
+                Ok(r) => r,
+                Err(e) => return Ok(PumpEnd::Lost(format!("the connector socket failed: {e}"))),
+            };
+            if readable {
+                match self.read_into(t, out, |read| read < RECV_BATCH) {
+                    Ok(0) => {}
+                    Ok(_) => canary.on_message(Instant::now()),
+                    Err(SourceError::ChannelClosed) => return Err(SourceError::ChannelClosed),
+                    Err(e) => {
+                        return Ok(PumpEnd::Lost(format!(
+                            "the connector socket failed or was closed: {e}"
+                        )))
+                    }
+                }
+            }
+            match canary.tick(Instant::now()) {
+                CanaryAction::Wait => {}
+                CanaryAction::Send => {
+                    // A thread of our own is a fork event every listener gets.
+                    let _ = std::thread::Builder::new()
+                        .name("cn-proc-canary".into())
+                        .spawn(|| {});
+                }
+                CanaryAction::Silent(quiet) => {
+                    return Ok(PumpEnd::Lost(format!(
+                        "no process event for {:.1} s, not even our own canary thread: the \
+                         connector was unsubscribed (PROC_CN_MCAST_IGNORE) or stopped delivering",
+                        quiet.as_secs_f64()
+                    )))
+                }
             }
             t.report_losses(out);
             let lost = t.lost_total();
@@ -323,36 +457,26 @@ impl Source for LiveSource {
                 lost_at_prune = lost;
             }
         }
-        // Drain what is already queued (briefly: a busy host never goes
-        // quiet), then report every pending fork so nothing seen is left
-        // unsaid.
-        let drain_end = Instant::now() + POLL_SLICE;
-        self.pump(&mut buf, &mut t, out, |_| Instant::now() < drain_end)?;
-        t.flush_all_pending(out)?;
-        t.report_losses(out);
-        Ok(())
+        Ok(PumpEnd::Requested)
     }
-}
 
-impl LiveSource {
     /// Reads and handles queued datagrams while `more(datagrams read so
-    /// far)` allows and one is waiting.
-    fn pump(
-        &self,
-        buf: &mut [u8],
-        t: &mut Tracker<'_>,
+    /// far)` allows and one is waiting; returns how many were read.
+    fn read_into(
+        &mut self,
+        t: &mut Tracker,
         out: &mut Emitter,
         mut more: impl FnMut(usize) -> bool,
-    ) -> Result<(), SourceError> {
+    ) -> Result<usize, SourceError> {
         let mut read = 0;
         while more(read) {
-            let Some(n) = read_one(&self.socket, buf, t.enobufs_mut())? else {
+            let Some(n) = read_one(&self.socket, &mut self.buf, t.enobufs_mut())? else {
                 break;
             };
-            t.handle_datagram(&buf[..n], out)?;
+            t.handle_datagram(&self.buf[..n], out)?;
             read += 1;
         }
-        Ok(())
+        Ok(read)
     }
 }
 

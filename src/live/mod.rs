@@ -29,6 +29,14 @@ pub struct LiveConfig {
     pub etl_file: Option<PathBuf>,
     /// Socket receive buffer in bytes (Linux connector).
     pub recv_buffer_bytes: usize,
+    /// When the OS session ends without our asking (tampering), start a
+    /// fresh one and re-seed (`--no-restart` turns it off; the alert is
+    /// raised either way).
+    pub restart: bool,
+    /// Windows: run even though another instance holds the host's
+    /// `Global\wsmwatch-live` mutex, taking its ETW session over
+    /// (`--takeover`).
+    pub takeover: bool,
 }
 
 impl Default for LiveConfig {
@@ -42,6 +50,8 @@ impl Default for LiveConfig {
             loss_poll_interval: Duration::from_secs(1),
             etl_file: None,
             recv_buffer_bytes: 8 << 20,
+            restart: true,
+            takeover: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! event logic (`tracker`), compiled and tested on every platform. The
 //! socket and loop are in `live/linux.rs`.
 
+pub mod canary;
 pub mod cn_proc;
 pub mod procfs;
 pub mod tracker;

@@ -122,11 +122,13 @@ struct PendingFork {
 /// Fed connector events ([`Tracker::handle`], [`Tracker::handle_datagram`])
 /// by the socket loop; reads `/proc` (under any root, so tests use a fake
 /// one) and emits starts and stops, parents first.
-pub struct Tracker<'a> {
+pub struct Tracker {
     proc_root: PathBuf,
     clock: Clock,
     host: Option<String>,
-    users: &'a HashMap<u32, String>,
+    users: Arc<HashMap<u32, String>>,
+    /// Losses of earlier sessions (a restarted subscription counts anew).
+    carried_lost: u64,
     procs: HashMap<u32, Proc>,
     pending: VecDeque<PendingFork>,
     next_gen: u64,
@@ -143,21 +145,24 @@ struct Details {
     uid: Option<u32>,
 }
 
-impl<'a> Tracker<'a> {
+impl Tracker {
     /// A tracker with an empty map. `enobufs` carries overruns already seen
-    /// (while subscribing).
+    /// (while subscribing); `carried_lost` the losses of earlier sessions of
+    /// the same source, so its running total never goes down on a restart.
     pub fn new(
         proc_root: PathBuf,
         clock: Clock,
         host: Option<String>,
-        users: &'a HashMap<u32, String>,
+        users: Arc<HashMap<u32, String>>,
         enobufs: u64,
+        carried_lost: u64,
     ) -> Self {
         Tracker {
             proc_root,
             clock,
             host,
             users,
+            carried_lost,
             procs: HashMap::new(),
             pending: VecDeque::new(),
             next_gen: 0,
@@ -188,7 +193,7 @@ impl<'a> Tracker<'a> {
     }
 }
 
-impl Tracker<'_> {
+impl Tracker {
     fn read_details(&self, pid: u32) -> Details {
         let root = &self.proc_root;
         // exe and cmdline first: they vanish before stat does (at exit the
@@ -213,7 +218,7 @@ impl Tracker<'_> {
     /// Events lost so far: the exact sequence-gap total, or the `ENOBUFS`
     /// count when that is larger (a gap is only seen at the CPU's next event).
     pub fn lost_total(&self) -> u64 {
-        self.losses.total().max(self.enobufs)
+        self.carried_lost + self.losses.total().max(self.enobufs)
     }
 
     /// Publishes the loss total to the emitter, warning when it rose.
@@ -595,7 +600,7 @@ impl Tracker<'_> {
     }
 }
 
-impl std::fmt::Debug for Tracker<'_> {
+impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracker")
             .field("procs", &self.procs.len())

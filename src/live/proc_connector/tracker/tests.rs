@@ -57,8 +57,15 @@ fn at(tick: u64) -> u64 {
     tick * (1_000_000_000 / TCK) + 1_000
 }
 
-fn tracker<'a>(fake: &Fake, users: &'a HashMap<u32, String>) -> Tracker<'a> {
-    Tracker::new(fake.root().to_path_buf(), clock(), None, users, 0)
+fn tracker(fake: &Fake, users: &HashMap<u32, String>) -> Tracker {
+    Tracker::new(
+        fake.root().to_path_buf(),
+        clock(),
+        None,
+        Arc::new(users.clone()),
+        0,
+        0,
+    )
 }
 
 fn emitter() -> (
