@@ -5,8 +5,10 @@
 //! JSON lines for a SIEM.
 //!
 //! Exit status: 0 all input processed, nothing lost; 1 fatal error (could
-//! not start, could not open output); 2 usage error; 3 finished, but some
-//! input was bad, events were lost or dropped, or output failed.
+//! not start, could not open output, another instance runs, or live
+//! monitoring was stopped behind our back and could not be restored);
+//! 2 usage error; 3 finished, but some input was bad, events were lost or
+//! dropped, output failed, or live monitoring had a gap.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -83,18 +85,27 @@ struct LiveArgs {
     /// Windows: also write the raw ETW session to this .etl file.
     #[arg(long, value_name = "FILE")]
     etl: Option<PathBuf>,
-    /// Windows: ETW buffer size in KiB.
-    #[arg(long, default_value_t = LiveConfig::default().buffer_kib)]
-    buffer_kib: u32,
-    /// Windows: minimum ETW buffers.
-    #[arg(long, default_value_t = LiveConfig::default().min_buffers)]
-    min_buffers: u32,
-    /// Windows: maximum ETW buffers.
-    #[arg(long, default_value_t = LiveConfig::default().max_buffers)]
-    max_buffers: u32,
-    /// Windows: force a buffer flush this often (bounds alert latency).
-    #[arg(long, default_value_t = LiveConfig::default().flush_interval.as_millis() as u64, value_name = "MS")]
-    flush_ms: u64,
+    /// Windows: ETW buffer size in KiB [default: 64; 16 with --etl].
+    #[arg(long)]
+    buffer_kib: Option<u32>,
+    /// Windows: minimum ETW buffers [default: 8].
+    #[arg(long)]
+    min_buffers: Option<u32>,
+    /// Windows: maximum ETW buffers [default: 64; 256 with --etl].
+    #[arg(long)]
+    max_buffers: Option<u32>,
+    /// Windows: force a buffer flush this often (bounds alert latency)
+    /// [default: 25; off with --etl, whose file every flush would grow; 0: off].
+    #[arg(long, value_name = "MS")]
+    flush_ms: Option<u64>,
+    /// Windows: run even though another `wsmwatch live` runs on this host,
+    /// taking its ETW session over (it then raises a tamper alert and exits).
+    #[arg(long)]
+    takeover: bool,
+    /// When the tracing session is stopped behind our back, raise the alert
+    /// and exit instead of restarting it.
+    #[arg(long)]
+    no_restart: bool,
     /// Events the detector queue holds before new ones are dropped (counted).
     #[arg(long, default_value_t = PipelineConfig::default().channel_capacity)]
     queue: usize,
@@ -335,7 +346,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 buffer_kib: a.buffer_kib,
                 min_buffers: a.min_buffers,
                 max_buffers: a.max_buffers,
-                flush_interval: Duration::from_millis(a.flush_ms),
+                flush_interval: a.flush_ms.map(Duration::from_millis),
+                takeover: a.takeover,
+                restart: !a.no_restart,
                 etl_file: a.etl.clone(),
                 recv_buffer_bytes: a.recv_buffer,
                 ..LiveConfig::default()
@@ -353,6 +366,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .stop_token(stop)
         .config(config)
         .run();
+    // Everything is flushed and the summary printed: a console-close
+    // handler waiting for this may let the process end now.
+    wsmwatch::live::shutdown_complete();
     if let (Command::Live(_), false) = (&cli.command, outcome.source_errors.is_empty()) {
         // Live with a dead source is a failure, not a partial result; the
         // summary has already printed why.

@@ -14,15 +14,17 @@ use std::time::Duration;
 pub struct LiveConfig {
     /// Host name put on every event; `None` means the local host.
     pub host: Option<String>,
-    /// ETW buffer size in KiB (Windows).
-    pub buffer_kib: u32,
-    /// ETW minimum buffer count (Windows).
-    pub min_buffers: u32,
-    /// ETW maximum buffer count (Windows).
-    pub max_buffers: u32,
+    /// ETW buffer size in KiB (Windows); `None`: the default for the mode
+    /// (`live::etw::settings` says why).
+    pub buffer_kib: Option<u32>,
+    /// ETW minimum buffer count (Windows); `None`: the default.
+    pub min_buffers: Option<u32>,
+    /// ETW maximum buffer count (Windows); `None`: the default.
+    pub max_buffers: Option<u32>,
     /// How often to force a flush of the trace buffers (Windows): bounds
-    /// alert latency.
-    pub flush_interval: Duration,
+    /// alert latency. `None`: 25 ms, or no forced flush with an `.etl` file;
+    /// zero: never.
+    pub flush_interval: Option<Duration>,
     /// How often to poll the OS loss counters.
     pub loss_poll_interval: Duration,
     /// Also write the raw ETW session to this .etl file (Windows).
@@ -43,10 +45,10 @@ impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
             host: None,
-            buffer_kib: 256,
-            min_buffers: 64,
-            max_buffers: 128,
-            flush_interval: Duration::from_millis(25),
+            buffer_kib: None,
+            min_buffers: None,
+            max_buffers: None,
+            flush_interval: None,
             loss_poll_interval: Duration::from_secs(1),
             etl_file: None,
             recv_buffer_bytes: 8 << 20,
@@ -57,8 +59,12 @@ impl Default for LiveConfig {
 }
 
 pub mod etw;
+pub mod instance;
 pub mod proc_connector;
+pub mod shutdown;
 pub mod supervise;
+
+pub use shutdown::shutdown_complete;
 
 #[cfg(windows)]
 mod windows;
