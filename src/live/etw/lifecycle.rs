@@ -16,6 +16,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::live::supervise::PumpEnd;
 use crate::source::OsLosses;
 
 /// How long the drain waits for `ProcessTrace` to return after the stop.
@@ -84,6 +85,22 @@ pub fn abandon<S: StopSteps>(s: &mut S, limit: Duration) -> StopOutcome {
         final_losses: None,
         consumer_done,
     }
+}
+
+/// How the pump ends when `ProcessTrace` returned, the callback went away or
+/// the session vanished: a normal end only if we asked for it. Before this,
+/// `ProcessTrace` returning `Ok` was taken as a normal end, so `logman stop`
+/// ended monitoring silently with exit status 0.
+pub fn classify_consumer_end(stop_requested: bool, error: Option<String>) -> PumpEnd {
+    if stop_requested {
+        return PumpEnd::Requested;
+    }
+    PumpEnd::Lost(match error {
+        None => "ProcessTrace returned although no stop was asked: the session was stopped \
+                 by someone else (logman stop, another tool or instance)"
+            .into(),
+        Some(e) => format!("the ETW session ended: {e}"),
+    })
 }
 
 /// Console control events, by their Win32 numbers.
@@ -201,6 +218,24 @@ mod tests {
         let o = abandon(&mut r, Duration::from_secs(1));
         assert_eq!(r.calls, ["drain", "release_without_stop"]);
         assert_eq!(o.final_losses, None);
+    }
+
+    /// Defect 1: `ProcessTrace` returning `Ok` was a normal end.
+    #[test]
+    fn consumer_end_without_a_stop_is_tampering() {
+        assert_eq!(classify_consumer_end(true, None), PumpEnd::Requested);
+        assert_eq!(
+            classify_consumer_end(true, Some("x".into())),
+            PumpEnd::Requested
+        );
+        match classify_consumer_end(false, None) {
+            PumpEnd::Lost(why) => assert!(why.contains("no stop was asked"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify_consumer_end(false, Some("gone".into())),
+            PumpEnd::Lost(w) if w.contains("gone")
+        ));
     }
 
     /// Defect 3: console close returned at once, before the flush.

@@ -24,9 +24,25 @@
 //!   provider's failure to write to another session never keeps an event out
 //!   of ours.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::live::LiveConfig;
+
+/// The `.etl` file of the `n`th session of a run (1-based): `raw.etl`, then
+/// `raw-restart1.etl`, … — a session restarted after tampering must not
+/// overwrite what the first one wrote.
+pub fn etl_path(path: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-restart{}{ext}", n - 1))
+}
 
 /// `EVENT_TRACE_REAL_TIME_MODE`.
 pub const EVENT_TRACE_REAL_TIME_MODE: u32 = 0x0000_0100;
@@ -174,6 +190,25 @@ mod tests {
             ..LiveConfig::default()
         };
         assert_eq!(SessionSettings::from_config(&c).forced_flush, None);
+    }
+
+    #[test]
+    fn restarted_sessions_write_their_own_etl_file() {
+        let p = Path::new("out").join("raw.etl");
+        assert_eq!(etl_path(&p, 1), p);
+        assert_eq!(etl_path(&p, 2), Path::new("out").join("raw-restart1.etl"));
+        assert_eq!(etl_path(Path::new("raw"), 3), Path::new("raw-restart2"));
+    }
+
+    /// Defect 8: nothing stopped a 32-bit build, whose layouts the snapshot
+    /// parser and the EVENT_RECORD cast do not match.
+    #[test]
+    fn non_x64_windows_builds_are_refused_at_compile_time() {
+        let src = include_str!("../windows/mod.rs");
+        let guard = src
+            .find("#[cfg(not(target_arch = \"x86_64\"))]\ncompile_error!(")
+            .expect("compile_error! guard in live/windows/mod.rs");
+        assert!(guard < src.find("mod console;").unwrap());
     }
 
     #[test]
