@@ -125,7 +125,7 @@ pub(super) struct PropertiesBuf {
 }
 
 impl PropertiesBuf {
-    fn new() -> Box<PropertiesBuf> {
+    pub(super) fn new() -> Box<PropertiesBuf> {
         let mut b = Box::new(PropertiesBuf {
             props: EVENT_TRACE_PROPERTIES::default(),
             logger_name: [0; 1024],

@@ -398,3 +398,21 @@ fn a_second_instance_is_refused_by_the_host_mutex() {
 
 /// Tests that take the real host mutex run one at a time.
 static MUTEX_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Defect 6: events lost and buffers lost were added together, and
+/// `LogBuffersLost` (the `--etl` file) was ignored.
+#[test]
+fn loss_counters_are_kept_apart() {
+    let mut b = etw::PropertiesBuf::new();
+    b.props.EventsLost = 7;
+    b.props.RealTimeBuffersLost = 2;
+    b.props.LogBuffersLost = 3;
+    assert_eq!(
+        b.losses(),
+        OsLosses {
+            events: 7,
+            realtime_buffers: 2,
+            log_buffers: 3
+        }
+    );
+}
