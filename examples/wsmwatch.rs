@@ -5,8 +5,10 @@
 //! JSON lines for a SIEM.
 //!
 //! Exit status: 0 all input processed, nothing lost; 1 fatal error (could
-//! not start, could not open output); 2 usage error; 3 finished, but some
-//! input was bad, events were lost or dropped, or output failed.
+//! not start, could not open output, another instance runs, or live
+//! monitoring was stopped behind our back and could not be restored);
+//! 2 usage error; 3 finished, but some input was bad, events were lost or
+//! dropped, output failed, or live monitoring had a gap.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::ZipLimits;
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
-use wsmwatch::source::{InputError, StopToken};
+use wsmwatch::source::{InputError, StopToken, TamperReport};
 use wsmwatch::{replay, testing::demo};
 
 const EXIT_FATAL: u8 = 1;
@@ -84,18 +86,27 @@ struct LiveArgs {
     /// Windows: also write the raw ETW session to this .etl file.
     #[arg(long, value_name = "FILE")]
     etl: Option<PathBuf>,
-    /// Windows: ETW buffer size in KiB.
-    #[arg(long, default_value_t = LiveConfig::default().buffer_kib)]
-    buffer_kib: u32,
-    /// Windows: minimum ETW buffers.
-    #[arg(long, default_value_t = LiveConfig::default().min_buffers)]
-    min_buffers: u32,
-    /// Windows: maximum ETW buffers.
-    #[arg(long, default_value_t = LiveConfig::default().max_buffers)]
-    max_buffers: u32,
-    /// Windows: force a buffer flush this often (bounds alert latency).
-    #[arg(long, default_value_t = LiveConfig::default().flush_interval.as_millis() as u64, value_name = "MS")]
-    flush_ms: u64,
+    /// Windows: ETW buffer size in KiB [default: 64; 16 with --etl].
+    #[arg(long)]
+    buffer_kib: Option<u32>,
+    /// Windows: minimum ETW buffers [default: 8].
+    #[arg(long)]
+    min_buffers: Option<u32>,
+    /// Windows: maximum ETW buffers [default: 64; 256 with --etl].
+    #[arg(long)]
+    max_buffers: Option<u32>,
+    /// Windows: force a buffer flush this often (bounds alert latency)
+    /// [default: 25; off with --etl, whose file every flush would grow; 0: off].
+    #[arg(long, value_name = "MS")]
+    flush_ms: Option<u64>,
+    /// Windows: run even though another `wsmwatch live` runs on this host,
+    /// taking its ETW session over (it then raises a tamper alert and exits).
+    #[arg(long)]
+    takeover: bool,
+    /// When the tracing session is stopped behind our back, raise the alert
+    /// and exit instead of restarting it.
+    #[arg(long)]
+    no_restart: bool,
     /// Events the detector queue holds before new ones are dropped (counted).
     #[arg(long, default_value_t = PipelineConfig::default().channel_capacity)]
     queue: usize,
@@ -152,12 +163,29 @@ impl Reporter for StderrReporter {
         eprintln!("wsmwatch: output error: {e}");
     }
     fn loss(&mut self, source: &str, what: &str, total: u64, delta: u64) {
-        let why = if what == "dropped" {
-            "dropped because the detector queue was full"
-        } else {
-            "lost by the operating system before delivery"
+        let (unit, why) = match what {
+            "dropped" => ("events", "dropped because the detector queue was full"),
+            "realtime_buffers_lost" => (
+                "ETW real-time buffers",
+                "lost before delivery (each held several events)",
+            ),
+            "log_buffers_lost" => ("ETW buffers", "not written to the --etl file"),
+            _ => ("events", "lost by the operating system before delivery"),
         };
-        eprintln!("wsmwatch: warning: {source}: {delta} more events {why} (total {total})");
+        eprintln!("wsmwatch: warning: {source}: {delta} more {unit} {why} (total {total})");
+    }
+    fn tamper(&mut self, r: &TamperReport) {
+        eprintln!(
+            "wsmwatch: CRITICAL: {} was stopped without wsmwatch asking ({}); last event seen {}; {}{}",
+            r.session,
+            r.why,
+            r.last_event.map_or_else(|| "none".to_string(), |t| t.to_string()),
+            r.gap,
+            r.restore_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
     }
     fn stats(&mut self, s: &RunStats, last: bool) {
         if self.json {
@@ -171,7 +199,8 @@ impl Reporter for StderrReporter {
         eprintln!(
             "wsmwatch: {label}: {} events in {:.3} s ({:.0}/s); {} alerts; {} starts, {} stops, \
              {} duplicates, {} unknown stops, {} unresolved parents; table {} entries \
-             ({} exited kept); malformed {}, dropped {}, lost upstream {}, incomplete {}{}",
+             ({} exited kept); malformed {}, dropped {}, lost upstream {} events, {} real-time \
+             buffers, {} log buffers, incomplete {}{}",
             e.events,
             s.elapsed_ms as f64 / 1000.0,
             s.events_per_sec,
@@ -186,6 +215,8 @@ impl Reporter for StderrReporter {
             t.malformed,
             t.dropped,
             t.upstream_lost,
+            t.realtime_buffers_lost,
+            t.log_buffers_lost,
             t.incomplete,
             if s.alerts_unwritten + s.events_unrecorded > 0 {
                 format!(
@@ -197,6 +228,9 @@ impl Reporter for StderrReporter {
             }
         );
         if last {
+            for g in &s.gaps {
+                eprintln!("wsmwatch: monitoring gap: {g}");
+            }
             for src in &s.sources {
                 if let Some(err) = &src.error {
                     eprintln!("wsmwatch: {}: {err}", src.name);
@@ -361,7 +395,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 buffer_kib: a.buffer_kib,
                 min_buffers: a.min_buffers,
                 max_buffers: a.max_buffers,
-                flush_interval: Duration::from_millis(a.flush_ms),
+                flush_interval: a.flush_ms.map(Duration::from_millis),
+                takeover: a.takeover,
+                restart: !a.no_restart,
                 etl_file: a.etl.clone(),
                 recv_buffer_bytes: a.recv_buffer,
                 ..LiveConfig::default()
@@ -389,6 +425,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("wsmwatch: warning: {w}");
         }
     }
+    // Everything is flushed and the summary printed: a console-close
+    // handler waiting for this may let the process end now.
+    wsmwatch::live::shutdown_complete();
     if let (Command::Live(_), false) = (&cli.command, outcome.source_errors.is_empty()) {
         // Live with a dead source is a failure, not a partial result; the
         // summary has already printed why.

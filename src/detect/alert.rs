@@ -10,6 +10,7 @@ use serde::ser::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::event::{image_file_name, Origin, Timestamp};
+use crate::source::TamperReport;
 
 /// Static description of a detection rule.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub enum Action {
     Lookalike,
     /// Any process whose creator is not its reported parent (T1134.004).
     ParentSpoofed,
+    /// The OS tracing session was stopped without our asking (T1562.006).
+    SessionStopped,
 }
 
 impl Action {
@@ -65,13 +68,14 @@ impl Action {
             Action::CreatorMismatch => "wsmprovhost_creator_mismatch",
             Action::Lookalike => "wsmprovhost_lookalike",
             Action::ParentSpoofed => "parent_pid_spoofed",
+            Action::SessionStopped => "etw_session_stopped",
         }
     }
 
     /// ECS `event.type` for the process event behind the alert.
     fn event_type(self) -> &'static str {
         match self {
-            Action::RemoteSessionEnded => "end",
+            Action::RemoteSessionEnded | Action::SessionStopped => "end",
             Action::RemoteSessionActive => "info",
             _ => "start",
         }
@@ -189,6 +193,9 @@ pub struct Alert {
     pub ancestry: Vec<Ancestor>,
     /// How the process was seen.
     pub origin: Origin,
+    /// For tamper alerts: the session that ended, the unmonitored window,
+    /// the last event seen and the counters.
+    pub monitoring: Option<Box<TamperReport>>,
 }
 
 fn put<T: Into<Value>>(m: &mut Map<String, Value>, k: &str, v: Option<T>) {
@@ -287,6 +294,9 @@ impl Alert {
             "process": Value::Object(process),
             "wsmwatch": Value::Object(ww),
         });
+        if let Some(m) = &self.monitoring {
+            doc["wsmwatch"]["monitoring"] = serde_json::to_value(m).unwrap_or(Value::Null);
+        }
         if !self.rule.d3fend.is_empty() {
             doc["wsmwatch"]["d3fend"] = self.rule.d3fend.into();
         }
@@ -332,6 +342,13 @@ impl Alert {
         }
         if let Some(cl) = &self.process.command_line {
             s.push_str(&format!(" cmd={cl:?}"));
+        }
+        if let Some(m) = &self.monitoring {
+            s.push_str(&format!(" session={} gap_start={}", m.session, m.gap.start));
+            match m.gap.end {
+                Some(e) => s.push_str(&format!(" gap_end={e}")),
+                None => s.push_str(" NOT-RESTORED"),
+            }
         }
         s.push_str(&format!(" [{}]", self.rule.id));
         s

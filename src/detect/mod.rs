@@ -14,6 +14,7 @@ pub mod ppid_spoof;
 pub mod rules;
 pub mod session;
 pub mod ssh_remoting;
+pub mod tamper;
 
 /// A detection rule family.
 pub trait Detector: Send {
@@ -96,6 +97,7 @@ impl<'a> Context<'a> {
             session: None,
             ancestry: self.ancestry(p),
             origin: ev.origin,
+            monitoring: None,
         }
     }
 

@@ -14,40 +14,57 @@ use std::time::Duration;
 pub struct LiveConfig {
     /// Host name put on every event; `None` means the local host.
     pub host: Option<String>,
-    /// ETW buffer size in KiB (Windows).
-    pub buffer_kib: u32,
-    /// ETW minimum buffer count (Windows).
-    pub min_buffers: u32,
-    /// ETW maximum buffer count (Windows).
-    pub max_buffers: u32,
+    /// ETW buffer size in KiB (Windows); `None`: the default for the mode
+    /// (`live::etw::settings` says why).
+    pub buffer_kib: Option<u32>,
+    /// ETW minimum buffer count (Windows); `None`: the default.
+    pub min_buffers: Option<u32>,
+    /// ETW maximum buffer count (Windows); `None`: the default.
+    pub max_buffers: Option<u32>,
     /// How often to force a flush of the trace buffers (Windows): bounds
-    /// alert latency.
-    pub flush_interval: Duration,
+    /// alert latency. `None`: 25 ms, or no forced flush with an `.etl` file;
+    /// zero: never.
+    pub flush_interval: Option<Duration>,
     /// How often to poll the OS loss counters.
     pub loss_poll_interval: Duration,
     /// Also write the raw ETW session to this .etl file (Windows).
     pub etl_file: Option<PathBuf>,
     /// Socket receive buffer in bytes (Linux connector).
     pub recv_buffer_bytes: usize,
+    /// When the OS session ends without our asking (tampering), start a
+    /// fresh one and re-seed (`--no-restart` turns it off; the alert is
+    /// raised either way).
+    pub restart: bool,
+    /// Windows: run even though another instance holds the host's
+    /// `Global\wsmwatch-live` mutex, taking its ETW session over
+    /// (`--takeover`).
+    pub takeover: bool,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
             host: None,
-            buffer_kib: 256,
-            min_buffers: 64,
-            max_buffers: 128,
-            flush_interval: Duration::from_millis(25),
+            buffer_kib: None,
+            min_buffers: None,
+            max_buffers: None,
+            flush_interval: None,
             loss_poll_interval: Duration::from_secs(1),
             etl_file: None,
             recv_buffer_bytes: 8 << 20,
+            restart: true,
+            takeover: false,
         }
     }
 }
 
 decoder_mod!(etw);
+pub mod instance;
 pub mod proc_connector;
+pub mod shutdown;
+pub mod supervise;
+
+pub use shutdown::shutdown_complete;
 
 #[cfg(windows)]
 #[allow(
@@ -68,8 +85,8 @@ mod unsupported;
 #[cfg(not(any(windows, target_os = "linux")))]
 pub use unsupported::LiveSource;
 
-/// The drive-letter table for showing DOS paths next to NT paths; empty
-/// where there are no drive letters.
+/// The drive-letter table the Windows source converts NT image paths with;
+/// empty where there are no drive letters. Kept public for tests and tools.
 #[cfg(not(windows))]
 pub fn dos_device_map() -> crate::live::etw::dospath::DeviceMap {
     crate::live::etw::dospath::DeviceMap::default()

@@ -15,11 +15,13 @@ use crossbeam_channel::{bounded, select, tick, unbounded, Receiver, Sender};
 use serde::Serialize;
 
 use crate::detect::alert::Alert;
+use crate::detect::tamper::tamper_alert;
 use crate::engine::{Engine, EngineStats};
 use crate::event::ProcessEvent;
 use crate::sink::{AlertSink, EventRecorder, SinkError};
 use crate::source::{
-    Backpressure, Emitter, InputError, Source, SourceCounters, SourceError, SourceStats, StopToken,
+    Backpressure, Emitter, InputError, MonitoringGap, Source, SourceCounters, SourceError,
+    SourceNotice, SourceStats, StopToken, TamperReport,
 };
 
 /// Pipeline settings.
@@ -107,15 +109,21 @@ pub struct RunStats {
     pub alerts_unwritten: u64,
     /// Events the recorder failed to write.
     pub events_unrecorded: u64,
+    /// Alerts raised from source notices (tampering), not by the engine.
+    pub tamper_alerts: u64,
+    /// Windows in which a source's OS session was gone (tampering), with
+    /// their start and, when monitoring came back, their end.
+    pub gaps: Vec<MonitoringGap>,
 }
 
 impl RunStats {
-    /// True when anything was lost, dropped, malformed or unwritten, or a
-    /// source failed: the run is incomplete and the exit status says so.
+    /// True when anything was lost, dropped, malformed or unwritten, a
+    /// source failed, or monitoring had a gap: the run is incomplete and the
+    /// exit status says so.
     pub fn incomplete(&self) -> bool {
-        let t = &self.totals;
-        t.dropped + t.malformed + t.upstream_lost + self.alerts_unwritten + self.events_unrecorded
-            > 0
+        self.totals.lossy()
+            || self.alerts_unwritten + self.events_unrecorded > 0
+            || !self.gaps.is_empty()
             || self.sources.iter().any(|s| s.error.is_some())
     }
 }
@@ -128,8 +136,13 @@ pub trait Reporter: Send {
     /// A sink could not write (reported once per sink; later failures are
     /// counted).
     fn sink_error(&mut self, e: &SinkError);
-    /// A loss counter rose: `what` is `dropped` or `upstream_lost`.
+    /// A loss counter rose since the last check (about once a second):
+    /// `what` is `dropped`, `upstream_lost` (events), `realtime_buffers_lost`
+    /// or `log_buffers_lost` (ETW buffers) — each reported on its own.
     fn loss(&mut self, source: &str, what: &str, total: u64, delta: u64);
+    /// A source's OS session was stopped behind its back (the alert has
+    /// already gone to the sinks). The default does nothing.
+    fn tamper(&mut self, _report: &TamperReport) {}
     /// Periodic or final stats.
     fn stats(&mut self, stats: &RunStats, last: bool);
 }
@@ -147,6 +160,8 @@ pub struct Outcome {
 enum Notice {
     /// A sink or the recorder failed (first failure of each).
     Sink(SinkError),
+    /// A source notice, after its alert was written.
+    Source(SourceNotice),
     /// Current counters.
     Stats(Progress),
 }
@@ -156,6 +171,7 @@ struct Progress {
     engine: EngineStats,
     alerts_unwritten: u64,
     events_unrecorded: u64,
+    tamper_alerts: u64,
 }
 
 /// The detector thread's state: it owns the engine, the sinks and the
@@ -183,17 +199,35 @@ impl DetectorThread {
             }
         }
         self.engine.process(ev, &mut self.alerts);
-        for a in self.alerts.drain(..) {
-            for (i, s) in self.sinks.iter_mut().enumerate() {
-                if let Err(e) = s.alert(&a) {
-                    self.progress.alerts_unwritten += 1;
-                    if !self.sink_failed[i] {
-                        self.sink_failed[i] = true;
-                        let _ = self.notices.send(Notice::Sink(e));
-                    }
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for a in alerts.drain(..) {
+            self.write(&a);
+        }
+        self.alerts = alerts;
+    }
+
+    fn write(&mut self, a: &Alert) {
+        for (i, s) in self.sinks.iter_mut().enumerate() {
+            if let Err(e) = s.alert(a) {
+                self.progress.alerts_unwritten += 1;
+                if !self.sink_failed[i] {
+                    self.sink_failed[i] = true;
+                    let _ = self.notices.send(Notice::Sink(e));
                 }
             }
         }
+    }
+
+    /// A source notice: a tamper report becomes its alert, written like any
+    /// other, then goes on to the reporter (message, gap in the summary).
+    fn notice(&mut self, n: SourceNotice) {
+        match &n {
+            SourceNotice::Tampered(r) => {
+                self.write(&tamper_alert(r));
+                self.progress.tamper_alerts += 1;
+            }
+        }
+        let _ = self.notices.send(Notice::Source(n));
     }
 
     fn publish(&mut self) {
@@ -201,18 +235,39 @@ impl DetectorThread {
         let _ = self.notices.send(Notice::Stats(self.progress));
     }
 
-    fn run(&mut self, rx: &Receiver<ProcessEvent>, every: Duration) {
+    fn run(
+        &mut self,
+        rx: &Receiver<ProcessEvent>,
+        source_notices: &Receiver<SourceNotice>,
+        every: Duration,
+    ) {
         let mut last = Instant::now();
-        while let Ok(ev) = rx.recv() {
-            self.handle(&ev);
-            // Take a batch before looking at the clock.
-            for ev in rx.try_iter().take(4096) {
-                self.handle(&ev);
+        let mut notices = source_notices.clone();
+        loop {
+            select! {
+                recv(rx) -> ev => match ev {
+                    Ok(ev) => {
+                        self.handle(&ev);
+                        // Take a batch before looking at the clock.
+                        for ev in rx.try_iter().take(4096) {
+                            self.handle(&ev);
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(notices) -> n => match n {
+                    Ok(n) => self.notice(n),
+                    Err(_) => notices = crossbeam_channel::never(),
+                },
             }
             if last.elapsed() >= every {
                 last = Instant::now();
                 self.publish();
             }
+        }
+        // Every source is done: what they noticed is already queued.
+        for n in source_notices.try_iter() {
+            self.notice(n);
         }
         for (i, s) in self.sinks.iter_mut().enumerate() {
             if let Err(e) = s.flush() {
@@ -236,22 +291,25 @@ impl DetectorThread {
 fn report_losses(
     reporter: &mut dyn Reporter,
     counters: &[(String, Arc<SourceCounters>)],
-    seen: &mut [(u64, u64)],
+    seen: &mut [SourceStats],
 ) {
-    for ((name, c), (d0, l0)) in counters.iter().zip(seen.iter_mut()) {
+    for ((name, c), old) in counters.iter().zip(seen.iter_mut()) {
         let s = c.snapshot();
-        if s.dropped > *d0 {
-            reporter.loss(name, "dropped", s.dropped, s.dropped - *d0);
+        for (what, now, before) in [
+            ("dropped", s.dropped, old.dropped),
+            ("upstream_lost", s.upstream_lost, old.upstream_lost),
+            (
+                "realtime_buffers_lost",
+                s.realtime_buffers_lost,
+                old.realtime_buffers_lost,
+            ),
+            ("log_buffers_lost", s.log_buffers_lost, old.log_buffers_lost),
+        ] {
+            if now > before {
+                reporter.loss(name, what, now, now - before);
+            }
         }
-        if s.upstream_lost > *l0 {
-            reporter.loss(
-                name,
-                "upstream_lost",
-                s.upstream_lost,
-                s.upstream_lost - *l0,
-            );
-        }
-        (*d0, *l0) = (s.dropped, s.upstream_lost);
+        *old = s;
     }
 }
 
@@ -260,6 +318,7 @@ fn snapshot(
     counters: &[(String, Arc<SourceCounters>)],
     errors: &[Option<String>],
     progress: Progress,
+    gaps: &[MonitoringGap],
 ) -> RunStats {
     let mut totals = SourceStats::default();
     let sources = counters
@@ -267,11 +326,7 @@ fn snapshot(
         .enumerate()
         .map(|(i, (name, c))| {
             let s = c.snapshot();
-            totals.sent += s.sent;
-            totals.dropped += s.dropped;
-            totals.malformed += s.malformed;
-            totals.upstream_lost += s.upstream_lost;
-            totals.incomplete += s.incomplete;
+            totals.add(&s);
             SourceReport {
                 name: name.clone(),
                 stats: s,
@@ -288,6 +343,8 @@ fn snapshot(
         engine: progress.engine,
         alerts_unwritten: progress.alerts_unwritten,
         events_unrecorded: progress.events_unrecorded,
+        tamper_alerts: progress.tamper_alerts,
+        gaps: gaps.to_vec(),
     }
 }
 
@@ -417,13 +474,15 @@ fn run(
     let started = Instant::now();
     let (tx, rx) = bounded::<ProcessEvent>(config.channel_capacity.max(1));
     let (etx, erx) = unbounded::<InputError>();
+    let (sntx, snrx) = unbounded::<SourceNotice>();
     let mut counters = Vec::new();
     let mut handles = Vec::new();
     for (i, input) in inputs.into_iter().enumerate() {
         let name = input.source.name();
         let c = Arc::new(SourceCounters::default());
         counters.push((name.clone(), c.clone()));
-        let mut emitter = Emitter::new(tx.clone(), input.policy, c, etx.clone());
+        let mut emitter =
+            Emitter::new(tx.clone(), input.policy, c, etx.clone()).with_notices(sntx.clone());
         let stop = stop.clone();
         let mut source = input.source;
         let h = thread::Builder::new()
@@ -431,7 +490,7 @@ fn run(
             .spawn(move || source.run(&mut emitter, &stop));
         handles.push((name, h));
     }
-    drop((tx, etx));
+    drop((tx, etx, sntx));
 
     let (ntx, nrx) = unbounded::<Notice>();
     let mut det = DetectorThread {
@@ -447,7 +506,7 @@ fn run(
     let publish_every = config.loss_check.min(Duration::from_millis(250));
     let detector = thread::Builder::new()
         .name("detector".into())
-        .spawn(move || det.run(&rx, publish_every))
+        .spawn(move || det.run(&rx, &snrx, publish_every))
         .expect("spawning the detector thread");
 
     // Report until the detector hangs up (it does once every source is done
@@ -459,13 +518,18 @@ fn run(
     );
     let mut progress = Progress::default();
     let mut last_stats = Instant::now();
-    let mut seen: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
+    let mut seen = vec![SourceStats::default(); counters.len()];
+    let mut gaps: Vec<MonitoringGap> = Vec::new();
     let mut input_errors = erx.clone();
     loop {
         select! {
             recv(nrx) -> n => match n {
                 Ok(Notice::Sink(e)) => reporter.sink_error(&e),
                 Ok(Notice::Stats(p)) => progress = p,
+                Ok(Notice::Source(SourceNotice::Tampered(r))) => {
+                    gaps.push(r.gap.clone());
+                    reporter.tamper(&r);
+                }
                 Err(_) => break,
             },
             recv(input_errors) -> e => match e {
@@ -478,7 +542,7 @@ fn run(
                 if let Some(every) = config.stats_interval {
                     if last_stats.elapsed() >= every {
                         last_stats = Instant::now();
-                        reporter.stats(&snapshot(started, &counters, &[], progress), false);
+                        reporter.stats(&snapshot(started, &counters, &[], progress, &gaps), false);
                     }
                 }
             }
@@ -513,7 +577,7 @@ fn run(
     }
     // Loss that happened after the last tick is still warned about.
     report_losses(reporter, &counters, &mut seen);
-    let stats = snapshot(started, &counters, &errors, progress);
+    let stats = snapshot(started, &counters, &errors, progress, &gaps);
     reporter.stats(&stats, true);
     Outcome {
         stats,
@@ -530,6 +594,8 @@ pub struct Reports {
     pub sink_errors: Vec<String>,
     /// Loss reports: (source, what, total).
     pub losses: Vec<(String, String, u64)>,
+    /// Tamper reports, in order.
+    pub tamper: Vec<TamperReport>,
     /// The last stats seen.
     pub last: Option<RunStats>,
 }
@@ -554,6 +620,9 @@ impl Reporter for ReportCollector {
     }
     fn stats(&mut self, stats: &RunStats, _last: bool) {
         self.0.lock().last = Some(stats.clone());
+    }
+    fn tamper(&mut self, report: &TamperReport) {
+        self.0.lock().tamper.push(report.clone());
     }
 }
 

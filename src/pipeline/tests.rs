@@ -1,5 +1,6 @@
-//! The pipeline end to end: same answer as the engine, drains on stop,
-//! counts drops, never blocks a live source on a stuck sink.
+//! Pipeline tests: the engine's answer through threads, drains on stop,
+//! counted drops, a blocked sink, a failing source.
+
 use super::*;
 use crate::sink::VecSink;
 use crate::source::native::VecSource;
@@ -177,4 +178,57 @@ fn failing_source_is_reported() {
         .1
         .to_string()
         .contains("/nonexistent/file.jsonl"));
+}
+
+/// A live source whose OS reports each kind of loss.
+struct Lossy;
+impl Source for Lossy {
+    fn name(&self) -> String {
+        "lossy".into()
+    }
+    fn run(&mut self, out: &mut Emitter, _stop: &StopToken) -> Result<(), SourceError> {
+        out.set_os_losses(crate::source::OsLosses {
+            events: 5,
+            realtime_buffers: 2,
+            log_buffers: 1,
+        });
+        // Give the reporter a tick to see the per-interval rise.
+        thread::sleep(Duration::from_millis(120));
+        Ok(())
+    }
+}
+
+/// Defect 6: events lost and buffers lost were added together and
+/// `LogBuffersLost` was ignored; each kind is now warned about and summed
+/// on its own.
+#[test]
+fn each_loss_kind_is_reported_on_its_own() {
+    let rep = ReportCollector::default();
+    let out = Pipeline::new(Engine::default())
+        .input(Input::live(Box::new(Lossy)))
+        .reporter(Box::new(rep.clone()))
+        .config(PipelineConfig {
+            loss_check: Duration::from_millis(20),
+            ..Default::default()
+        })
+        .run();
+    let t = out.stats.totals;
+    assert_eq!(
+        (t.upstream_lost, t.realtime_buffers_lost, t.log_buffers_lost),
+        (5, 2, 1)
+    );
+    assert!(out.stats.incomplete());
+    let losses = rep.0.lock().losses.clone();
+    for (what, total) in [
+        ("upstream_lost", 5),
+        ("realtime_buffers_lost", 2),
+        ("log_buffers_lost", 1),
+    ] {
+        assert!(
+            losses
+                .iter()
+                .any(|(s, w, n)| s == "lossy" && w == what && *n == total),
+            "{what}: {losses:?}"
+        );
+    }
 }

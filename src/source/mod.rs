@@ -15,10 +15,13 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::event::ProcessEvent;
+use crate::event::{ProcessEvent, Timestamp};
 
 pub mod lines;
 pub mod native;
+mod notice;
+
+pub use notice::{MonitoringGap, OsLosses, SourceNotice, TamperReport};
 
 /// A producer of process events.
 pub trait Source: Send {
@@ -71,6 +74,17 @@ pub enum SourceError {
     /// The detector side hung up (only when the pipeline is torn down).
     #[error("the event channel closed")]
     ChannelClosed,
+    /// The OS session ended without our asking (tampering) and could not
+    /// be restarted: the host is no longer monitored.
+    #[error("{session}: monitoring lost since {since} and not restored: {why}")]
+    MonitoringLost {
+        /// The session that ended.
+        session: String,
+        /// When monitoring stopped.
+        since: Timestamp,
+        /// Why it ended and why it could not be restored.
+        why: String,
+    },
 }
 
 /// One bad record: which file, which record, and what was wrong.
@@ -129,11 +143,21 @@ pub struct SourceCounters {
     pub dropped: AtomicU64,
     /// Records that could not be decoded.
     pub malformed: AtomicU64,
-    /// Events the OS says it lost before we saw them (ETW EventsLost +
-    /// RealTimeBuffersLost, netlink ENOBUFS). Sources store the running total.
+    /// Events the OS says it lost before we saw them (ETW `EventsLost`,
+    /// the connector's sequence gaps or `ENOBUFS`). Sources store the
+    /// running total.
     pub upstream_lost: AtomicU64,
+    /// Whole real-time buffers ETW could not deliver
+    /// (`RealTimeBuffersLost`): a count of buffers, not of events, so it is
+    /// kept apart from `upstream_lost`.
+    pub realtime_buffers_lost: AtomicU64,
+    /// Buffers ETW could not write to the `--etl` file (`LogBuffersLost`).
+    pub log_buffers_lost: AtomicU64,
     /// Live processes that exited before their details could be read (Linux).
     pub incomplete: AtomicU64,
+    /// The time (FILETIME ticks) of the last event handed to the channel;
+    /// 0 before the first. A tamper alert says what was seen last.
+    pub last_event_time: AtomicU64,
 }
 
 /// A snapshot of [`SourceCounters`].
@@ -147,8 +171,35 @@ pub struct SourceStats {
     pub malformed: u64,
     /// Events lost upstream (OS buffers).
     pub upstream_lost: u64,
+    /// ETW real-time buffers lost (buffers, not events).
+    pub realtime_buffers_lost: u64,
+    /// ETW buffers lost writing the `--etl` file.
+    pub log_buffers_lost: u64,
     /// Processes whose details could not be read before they exited.
     pub incomplete: u64,
+}
+
+impl SourceStats {
+    /// Adds another source's counters (for totals).
+    pub fn add(&mut self, o: &SourceStats) {
+        self.sent += o.sent;
+        self.dropped += o.dropped;
+        self.malformed += o.malformed;
+        self.upstream_lost += o.upstream_lost;
+        self.realtime_buffers_lost += o.realtime_buffers_lost;
+        self.log_buffers_lost += o.log_buffers_lost;
+        self.incomplete += o.incomplete;
+    }
+
+    /// True when anything was dropped, malformed or lost by the OS.
+    pub fn lossy(&self) -> bool {
+        self.dropped
+            + self.malformed
+            + self.upstream_lost
+            + self.realtime_buffers_lost
+            + self.log_buffers_lost
+            > 0
+    }
 }
 
 impl SourceCounters {
@@ -159,7 +210,17 @@ impl SourceCounters {
             dropped: self.dropped.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
             upstream_lost: self.upstream_lost.load(Ordering::Relaxed),
+            realtime_buffers_lost: self.realtime_buffers_lost.load(Ordering::Relaxed),
+            log_buffers_lost: self.log_buffers_lost.load(Ordering::Relaxed),
             incomplete: self.incomplete.load(Ordering::Relaxed),
+        }
+    }
+
+    /// When the last event handed to the channel happened, if any was.
+    pub fn last_event(&self) -> Option<Timestamp> {
+        match self.last_event_time.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(Timestamp(t)),
         }
     }
 }
@@ -171,6 +232,7 @@ pub struct Emitter {
     policy: Backpressure,
     counters: Arc<SourceCounters>,
     errors: Sender<InputError>,
+    notices: Option<Sender<SourceNotice>>,
 }
 
 impl Emitter {
@@ -186,6 +248,26 @@ impl Emitter {
             policy,
             counters,
             errors,
+            notices: None,
+        }
+    }
+
+    /// Where [`Emitter::notice`] sends (the pipeline's detector thread,
+    /// which turns a tamper report into an alert). Without it notices are
+    /// only logged.
+    pub fn with_notices(mut self, notices: Sender<SourceNotice>) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    /// Tells the pipeline something that is not a process event: the OS
+    /// session was stopped behind our back, and whether monitoring came
+    /// back. The library never prints; the pipeline raises the alert and
+    /// the reporter tells the user.
+    pub fn notice(&self, n: SourceNotice) {
+        tracing::error!("{n}");
+        if let Some(tx) = &self.notices {
+            let _ = tx.send(n);
         }
     }
 
@@ -193,6 +275,7 @@ impl Emitter {
     /// when the pipeline is gone; a full channel under
     /// [`Backpressure::DropNewest`] is a counted drop, not an error.
     pub fn emit(&self, ev: ProcessEvent) -> Result<(), SourceError> {
+        let time = ev.time.0;
         match self.policy {
             Backpressure::Block => {
                 self.tx.send(ev).map_err(|_| SourceError::ChannelClosed)?;
@@ -207,6 +290,9 @@ impl Emitter {
             },
         }
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_event_time
+            .fetch_max(time, Ordering::Relaxed);
         Ok(())
     }
 
@@ -222,6 +308,17 @@ impl Emitter {
     /// Records the OS's running total of events it lost before delivery.
     pub fn set_upstream_lost(&self, total: u64) {
         self.counters.upstream_lost.store(total, Ordering::Relaxed);
+    }
+
+    /// Records the OS's running loss totals, each kind on its own (a
+    /// restarted session's counters start again at zero, so the source
+    /// passes totals over all its sessions).
+    pub fn set_os_losses(&self, l: OsLosses) {
+        let c = &self.counters;
+        c.upstream_lost.store(l.events, Ordering::Relaxed);
+        c.realtime_buffers_lost
+            .store(l.realtime_buffers, Ordering::Relaxed);
+        c.log_buffers_lost.store(l.log_buffers, Ordering::Relaxed);
     }
 
     /// Counts a process whose details vanished before they could be read.

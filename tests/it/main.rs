@@ -9,6 +9,7 @@
 
 mod util;
 
+mod acceptance_script;
 mod churn;
 mod cli;
 #[cfg(target_os = "linux")]
@@ -22,4 +23,5 @@ mod properties;
 mod replay_bad_input;
 mod replay_cli;
 mod replay_real;
+mod tamper;
 mod verdicts;

@@ -1,24 +1,15 @@
 //! NT device paths to DOS paths, as pure logic.
 //!
 //! ETW reports `ImageName` as an NT path (`\Device\HarddiskVolume3\Windows\
-//! System32\wsmprovhost.exe`). A responder wants `C:\Windows\System32\…`
-//! next to it. The table of drive letters and the devices behind them comes
-//! from `QueryDosDeviceW` on Windows (`live::dos_device_map()`); the mapping
-//! itself is here so it is tested everywhere.
+//! System32\wsmprovhost.exe`). A responder wants `C:\Windows\System32\…`.
+//! The device table is only true on the host that traced, so the conversion
+//! happens at the edge: the live Windows source reads the table
+//! (`QueryDosDeviceW`, `live::dos_device_map()`) and applies it to every
+//! event it builds ([`DeviceMap::apply`]); everything downstream (engine,
+//! alerts, `--record`) sees the DOS form and never needs the table. The
+//! mapping itself is here so it is tested everywhere.
 
-static HOST_MAP: std::sync::OnceLock<DeviceMap> = std::sync::OnceLock::new();
-
-/// Installs this host's device table for alert output. The live Windows
-/// source does this at start; replayed events from other hosts are never
-/// mapped (no table is installed for them). First install wins.
-pub fn install_host_map(map: DeviceMap) {
-    let _ = HOST_MAP.set(map);
-}
-
-/// The DOS form of `nt` by the installed host table, if any.
-pub fn host_dos_path(nt: &str) -> Option<String> {
-    HOST_MAP.get()?.to_dos(nt)
-}
+use crate::event::ProcessEvent;
 
 /// Drive letters and the NT devices they name, e.g. `C:` →
 /// `\Device\HarddiskVolume3`.
@@ -67,6 +58,18 @@ impl DeviceMap {
     /// The `(drive, device)` pairs, longest device first.
     pub fn entries(&self) -> &[(String, String)] {
         &self.entries
+    }
+
+    /// Rewrites the event's `image` and `parent_image` to their DOS form
+    /// where this table knows it; other paths (already DOS, bare names,
+    /// unknown devices) are left as they are.
+    pub fn apply(&self, ev: &mut ProcessEvent) {
+        if let Some(dos) = self.to_dos(&ev.image) {
+            ev.image = dos;
+        }
+        if let Some(dos) = ev.parent_image.as_deref().and_then(|p| self.to_dos(p)) {
+            ev.parent_image = Some(dos);
+        }
     }
 
     /// The DOS form of an NT path, or `None` when no drive maps it (or it
@@ -209,6 +212,30 @@ mod tests {
             None
         );
         assert!(DeviceMap::default().is_empty());
+    }
+
+    #[test]
+    fn events_get_the_dos_form_where_known() {
+        use crate::event::Timestamp;
+        let m = map();
+        let mut ev = ProcessEvent::start(
+            Timestamp(1),
+            10,
+            4,
+            r"\Device\HarddiskVolume1\Windows\System32\wsmprovhost.exe",
+        );
+        ev.parent_image = Some(r"\Device\HarddiskVolume10\svchost.exe".into());
+        m.apply(&mut ev);
+        assert_eq!(ev.image, r"C:\Windows\System32\wsmprovhost.exe");
+        assert_eq!(ev.parent_image.as_deref(), Some(r"D:\svchost.exe"));
+        // Unknown devices and bare names stay as they are.
+        let mut ev = ProcessEvent::stop(Timestamp(2), 10, "wsmprovhost.exe");
+        m.apply(&mut ev);
+        assert_eq!(ev.image, "wsmprovhost.exe");
+        let mut ev = ProcessEvent::start(Timestamp(3), 11, 4, r"\Device\Unknown7\x.exe");
+        m.apply(&mut ev);
+        assert_eq!(ev.image, r"\Device\Unknown7\x.exe");
+        assert_eq!(ev.parent_image, None);
     }
 
     #[test]

@@ -20,7 +20,9 @@ use crate::event::Guid;
 
 pub mod decode;
 pub mod dospath;
+pub mod lifecycle;
 pub mod session;
+pub mod settings;
 pub mod snapshot;
 
 #[cfg(test)]

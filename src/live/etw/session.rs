@@ -21,7 +21,9 @@ pub const SESSION_NAME: &str = "wsmwatch-kernel-process";
 pub const ERROR_ACCESS_DENIED: u32 = 5;
 /// `ERROR_ALREADY_EXISTS`.
 pub const ERROR_ALREADY_EXISTS: u32 = 183;
-/// `ERROR_NO_SYSTEM_RESOURCES`: every ETW logger slot is taken.
+/// `ERROR_NO_SYSTEM_RESOURCES`: every ETW logger slot is taken, or the
+/// provider is already enabled by the most sessions it allows (8 for
+/// Kernel-Process).
 pub const ERROR_NO_SYSTEM_RESOURCES: u32 = 1450;
 /// `ERROR_WMI_INSTANCE_NOT_FOUND`: no session of that name (a clean start).
 pub const ERROR_WMI_INSTANCE_NOT_FOUND: u32 = 4201;
@@ -97,8 +99,8 @@ pub enum SessionError {
         /// The code, as reported.
         code: EtwCode,
     },
-    /// The system ran out of ETW logger slots.
-    #[error("{step}: too many ETW sessions are running ({code}, ERROR_NO_SYSTEM_RESOURCES); list them with `logman query -ets` and stop stale ones with `logman stop <name> -ets`")]
+    /// `ERROR_NO_SYSTEM_RESOURCES`, which has two causes.
+    #[error("{step}: ERROR_NO_SYSTEM_RESOURCES ({code}): either every ETW logger slot is taken (too many sessions are running), or 8 sessions already enable Microsoft-Windows-Kernel-Process (a provider can be enabled by at most 8 sessions); list the sessions with `logman query -ets`, see each one's providers with `logman query <name> -ets`, and stop stale ones with `logman stop <name> -ets`")]
     TooManySessions {
         /// The refused call.
         step: &'static str,
@@ -122,6 +124,14 @@ pub enum SessionError {
         code: EtwCode,
         /// The OS's text for it.
         message: String,
+    },
+    /// A restart found the name taken: someone else's session runs under
+    /// it (a second instance with `--takeover`, or a decoy). A restart never
+    /// stops it.
+    #[error("ETW session {name:?} was started again by someone else (another wsmwatch with --takeover?); not taking it back")]
+    TakenOver {
+        /// The session name.
+        name: String,
     },
     /// A failure without a code.
     #[error("starting the ETW session: {0}")]
@@ -171,7 +181,7 @@ impl From<SessionError> for SourceError {
                     detail: e.to_string(),
                 }
             }
-            SessionError::StillExists { .. } => SourceError::Os {
+            SessionError::StillExists { .. } | SessionError::TakenOver { .. } => SourceError::Os {
                 what: "StartTraceW".into(),
                 detail: e.to_string(),
             },
@@ -263,6 +273,33 @@ pub fn start_clean<C: SessionControl>(
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// Starts the session for a restart after tampering: no stale-session stop
+/// and no retry on "already exists" — a session under our name now is
+/// someone else's ([`SessionError::TakenOver`]) and is left alone. Other
+/// failures still stop what the failed start may have created.
+pub fn start_without_reclaim<C: SessionControl>(
+    ctl: &mut C,
+    name: &str,
+) -> Result<C::Session, SessionError> {
+    match ctl.start(name) {
+        Ok(s) => Ok(s),
+        Err(StartFailure::AlreadyExists) => Err(SessionError::TakenOver {
+            name: name.to_owned(),
+        }),
+        Err(f) => match SessionError::from_failure(name, 1, f) {
+            SessionError::StillExists { .. } => Err(SessionError::TakenOver {
+                name: name.to_owned(),
+            }),
+            e => {
+                if let Err(c) = ctl.stop_by_name(name) {
+                    tracing::debug!(session = name, "cleanup stop after failed restart: {c}");
+                }
+                Err(e)
+            }
+        },
+    }
 }
 
 #[cfg(test)]
@@ -397,7 +434,11 @@ mod tests {
     fn messages_name_the_fix() {
         let e = SessionError::from_failure("s", 1, code("StartTraceW", 0x8007_05AA_u32 as i32));
         assert!(matches!(e, SessionError::TooManySessions { .. }));
-        assert!(e.to_string().contains("too many ETW sessions"), "{e}");
+        // Defect 7: both causes are named, not just "too many sessions".
+        let msg = e.to_string();
+        assert!(msg.contains("every ETW logger slot is taken"), "{msg}");
+        assert!(msg.contains("8 sessions already enable"), "{msg}");
+        assert!(msg.contains("Microsoft-Windows-Kernel-Process"), "{msg}");
         let e = SessionError::from_failure("s", 1, code("EnableTraceEx2", 0x8007_0057_u32 as i32));
         assert_eq!(
             e.to_string(),
@@ -406,5 +447,32 @@ mod tests {
         let e = SessionError::from_failure("s", 1, code("StartTraceW", 0x8007_0005_u32 as i32));
         assert!(matches!(e, SessionError::AccessDenied { .. }));
         assert!(SourceError::from(e).to_string().contains("Administrator"));
+    }
+
+    /// Defect 1: a restart used to reclaim the name, stopping whatever
+    /// session a newcomer had started under it.
+    #[test]
+    fn a_restart_never_stops_a_session_someone_else_started() {
+        let mut m = Mock {
+            script: vec![Err(StartFailure::AlreadyExists)],
+            ..Mock::default()
+        };
+        let e = start_without_reclaim(&mut m, "s").unwrap_err();
+        assert_eq!(e, SessionError::TakenOver { name: "s".into() });
+        assert_eq!(m.calls, ["start s"], "no stop by name");
+        assert!(SourceError::from(e).to_string().contains("--takeover"));
+        let mut m = Mock {
+            script: vec![Ok(())],
+            ..Mock::default()
+        };
+        assert_eq!(start_without_reclaim(&mut m, "s"), Ok("session"));
+        assert_eq!(m.calls, ["start s"]);
+        // A failure after StartTraceW still cleans up what it created.
+        let mut m = Mock {
+            script: vec![Err(code("OpenTraceW", 5))],
+            ..Mock::default()
+        };
+        assert!(start_without_reclaim(&mut m, "s").is_err());
+        assert_eq!(m.calls, ["start s", "stop s"]);
     }
 }

@@ -1,73 +1,65 @@
-//! Ctrl-C, Ctrl-Break and console close stop the session.
+//! Console control events: Ctrl-C and Ctrl-Break fire the pipeline's
+//! [`StopToken`] and pass the event on; console close waits (bounded) for
+//! the run to finish — session stopped in order, drained, sinks flushed,
+//! summary printed — because Windows ends the process as soon as the
+//! handler returns. What each event does is pure
+//! ([`crate::live::etw::lifecycle::console_action`]).
 //!
-//! Ctrl-C/Break fire the pipeline's [`StopToken`] (the run loop then stops
-//! the session and drains) and also stop the ETW session by name at once, so
-//! even a binary without its own handler leaves nothing behind. Close,
-//! logoff and shutdown end the process as soon as the handlers return, so
-//! the session is stopped synchronously inside the handler.
+//! Logoff and shutdown are handled the same way, but an interactive console
+//! process never receives them (only services do): Windows simply ends it.
+//! `docs/WINDOWS.md` says what that leaves behind.
+//!
+//! The handler is installed once and stays for the life of the process, so
+//! a close that arrives after the source returned (while the pipeline still
+//! flushes) is waited for too.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, Once};
 
 use windows::Win32::Foundation::{BOOL, FALSE, TRUE};
-use windows::Win32::System::Console::{
-    SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT,
-    CTRL_SHUTDOWN_EVENT,
-};
+use windows::Win32::System::Console::SetConsoleCtrlHandler;
 
 use super::etw;
+use crate::live::etw::lifecycle::{console_action, ConsoleAction};
 use crate::live::etw::session::SESSION_NAME;
+use crate::live::shutdown::{CLOSE_WAIT, SHUTDOWN};
 use crate::source::StopToken;
 
 static STOP: Mutex<Option<StopToken>> = Mutex::new(None);
+static INSTALL: Once = Once::new();
 
 unsafe extern "system" fn handler(ctrl: u32) -> BOOL {
-    if let Ok(g) = STOP.lock() {
-        if let Some(t) = g.as_ref() {
-            t.stop();
+    let action = console_action(ctrl);
+    if action != ConsoleAction::Pass {
+        if let Ok(g) = STOP.lock() {
+            if let Some(t) = g.as_ref() {
+                t.stop();
+            }
         }
     }
-    let _ = etw::stop(SESSION_NAME);
-    match ctrl {
+    match action {
         // Let later handlers (the binary's) run too: returning FALSE passes
-        // the event on. Nothing is left to clean up here.
-        CTRL_C_EVENT | CTRL_BREAK_EVENT => FALSE,
-        CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT => TRUE,
-        _ => FALSE,
+        // the event on. The run loop does the ordered shutdown.
+        ConsoleAction::StopAndPass | ConsoleAction::Pass => FALSE,
+        ConsoleAction::StopAndWait => {
+            if !SHUTDOWN.wait(CLOSE_WAIT) {
+                // The run did not finish in time: at least leave no session.
+                let _ = etw::stop(SESSION_NAME);
+            }
+            TRUE
+        }
     }
 }
 
-/// Installed while the source runs; removes the handler on drop.
-#[derive(Debug)]
-pub(super) struct ConsoleGuard {
-    installed: bool,
-}
-
-impl ConsoleGuard {
-    pub fn install(stop: StopToken) -> ConsoleGuard {
-        if let Ok(mut g) = STOP.lock() {
-            *g = Some(stop);
-        }
+/// Points the handler at `stop` and installs it (once per process).
+pub(super) fn install(stop: StopToken) {
+    if let Ok(mut g) = STOP.lock() {
+        *g = Some(stop);
+    }
+    INSTALL.call_once(|| {
         // SAFETY: `handler` is a valid `extern "system"` routine with the
         // PHANDLER_ROUTINE signature that lives for the whole program.
-        let installed = match unsafe { SetConsoleCtrlHandler(Some(handler), TRUE) } {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!("SetConsoleCtrlHandler: {e}; console close may leave the ETW session running until the next start");
-                false
-            }
-        };
-        ConsoleGuard { installed }
-    }
-}
-
-impl Drop for ConsoleGuard {
-    fn drop(&mut self) {
-        if self.installed {
-            // SAFETY: removes the routine registered in `install`.
-            let _ = unsafe { SetConsoleCtrlHandler(Some(handler), FALSE) };
+        if let Err(e) = unsafe { SetConsoleCtrlHandler(Some(handler), TRUE) } {
+            tracing::warn!("SetConsoleCtrlHandler: {e}; console close may leave the ETW session running until the next start");
         }
-        if let Ok(mut g) = STOP.lock() {
-            *g = None;
-        }
-    }
+    });
 }

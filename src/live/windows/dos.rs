@@ -1,5 +1,5 @@
-//! The drive-letter table from `QueryDosDeviceW`, for showing DOS paths
-//! next to ETW's NT paths. The mapping itself is pure
+//! The drive-letter table from `QueryDosDeviceW`, with which the live
+//! source turns ETW's NT image paths into DOS paths. The mapping itself is pure
 //! ([`crate::live::etw::dospath`]).
 
 use windows::core::PCWSTR;

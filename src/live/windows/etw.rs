@@ -27,11 +27,12 @@ use windows::Win32::System::Diagnostics::Etw::{
 
 use crate::event::ProcessEvent;
 use crate::live::etw::session::{EtwCode, SessionControl, StartFailure};
+use crate::live::etw::settings::SessionSettings;
 use crate::live::etw::{
     decode_event, guid_from_u128, EventHeaderInfo, KERNEL_PROCESS_GUID, KEYWORD_PROCESS,
     PROCESS_EVENT_IDS,
 };
-use crate::source::SourceCounters;
+use crate::source::{OsLosses, SourceCounters};
 
 /// Microsoft-Windows-Kernel-Process as the `windows` crate's GUID.
 pub(super) const KERNEL_PROCESS: GUID = GUID::from_u128(KERNEL_PROCESS_GUID);
@@ -124,7 +125,7 @@ pub(super) struct PropertiesBuf {
 }
 
 impl PropertiesBuf {
-    fn new() -> Box<PropertiesBuf> {
+    pub(super) fn new() -> Box<PropertiesBuf> {
         let mut b = Box::new(PropertiesBuf {
             props: EVENT_TRACE_PROPERTIES::default(),
             logger_name: [0; 1024],
@@ -150,9 +151,14 @@ impl PropertiesBuf {
         self.props.BufferSize != 0 || self.props.NumberOfBuffers != 0
     }
 
-    /// EventsLost + RealTimeBuffersLost.
-    pub fn lost(&self) -> u64 {
-        u64::from(self.props.EventsLost) + u64::from(self.props.RealTimeBuffersLost)
+    /// The loss counters, each kind on its own (events and buffers are
+    /// different units; `LogBuffersLost` matters with `--etl`).
+    pub fn losses(&self) -> OsLosses {
+        OsLosses {
+            events: u64::from(self.props.EventsLost),
+            realtime_buffers: u64::from(self.props.RealTimeBuffersLost),
+            log_buffers: u64::from(self.props.LogBuffersLost),
+        }
     }
 }
 
@@ -197,10 +203,11 @@ pub(super) fn flush(name: &str) -> Result<(), EtwCode> {
     control_by_name(name, EVENT_TRACE_CONTROL_FLUSH).map(|_| ())
 }
 
-/// STOP by name; returns the final loss total, or `None` when the call
-/// succeeded without describing a session (Wine).
-pub(super) fn stop(name: &str) -> Result<Option<u64>, EtwCode> {
-    control_by_name(name, EVENT_TRACE_CONTROL_STOP).map(|b| b.answered().then(|| b.lost()))
+/// STOP by name; returns the session's final loss counters (STOP fills in
+/// the properties one last time), or `None` when the call succeeded without
+/// describing a session (Wine).
+pub(super) fn stop(name: &str) -> Result<Option<OsLosses>, EtwCode> {
+    control_by_name(name, EVENT_TRACE_CONTROL_STOP).map(|b| b.answered().then(|| b.losses()))
 }
 
 /// Asks the provider for a rundown (ProcessRundown, id 15) of the processes
@@ -258,17 +265,15 @@ impl std::fmt::Debug for FerrisControl {
 }
 
 impl FerrisControl {
-    /// Session properties from the live configuration: REAL_TIME with no
-    /// per-processor buffering (one ordered stream; process events are a
-    /// low rate), 1 s flush timer (the source forces faster flushes).
-    pub fn properties(buffer_kib: u32, min_buffers: u32, max_buffers: u32) -> TraceProperties {
+    /// Session properties from the pure settings
+    /// (`live::etw::settings` says why these values).
+    pub fn properties(s: &SessionSettings) -> TraceProperties {
         TraceProperties {
-            buffer_size: buffer_kib,
-            min_buffer: min_buffers,
-            max_buffer: max_buffers,
-            flush_timer: Duration::from_secs(1),
-            log_file_mode: LoggingMode::EVENT_TRACE_REAL_TIME_MODE
-                | LoggingMode::EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING,
+            buffer_size: s.buffer_kib,
+            min_buffer: s.min_buffers,
+            max_buffer: s.max_buffers,
+            flush_timer: Duration::from_secs(u64::from(s.flush_timer_secs)),
+            log_file_mode: LoggingMode::from_bits_truncate(s.log_file_mode),
         }
     }
 }

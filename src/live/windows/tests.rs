@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::*;
 use crate::event::{image_file_name, EventKind, Origin};
 use crate::live::etw::session::{start_clean, EtwCode, SessionControl, SessionError, StartFailure};
+use crate::live::etw::settings::SessionSettings;
 use crate::source::{Backpressure, SourceCounters};
 
 /// True under Wine (ntdll exports `wine_get_version`).
@@ -54,7 +55,7 @@ fn snapshot_finds_this_process_and_its_child() {
             .args([
                 "--ignored",
                 "--exact",
-                "source::live::windows::tests::sleeping_child",
+                "live::windows::tests::sleeping_child",
             ])
             .env("WSMWATCH_TEST_CHILD", "1")
             .stdin(Stdio::null())
@@ -94,6 +95,31 @@ fn snapshot_finds_this_process_and_its_child() {
         "{kid:?}"
     );
     eprintln!("snapshot: self {mine:?}\nsnapshot: child {kid:?}");
+}
+
+/// DOS paths are applied at the edge: a snapshot event for this process
+/// leaves the source with the DOS form of its image (`C:\…`), the form
+/// alerts show, and no process-global table is involved.
+#[test]
+fn snapshot_events_leave_the_source_with_dos_images() {
+    let me = std::process::id();
+    let map = dos_device_map();
+    let mut events = snapshot::seed_events(None).unwrap();
+    for ev in &mut events {
+        map.apply(ev);
+    }
+    let mine = events.iter().find(|e| e.pid == Some(me)).unwrap();
+    if mine.image.contains('\\') {
+        let exe = std::env::current_exe().unwrap();
+        assert!(
+            mine.image.eq_ignore_ascii_case(&exe.to_string_lossy()),
+            "{} vs {}",
+            mine.image,
+            exe.display()
+        );
+    } else {
+        eprintln!("no full image path for self: {}", mine.image);
+    }
 }
 
 #[test]
@@ -161,7 +187,9 @@ fn wine_failed_open_is_access_denied_and_stops_the_session() {
     let (tx, _rx) = bounded(16);
     let mut ctl = Recording {
         inner: FerrisControl {
-            properties: FerrisControl::properties(256, 64, 128),
+            properties: FerrisControl::properties(&SessionSettings::from_config(
+                &LiveConfig::default(),
+            )),
             etl_file: None,
             tx,
             counters: Arc::new(SourceCounters::default()),
@@ -192,7 +220,11 @@ fn wine_live_run_fails_with_a_clear_message() {
         eprintln!("skipped: Wine-specific; real hosts run the end-to-end workflow");
         return;
     }
-    let mut src = LiveSource::new(LiveConfig::default()).unwrap();
+    let mut src = LiveSource::new(LiveConfig {
+        takeover: true,
+        ..LiveConfig::default()
+    })
+    .unwrap();
     assert_eq!(src.name(), "etw:wsmwatch-kernel-process");
     let (mut out, counters) = emitter();
     let stop = StopToken::new();
@@ -212,17 +244,23 @@ fn wine_live_run_fails_with_a_clear_message() {
 #[test]
 fn config_is_checked() {
     let bad = LiveConfig {
-        buffer_kib: 0,
+        buffer_kib: Some(0),
+        takeover: true,
         ..LiveConfig::default()
     };
     assert!(LiveSource::new(bad).is_err());
     let bad = LiveConfig {
-        min_buffers: 10,
-        max_buffers: 5,
+        min_buffers: Some(10),
+        max_buffers: Some(5),
+        takeover: true,
         ..LiveConfig::default()
     };
     assert!(LiveSource::new(bad).is_err());
-    assert!(LiveSource::new(LiveConfig::default()).is_ok());
+    assert!(LiveSource::new(LiveConfig {
+        takeover: true,
+        ..LiveConfig::default()
+    })
+    .is_ok());
 }
 
 #[test]
@@ -231,7 +269,7 @@ fn control_buffer_layout() {
     // Wine answers success without touching the block; Windows answers
     // ERROR_WMI_INSTANCE_NOT_FOUND. Either way, no crash and a sane block.
     match b {
-        Ok(b) => assert_eq!(b.lost(), 0),
+        Ok(b) => assert_eq!(b.losses(), OsLosses::default()),
         Err(c) => assert_eq!(
             c.win32(),
             Some(crate::live::etw::session::ERROR_WMI_INSTANCE_NOT_FOUND)
@@ -341,4 +379,40 @@ fn wine_control_calls_are_harmless() {
     assert!(e.contains("no session handle"), "{e}");
     assert!(etw::flush("wsmwatch-test-no-such-session").is_ok());
     assert_eq!(etw::stop("wsmwatch-test-no-such-session"), Ok(None));
+}
+
+/// Defect 1: a second instance reclaimed the running one's session. The
+/// real `CreateMutexW` (Wine implements named mutexes): a second holder is
+/// refused unless it takes over, and the mutex goes with the last handle.
+#[test]
+fn a_second_instance_is_refused_by_the_host_mutex() {
+    let _serial = MUTEX_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let first = instance::InstanceGuard::acquire(true).unwrap();
+    let second = instance::InstanceGuard::acquire(false);
+    let err = second.unwrap_err();
+    assert!(err.to_string().contains("--takeover"), "{err}");
+    let third = instance::InstanceGuard::acquire(true).unwrap();
+    assert_eq!(third.instance, crate::live::instance::Instance::TakingOver);
+    drop((first, third));
+}
+
+/// Tests that take the real host mutex run one at a time.
+static MUTEX_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Defect 6: events lost and buffers lost were added together, and
+/// `LogBuffersLost` (the `--etl` file) was ignored.
+#[test]
+fn loss_counters_are_kept_apart() {
+    let mut b = etw::PropertiesBuf::new();
+    b.props.EventsLost = 7;
+    b.props.RealTimeBuffersLost = 2;
+    b.props.LogBuffersLost = 3;
+    assert_eq!(
+        b.losses(),
+        OsLosses {
+            events: 7,
+            realtime_buffers: 2,
+            log_buffers: 3
+        }
+    );
 }
