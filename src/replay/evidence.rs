@@ -6,6 +6,19 @@
 //! are a small fraction of its records. Those events are then put in time
 //! order, host-local NXLog times shifted to UTC first, and emitted.
 //!
+//! wsmwatch's own recordings go into the same ordering, so several of
+//! them (a rotated recording, files or a folder, in any order) make one
+//! stream: each event sorts at the latest time its recording has reached,
+//! which keeps each recording's own delivery order (out-of-order children
+//! included) and interleaves recordings by time. Ties between files are
+//! broken by the file's place in the walk's canonical-path order, never by
+//! the order of the arguments.
+//!
+//! **Stopping.** When the stop token fires (Ctrl-C), no further file is
+//! started and a recording being read stops between lines; everything read
+//! so far is still ordered and handed to the detector, so its alerts are
+//! not lost. [`ReplayCounters::interrupted`] says it happened.
+//!
 //! **Memory bound.** Ordering holds the *process events* of the whole input
 //! in memory (about 300–600 bytes each, command lines included), never its
 //! records: EVTX is read a 4 MiB batch of chunks at a time per file being
@@ -14,9 +27,9 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,10 +38,13 @@ use rayon::prelude::*;
 use super::format::ZipLimits;
 use super::format::{self, Cx, Payload};
 use super::order::{Clock, Entry, Merge, Orderer};
-use super::walk::expand;
+use super::sniff;
+use super::walk::{expand, InputFile};
 use super::winlog::{Item, Mapped, TimeBasis};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
 use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
+
+pub use super::counters::{Note, ReplayCounters, ReplaySummary};
 
 /// Replay options.
 #[derive(Clone, Debug)]
@@ -52,91 +68,6 @@ impl Default for ReplayOptions {
     }
 }
 
-/// Running totals, readable while the replay runs and after.
-#[derive(Debug, Default)]
-pub struct ReplayCounters {
-    /// Input files found.
-    pub files: AtomicU64,
-    /// Files finished.
-    pub files_done: AtomicU64,
-    /// Records read (EVTX records, JSON lines).
-    pub records: AtomicU64,
-    /// Input bytes (on disk) finished.
-    pub bytes: AtomicU64,
-    /// Total input bytes (on disk).
-    pub bytes_total: AtomicU64,
-    /// Process events produced.
-    pub events: AtomicU64,
-    /// Bad records, chunks, lines, members and files.
-    pub errors: AtomicU64,
-    /// Wall-clock nanoseconds of the decode + order phase, then (once
-    /// emitted) of decode, order and hand-off to the detector.
-    pub nanos: AtomicU64,
-    /// Set when every file is decoded and only the ordered hand-off is
-    /// left (a progress display stops here).
-    pub decoded: AtomicBool,
-}
-
-/// The final figures of a replay.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-pub struct ReplaySummary {
-    /// Input files.
-    pub files: u64,
-    /// Records read.
-    pub records: u64,
-    /// Input bytes.
-    pub bytes: u64,
-    /// Process events produced.
-    pub events: u64,
-    /// Bad inputs reported.
-    pub errors: u64,
-    /// Seconds spent reading and ordering.
-    pub seconds: f64,
-}
-
-impl ReplaySummary {
-    /// Records per second.
-    pub fn records_per_sec(&self) -> f64 {
-        self.records as f64 / self.seconds.max(1e-9)
-    }
-    /// Input MB (10^6 bytes) per second.
-    pub fn mb_per_sec(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
-    }
-}
-
-impl std::fmt::Display for ReplaySummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} files, {} records, {:.1} MB, {} process events, {} errors in {:.3} s: \
-             {:.0} records/s, {:.1} MB/s",
-            self.files,
-            self.records,
-            self.bytes as f64 / 1e6,
-            self.events,
-            self.errors,
-            self.seconds,
-            self.records_per_sec(),
-            self.mb_per_sec()
-        )
-    }
-}
-
-impl ReplayCounters {
-    /// A snapshot as a summary.
-    pub fn summary(&self) -> ReplaySummary {
-        ReplaySummary {
-            files: self.files.load(Ordering::Relaxed),
-            records: self.records.load(Ordering::Relaxed),
-            bytes: self.bytes_total.load(Ordering::Relaxed),
-            events: self.events.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            seconds: self.nanos.load(Ordering::Relaxed) as f64 / 1e9,
-        }
-    }
-}
-
 /// Replays files and folders (recursively) as one time-ordered stream.
 #[derive(Debug)]
 pub struct EvidenceSource {
@@ -150,6 +81,8 @@ pub struct EvidenceSource {
 #[derive(Default)]
 struct FileOut {
     offsets: Vec<(String, i64, bool)>,
+    /// Read to its end (not cut short by the stop token).
+    complete: bool,
 }
 
 impl EvidenceSource {
@@ -168,25 +101,43 @@ impl EvidenceSource {
     }
 
     /// Decodes everything and returns the ordered events without an
-    /// emitter (tests, benchmarks). Bad input goes to `on_error`.
+    /// emitter (tests, benchmarks). Bad input goes to `on_error`; notes
+    /// (skipped files) to [`Self::counters`].
     pub fn collect(
         &mut self,
         on_error: &(dyn Fn(InputError) + Sync),
     ) -> Result<Vec<ProcessEvent>, SourceError> {
         let t0 = Instant::now();
-        let files = expand(&self.inputs, on_error, &self.counters)?;
-        let events: Vec<ProcessEvent> = decode_all(
-            &files,
-            &self.opts,
-            &self.counters,
-            on_error,
-            &StopToken::new(),
-        )
-        .collect();
-        self.counters
-            .nanos
+        let c = &*self.counters;
+        let files = expand(&self.inputs, on_error, c);
+        let mut merge = decode_all(&files, &self.opts, c, on_error, &StopToken::new());
+        let mut events = Vec::new();
+        while let Some(ev) = merge.next() {
+            events.push(ev);
+            report_spill(&mut merge, c, on_error);
+        }
+        report_spill(&mut merge, c, on_error);
+        c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(events)
+    }
+}
+
+/// Reports the spill-file failures the merge has met since the last call:
+/// each is bad input (events may be lost), counted twice: as an error and
+/// as a spill error.
+fn report_spill(m: &mut Merge, c: &ReplayCounters, on_error: &(dyn Fn(InputError) + Sync)) {
+    if !m.has_failures() {
+        return;
+    }
+    for e in m.take_failures() {
+        c.errors.fetch_add(1, Ordering::Relaxed);
+        c.spill_errors.fetch_add(1, Ordering::Relaxed);
+        on_error(InputError {
+            file: e.path().display().to_string(),
+            location: "spill file".into(),
+            message: e.to_string(),
+        });
     }
 }
 
@@ -199,22 +150,23 @@ impl Source for EvidenceSource {
         let t0 = Instant::now();
         let out_ref: &Emitter = out;
         let on_error = |e: InputError| out_ref.malformed(e);
-        let files = expand(&self.inputs, &on_error, &self.counters)?;
-        let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
+        let c = &*self.counters;
+        let files = expand(&self.inputs, &on_error, c);
+        let mut merge = decode_all(&files, &self.opts, c, &on_error, stop);
         tracing::info!(
             seconds = t0.elapsed().as_secs_f64(),
             "evidence decoded; merging"
         );
-        self.counters.decoded.store(true, Ordering::Release);
-
-        for ev in events {
-            if stop.is_stopped() {
-                break;
-            }
+        c.decoded.store(true, Ordering::Release);
+        report_spill(&mut merge, c, &on_error);
+        // Everything read is handed on, even after a stop: the alerts of
+        // what was read must not be lost (a second Ctrl-C ends the binary).
+        while let Some(ev) = merge.next() {
             out.emit(ev)?;
+            report_spill(&mut merge, c, &on_error);
         }
-        self.counters
-            .nanos
+        report_spill(&mut merge, c, &on_error);
+        c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
     }
@@ -222,7 +174,7 @@ impl Source for EvidenceSource {
 
 /// Decodes all files in parallel into the [`Orderer`], then merges.
 fn decode_all(
-    files: &[(PathBuf, u64)],
+    files: &[InputFile],
     opts: &ReplayOptions,
     c: &ReplayCounters,
     on_error: &(dyn Fn(InputError) + Sync),
@@ -232,15 +184,21 @@ fn decode_all(
     let outs: Vec<FileOut> = files
         .par_iter()
         .enumerate()
-        .map(|(i, (path, size))| {
+        .map(|(i, f)| {
             if stop.is_stopped() {
                 return FileOut::default();
             }
-            let out = decode_file(path, i as u32, *size, opts, c, &orderer, on_error);
-            c.files_done.fetch_add(1, Ordering::Relaxed);
+            let out = decode_file(f, i as u32, opts, c, &orderer, on_error, stop);
+            if out.complete {
+                c.files_done.fetch_add(1, Ordering::Relaxed);
+            }
             out
         })
         .collect();
+    if stop.is_stopped() && outs.iter().any(|o| !o.complete) {
+        c.interrupted.store(true, Ordering::Relaxed);
+    }
+    c.sort_notes();
     let spilled = orderer.spilled();
     if spilled > 0 {
         tracing::info!(spilled, "process events spilled to disk for ordering");
@@ -316,38 +274,74 @@ const PUSH_BATCH: usize = 4096;
 /// [`decode_file_inner`], with a panic in a third-party parser contained
 /// to the file it was reading.
 fn decode_file(
-    path: &Path,
+    f: &InputFile,
     file: u32,
-    size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
 ) -> FileOut {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_file_inner(path, file, size, opts, c, orderer, on_error)
+        decode_file_inner(f, file, opts, c, orderer, on_error, stop)
     }))
     .unwrap_or_else(|_| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         on_error(InputError {
-            file: path.display().to_string(),
+            file: f.path.display().to_string(),
             location: "file".into(),
             message: "the reader panicked on this file; its events were dropped".into(),
         });
-        FileOut::default()
+        FileOut {
+            complete: true,
+            ..FileOut::default()
+        }
+    })
+}
+
+/// How one input is read, from its first bytes.
+enum Kind {
+    /// A wsmwatch recording.
+    Native,
+    /// A format of [`format::FORMATS`].
+    Evidence,
+    /// Nothing replay reads: the reason.
+    Unread(String),
+}
+
+fn kind_of(r: &mut BufReader<File>, name: &str) -> std::io::Result<Kind> {
+    if sniff::is_native(r) {
+        return Ok(Kind::Native);
+    }
+    r.rewind()?;
+    let mut head = Vec::with_capacity(format::HEAD);
+    r.by_ref()
+        .take(format::HEAD as u64)
+        .read_to_end(&mut head)?;
+    r.rewind()?;
+    let head = sniff::strip_bom(&head);
+    Ok(if format::detect(head).is_some() {
+        Kind::Evidence
+    } else {
+        Kind::Unread(sniff::why_unread(head, name))
     })
 }
 
 fn decode_file_inner(
-    path: &Path,
+    input: &InputFile,
     file: u32,
-    size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
 ) -> FileOut {
-    let name = path.display().to_string();
+    let (path, size) = (&input.path, input.size);
+    let name = if input.is_stdin() {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
     let report = |location: String, message: String| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         on_error(InputError {
@@ -356,14 +350,46 @@ fn decode_file_inner(
             message,
         });
     };
-    let mut out = FileOut::default();
-    let f = match File::open(path) {
-        Ok(f) => f,
+    let mut out = FileOut {
+        complete: true,
+        ..FileOut::default()
+    };
+    if input.is_stdin() {
+        let stdin = std::io::stdin();
+        out.complete = read_native(stdin.lock(), &name, file, c, orderer, &report, stop);
+        return out;
+    }
+    let mut r = match File::open(path) {
+        Ok(f) => BufReader::with_capacity(256 << 10, f),
         Err(e) => {
             report("file".into(), format!("cannot open: {e}"));
             return out;
         }
     };
+    match kind_of(&mut r, &name) {
+        Ok(Kind::Evidence) => {}
+        Ok(Kind::Native) => {
+            let rewound = r.rewind().map(|()| r);
+            match rewound {
+                Ok(r) => {
+                    out.complete = read_native(r, &name, file, c, orderer, &report, stop);
+                    c.bytes.fetch_add(size, Ordering::Relaxed);
+                }
+                Err(e) => report("file".into(), format!("unreadable: {e}")),
+            }
+            return out;
+        }
+        Ok(Kind::Unread(reason)) => {
+            c.skip(name.clone(), String::new(), format!("skipped: {reason}"));
+            c.bytes.fetch_add(size, Ordering::Relaxed);
+            return out;
+        }
+        Err(e) => {
+            report("file".into(), format!("unreadable: {e}"));
+            return out;
+        }
+    }
+    let f = r.into_inner();
     let mut batch = Vec::new();
     let mut seq = 0u64;
     let mut clock = None;
@@ -382,6 +408,9 @@ fn decode_file_inner(
         }
         Item::Offset { host, secs, exact } => out.offsets.push((host, secs, exact)),
         Item::Bad { location, message } => report(location, message),
+        Item::Skipped { location, reason } => {
+            c.skip(name.clone(), location, format!("skipped: {reason}"));
+        }
     };
     // Progress bytes added while decoding; settled to the file size after.
     let added = AtomicU64::new(0);
@@ -411,4 +440,48 @@ fn decode_file_inner(
         c.bytes.fetch_sub(added - size, Ordering::Relaxed);
     }
     out
+}
+
+/// Reads a wsmwatch recording into the orderer. Each event sorts at the
+/// latest time the recording has reached so far, so the recording keeps
+/// its own order and merges with the others by time. Returns `false` when
+/// the stop token cut it short.
+fn read_native(
+    r: impl BufRead,
+    name: &str,
+    file: u32,
+    c: &ReplayCounters,
+    orderer: &Orderer,
+    report: &dyn Fn(String, String),
+    stop: &StopToken,
+) -> bool {
+    let mut batch = Vec::new();
+    let mut seq = 0u64;
+    let mut reached = 0u64;
+    let mut on_event = |ev: ProcessEvent| {
+        reached = reached.max(ev.time.0);
+        batch.push((
+            None,
+            Entry {
+                sort_time: reached,
+                file,
+                seq,
+                event: ev,
+            },
+        ));
+        seq += 1;
+        if batch.len() >= PUSH_BATCH {
+            c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            orderer.push(&mut batch);
+        }
+        Ok(())
+    };
+    let mut on_bad = |e: InputError| report(e.location, e.message);
+    let (lines, complete) =
+        crate::source::native::read_with(r, name, stop, &mut on_event, &mut on_bad)
+            .unwrap_or_default();
+    c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    orderer.push(&mut batch);
+    c.records.fetch_add(lines, Ordering::Relaxed);
+    complete
 }

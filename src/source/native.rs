@@ -4,7 +4,7 @@
 //! Events are replayed in file order: a recording keeps the order the live
 //! source delivered, out-of-order children included, so replay gives the
 //! same answer live tracing did. Blank lines and lines starting with `#`
-//! are skipped.
+//! are skipped, and so is a UTF-8 byte-order mark before the first line.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -38,12 +38,31 @@ pub fn read_events(
     out: &mut Emitter,
     stop: &StopToken,
 ) -> Result<(), SourceError> {
+    let out: &Emitter = out;
+    read_with(r, name, stop, &mut |ev| out.emit(ev), &mut |e| {
+        out.malformed(e)
+    })?;
+    Ok(())
+}
+
+/// The line loop behind [`read_events`] and replay: each event goes to
+/// `on_event` in file order, each bad line to `on_bad`. A UTF-8 byte-order
+/// mark before the first line, blank lines and `#` comments are skipped.
+/// Returns the lines read, and `true` when the input was read to its end
+/// (`false`: `stop` fired, and reading stopped between lines).
+pub(crate) fn read_with(
+    r: impl BufRead,
+    name: &str,
+    stop: &StopToken,
+    on_event: &mut dyn FnMut(ProcessEvent) -> Result<(), SourceError>,
+    on_bad: &mut dyn FnMut(InputError),
+) -> Result<(u64, bool), SourceError> {
     let mut r = r;
     let mut buf = Vec::with_capacity(1024);
     let mut line_no = 0u64;
     loop {
         if stop.is_stopped() {
-            return Ok(());
+            return Ok((line_no, false));
         }
         line_no += 1;
         let bad = |message: String| InputError {
@@ -52,29 +71,35 @@ pub fn read_events(
             message,
         };
         match read_line(&mut r, &mut buf, MAX_LINE) {
-            Ok(Line::Eof) => return Ok(()),
+            Ok(Line::Eof) => return Ok((line_no - 1, true)),
             Ok(Line::TooLong(n)) => {
-                out.malformed(bad(format!(
+                on_bad(bad(format!(
                     "line of {n} bytes exceeds the {MAX_LINE}-byte limit"
                 )));
                 continue;
             }
             Ok(Line::Ok) => {}
             Err(e) => {
-                out.malformed(bad(format!("read error: {e}; rest of file skipped")));
-                return Ok(());
+                on_bad(bad(format!("read error: {e}; rest of file skipped")));
+                return Ok((line_no, true));
             }
         }
-        let trimmed = buf.trim_ascii();
+        let mut trimmed = buf.trim_ascii();
+        if line_no == 1 {
+            trimmed = trimmed.strip_prefix(BOM).unwrap_or(trimmed).trim_ascii();
+        }
         if trimmed.is_empty() || trimmed.starts_with(b"#") {
             continue;
         }
         match serde_json::from_slice::<ProcessEvent>(trimmed) {
-            Ok(ev) => out.emit(ev)?,
-            Err(e) => out.malformed(bad(e.to_string())),
+            Ok(ev) => on_event(ev)?,
+            Err(e) => on_bad(bad(e.to_string())),
         }
     }
 }
+
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Source for NativeFile {
     fn name(&self) -> String {
@@ -159,6 +184,31 @@ mod tests {
             errs[1]
         );
         assert_eq!(c.snapshot().malformed, 2);
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_leading_comments_are_skipped() {
+        let input = concat!(
+            "\u{feff}# recorded by wsmwatch\n",
+            r#"{"kind":"start","time":"2020-01-01T00:00:00Z","pid":4,"image":"System"}"#,
+            "\n"
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, erx) = crossbeam_channel::unbounded();
+        let c = Arc::new(SourceCounters::default());
+        let mut em = Emitter::new(tx, Backpressure::Block, c, etx);
+        read_events(input.as_bytes(), "t.jsonl", &mut em, &StopToken::new()).unwrap();
+        assert_eq!(erx.try_iter().count(), 0);
+        assert_eq!(rx.len(), 1);
+        let bom_first = concat!(
+            "\u{feff}",
+            r#"{"kind":"start","time":"2020-01-01T00:00:00Z","pid":4,"image":"System"}"#
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, erx) = crossbeam_channel::unbounded();
+        let mut em = Emitter::new(tx, Backpressure::Block, Arc::default(), etx);
+        read_events(bom_first.as_bytes(), "t.jsonl", &mut em, &StopToken::new()).unwrap();
+        assert_eq!((rx.len(), erx.try_iter().count()), (1, 0));
     }
 
     /// Fuzz regression (native_lines crash-664dbb62): an integer FILETIME

@@ -21,4 +21,5 @@ mod linux_live;
 mod properties;
 mod replay_bad_input;
 mod replay_cli;
+mod replay_mechanics;
 mod replay_real;
