@@ -208,7 +208,9 @@ impl Walker<'_> {
             );
             return;
         }
-        if !self.seen_dirs.insert(id.clone()) {
+        #[allow(clippy::clone_on_copy, reason = "FileId is a PathBuf off Unix")]
+        let first_visit = self.seen_dirs.insert(id.clone());
+        if !first_visit {
             tracing::debug!(folder = %dir.display(), "already walked through another path");
             return;
         }
