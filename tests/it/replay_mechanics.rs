@@ -415,3 +415,33 @@ fn ctrl_c_keeps_the_alerts_of_what_was_read() {
         "the alerts of what was read were lost: {err}"
     );
 }
+
+/// Issue 11: tests on `../shared/datasets` skipped silently when the data
+/// were missing, even under CI. Runs one such test in a fresh process of
+/// this binary, with the datasets pointed at an empty folder.
+#[test]
+fn missing_datasets_fail_under_ci_instead_of_skipping() {
+    let empty = tempfile::tempdir().unwrap();
+    let run = |ci: Option<&str>| {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args([
+            "replay_real::covenant_psremoting_command_one_ended_session_no_children",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("WSMWATCH_DATASETS", empty.path())
+        .env_remove("CI");
+        if let Some(v) = ci {
+            c.env("CI", v);
+        }
+        c.output().unwrap()
+    };
+    let o = run(Some("true"));
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(!o.status.success(), "{all}");
+    assert!(all.contains("CI=true and a dataset is missing"), "{all}");
+    let o = run(None);
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(o.status.success(), "{all}");
+    assert!(all.contains("SKIPPED"), "{all}");
+}
