@@ -376,6 +376,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     },
                     max_events_in_memory: a.memory_events,
                     spill_dir: a.spill_dir.clone(),
+                    ..ReplayOptions::default()
                 },
             );
             replay_counters = opened.counters;

@@ -38,6 +38,7 @@ use rayon::prelude::*;
 use super::format::ZipLimits;
 use super::format::{self, Cx, Payload};
 use super::order::{Clock, Entry, Merge, Orderer};
+use super::recordings::{self, Stream};
 use super::sniff;
 use super::walk::{expand, InputFile};
 use super::winlog::{Item, Mapped, TimeBasis};
@@ -56,6 +57,10 @@ pub struct ReplayOptions {
     pub max_events_in_memory: usize,
     /// Where spilled runs go (`None`: the system temp folder).
     pub spill_dir: Option<PathBuf>,
+    /// wsmwatch recordings streamed beside the evidence, one open file
+    /// each; with more, all are ordered with the evidence instead (the
+    /// same stream, held or spilled like evidence).
+    pub streamed_recordings: usize,
 }
 
 impl Default for ReplayOptions {
@@ -64,6 +69,7 @@ impl Default for ReplayOptions {
             zip: ZipLimits::default(),
             max_events_in_memory: 100_000,
             spill_dir: None,
+            streamed_recordings: recordings::MAX_STREAMED,
         }
     }
 }
@@ -109,14 +115,15 @@ impl EvidenceSource {
     ) -> Result<Vec<ProcessEvent>, SourceError> {
         let t0 = Instant::now();
         let c = &*self.counters;
+        let stop = StopToken::new();
         let files = expand(&self.inputs, on_error, c);
-        let mut merge = decode_all(&files, &self.opts, c, on_error, &StopToken::new());
+        let mut stream = read_all(&files, &self.opts, c, on_error, &stop);
         let mut events = Vec::new();
-        while let Some(ev) = merge.next() {
+        report_spill(stream.evidence(), c, on_error);
+        while let Some(ev) = stream.next(c, on_error, &stop) {
             events.push(ev);
-            report_spill(&mut merge, c, on_error);
+            report_spill(stream.evidence(), c, on_error);
         }
-        report_spill(&mut merge, c, on_error);
         c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(events)
@@ -152,29 +159,67 @@ impl Source for EvidenceSource {
         let on_error = |e: InputError| out_ref.malformed(e);
         let c = &*self.counters;
         let files = expand(&self.inputs, &on_error, c);
-        let mut merge = decode_all(&files, &self.opts, c, &on_error, stop);
+        let mut stream = read_all(&files, &self.opts, c, &on_error, stop);
         tracing::info!(
             seconds = t0.elapsed().as_secs_f64(),
             "evidence decoded; merging"
         );
         c.decoded.store(true, Ordering::Release);
-        report_spill(&mut merge, c, &on_error);
+        report_spill(stream.evidence(), c, &on_error);
         // Everything read is handed on, even after a stop: the alerts of
         // what was read must not be lost (a second Ctrl-C ends the binary).
-        while let Some(ev) = merge.next() {
+        while let Some(ev) = stream.next(c, &on_error, stop) {
             out.emit(ev)?;
-            report_spill(&mut merge, c, &on_error);
+            report_spill(stream.evidence(), c, &on_error);
         }
-        report_spill(&mut merge, c, &on_error);
         c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
 
-/// Decodes all files in parallel into the [`Orderer`], then merges.
+/// Sniffs every file, decodes the evidence in parallel into the
+/// [`Orderer`], and puts the recordings beside it (see
+/// [`super::recordings`]).
+fn read_all(
+    files: &[InputFile],
+    opts: &ReplayOptions,
+    c: &ReplayCounters,
+    on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
+) -> Stream {
+    let kinds: Vec<Kind> = files.par_iter().map(kind_of).collect();
+    let natives = kinds.iter().filter(|k| matches!(k, Kind::Native)).count();
+    let stream_natives = natives <= opts.streamed_recordings;
+    let merge = decode_all(files, &kinds, stream_natives, opts, c, on_error, stop);
+    let mut recs = Vec::new();
+    if stream_natives {
+        for (i, (f, k)) in files.iter().zip(&kinds).enumerate() {
+            if !matches!(k, Kind::Native) {
+                continue;
+            }
+            match recordings::open(f, i as u32) {
+                Ok(r) => recs.push(r),
+                Err(e) => {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                    on_error(InputError {
+                        file: f.path.display().to_string(),
+                        location: "file".into(),
+                        message: format!("cannot open: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    Stream::new(merge, recs)
+}
+
+/// Decodes all files (but streamed recordings) in parallel into the
+/// [`Orderer`], then merges.
 fn decode_all(
     files: &[InputFile],
+    kinds: &[Kind],
+    stream_natives: bool,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     on_error: &(dyn Fn(InputError) + Sync),
@@ -183,12 +228,20 @@ fn decode_all(
     let orderer = Orderer::new(opts.max_events_in_memory, opts.spill_dir.clone());
     let outs: Vec<FileOut> = files
         .par_iter()
+        .zip(kinds)
         .enumerate()
-        .map(|(i, f)| {
+        .map(|(i, (f, kind))| {
+            if matches!(kind, Kind::Native) && stream_natives {
+                // Read later, as the stream is handed on.
+                return FileOut {
+                    complete: true,
+                    ..FileOut::default()
+                };
+            }
             if stop.is_stopped() {
                 return FileOut::default();
             }
-            let out = decode_file(f, i as u32, opts, c, &orderer, on_error, stop);
+            let out = decode_file(f, kind, i as u32, opts, c, &orderer, on_error, stop);
             if out.complete {
                 c.files_done.fetch_add(1, Ordering::Relaxed);
             }
@@ -273,8 +326,10 @@ const PUSH_BATCH: usize = 4096;
 
 /// [`decode_file_inner`], with a panic in a third-party parser contained
 /// to the file it was reading.
+#[allow(clippy::too_many_arguments)]
 fn decode_file(
     f: &InputFile,
+    kind: &Kind,
     file: u32,
     opts: &ReplayOptions,
     c: &ReplayCounters,
@@ -283,7 +338,7 @@ fn decode_file(
     stop: &StopToken,
 ) -> FileOut {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_file_inner(f, file, opts, c, orderer, on_error, stop)
+        decode_file_inner(f, kind, file, opts, c, orderer, on_error, stop)
     }))
     .unwrap_or_else(|_| {
         c.errors.fetch_add(1, Ordering::Relaxed);
@@ -301,34 +356,43 @@ fn decode_file(
 
 /// How one input is read, from its first bytes.
 enum Kind {
-    /// A wsmwatch recording.
+    /// A wsmwatch recording (stdin always is one).
     Native,
     /// A format of [`format::FORMATS`].
     Evidence,
     /// Nothing replay reads: the reason.
     Unread(String),
+    /// It could not be opened or read: the reason (bad input).
+    Failed(String),
 }
 
-fn kind_of(r: &mut BufReader<File>, name: &str) -> std::io::Result<Kind> {
-    if sniff::is_native(r) {
-        return Ok(Kind::Native);
+/// Sniffs one input. Never reads stdin (it is a recording).
+fn kind_of(f: &InputFile) -> Kind {
+    if f.is_stdin() {
+        return Kind::Native;
     }
-    r.rewind()?;
-    let mut head = Vec::with_capacity(format::HEAD);
-    r.by_ref()
-        .take(format::HEAD as u64)
-        .read_to_end(&mut head)?;
-    r.rewind()?;
-    let head = sniff::strip_bom(&head);
-    Ok(if format::detect(head).is_some() {
-        Kind::Evidence
-    } else {
-        Kind::Unread(sniff::why_unread(head, name))
-    })
+    let sniffed = File::open(&f.path).and_then(|file| {
+        let mut r = BufReader::with_capacity(64 << 10, file);
+        if sniff::is_native(&mut r) {
+            return Ok(Kind::Native);
+        }
+        r.rewind()?;
+        let mut head = Vec::with_capacity(format::HEAD);
+        r.take(format::HEAD as u64).read_to_end(&mut head)?;
+        let head = sniff::strip_bom(&head);
+        Ok(if format::detect(head).is_some() {
+            Kind::Evidence
+        } else {
+            Kind::Unread(sniff::why_unread(head, &f.path.display().to_string()))
+        })
+    });
+    sniffed.unwrap_or_else(|e| Kind::Failed(format!("cannot open: {e}")))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decode_file_inner(
     input: &InputFile,
+    kind: &Kind,
     file: u32,
     opts: &ReplayOptions,
     c: &ReplayCounters,
@@ -354,42 +418,42 @@ fn decode_file_inner(
         complete: true,
         ..FileOut::default()
     };
-    if input.is_stdin() {
-        let stdin = std::io::stdin();
-        out.complete = read_native(stdin.lock(), &name, file, c, orderer, &report, stop);
-        return out;
+    match kind {
+        Kind::Evidence => {}
+        Kind::Native => {
+            // More recordings than are streamed: ordered with the evidence.
+            let r: Box<dyn BufRead> = if input.is_stdin() {
+                Box::new(BufReader::new(std::io::stdin()))
+            } else {
+                match File::open(path) {
+                    Ok(f) => Box::new(BufReader::with_capacity(256 << 10, f)),
+                    Err(e) => {
+                        report("file".into(), format!("cannot open: {e}"));
+                        return out;
+                    }
+                }
+            };
+            out.complete = recordings::read_into(r, &name, file, c, orderer, on_error, stop);
+            c.bytes.fetch_add(size, Ordering::Relaxed);
+            return out;
+        }
+        Kind::Unread(reason) => {
+            c.skip(name.clone(), String::new(), format!("skipped: {reason}"));
+            c.bytes.fetch_add(size, Ordering::Relaxed);
+            return out;
+        }
+        Kind::Failed(message) => {
+            report("file".into(), message.clone());
+            return out;
+        }
     }
-    let mut r = match File::open(path) {
-        Ok(f) => BufReader::with_capacity(256 << 10, f),
+    let f = match File::open(path) {
+        Ok(f) => f,
         Err(e) => {
             report("file".into(), format!("cannot open: {e}"));
             return out;
         }
     };
-    match kind_of(&mut r, &name) {
-        Ok(Kind::Evidence) => {}
-        Ok(Kind::Native) => {
-            let rewound = r.rewind().map(|()| r);
-            match rewound {
-                Ok(r) => {
-                    out.complete = read_native(r, &name, file, c, orderer, &report, stop);
-                    c.bytes.fetch_add(size, Ordering::Relaxed);
-                }
-                Err(e) => report("file".into(), format!("unreadable: {e}")),
-            }
-            return out;
-        }
-        Ok(Kind::Unread(reason)) => {
-            c.skip(name.clone(), String::new(), format!("skipped: {reason}"));
-            c.bytes.fetch_add(size, Ordering::Relaxed);
-            return out;
-        }
-        Err(e) => {
-            report("file".into(), format!("unreadable: {e}"));
-            return out;
-        }
-    }
-    let f = r.into_inner();
     let mut batch = Vec::new();
     let mut seq = 0u64;
     let mut clock = None;
@@ -440,48 +504,4 @@ fn decode_file_inner(
         c.bytes.fetch_sub(added - size, Ordering::Relaxed);
     }
     out
-}
-
-/// Reads a wsmwatch recording into the orderer. Each event sorts at the
-/// latest time the recording has reached so far, so the recording keeps
-/// its own order and merges with the others by time. Returns `false` when
-/// the stop token cut it short.
-fn read_native(
-    r: impl BufRead,
-    name: &str,
-    file: u32,
-    c: &ReplayCounters,
-    orderer: &Orderer,
-    report: &dyn Fn(String, String),
-    stop: &StopToken,
-) -> bool {
-    let mut batch = Vec::new();
-    let mut seq = 0u64;
-    let mut reached = 0u64;
-    let mut on_event = |ev: ProcessEvent| {
-        reached = reached.max(ev.time.0);
-        batch.push((
-            None,
-            Entry {
-                sort_time: reached,
-                file,
-                seq,
-                event: ev,
-            },
-        ));
-        seq += 1;
-        if batch.len() >= PUSH_BATCH {
-            c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            orderer.push(&mut batch);
-        }
-        Ok(())
-    };
-    let mut on_bad = |e: InputError| report(e.location, e.message);
-    let (lines, complete) =
-        crate::source::native::read_with(r, name, stop, &mut on_event, &mut on_bad)
-            .unwrap_or_default();
-    c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    orderer.push(&mut batch);
-    c.records.fetch_add(lines, Ordering::Relaxed);
-    complete
 }

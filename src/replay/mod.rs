@@ -20,6 +20,7 @@ mod counters;
 mod format;
 decoder_mod!(jsonlog);
 mod order;
+mod recordings;
 mod sniff;
 mod spill;
 mod walk;

@@ -46,7 +46,8 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn order(&self) -> (u64, u32, u64) {
+    /// The order key: (sort time, file, position in file).
+    pub(super) fn order(&self) -> (u64, u32, u64) {
         (self.sort_time, self.file, self.seq)
     }
 }
@@ -351,7 +352,7 @@ fn read_record(r: &mut BufReader<File>) -> Result<Option<Entry>, String> {
 }
 
 /// A run's head in the merge heap: its order key and the run's index.
-type HeapItem = Reverse<((u64, u32, u64), usize)>;
+pub(super) type HeapItem = Reverse<((u64, u32, u64), usize)>;
 
 /// The merged, UTC, time-ordered stream.
 pub(crate) struct Merge {
@@ -419,14 +420,21 @@ impl Merge {
     }
 }
 
+impl Merge {
+    /// The next entry in order, its sort time in UTC.
+    pub(super) fn next_entry(&mut self) -> Option<Entry> {
+        let Reverse((_, i)) = self.heap.pop()?;
+        let e = self.heads[i].take()?;
+        self.advance(i);
+        Some(e)
+    }
+}
+
 impl Iterator for Merge {
     type Item = ProcessEvent;
 
     fn next(&mut self) -> Option<ProcessEvent> {
-        let Reverse((_, i)) = self.heap.pop()?;
-        let e = self.heads[i].take()?;
-        self.advance(i);
-        Some(e.event)
+        self.next_entry().map(|e| e.event)
     }
 }
 

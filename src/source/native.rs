@@ -38,63 +38,92 @@ pub fn read_events(
     out: &mut Emitter,
     stop: &StopToken,
 ) -> Result<(), SourceError> {
+    let mut lines = NativeReader::new(r, name);
     let out: &Emitter = out;
-    read_with(r, name, stop, &mut |ev| out.emit(ev), &mut |e| {
-        out.malformed(e)
-    })?;
+    while !stop.is_stopped() {
+        match lines.next_event(&mut |e| out.malformed(e)) {
+            Some(ev) => out.emit(ev)?,
+            None => break,
+        }
+    }
     Ok(())
 }
 
-/// The line loop behind [`read_events`] and replay: each event goes to
-/// `on_event` in file order, each bad line to `on_bad`. A UTF-8 byte-order
-/// mark before the first line, blank lines and `#` comments are skipped.
-/// Returns the lines read, and `true` when the input was read to its end
-/// (`false`: `stop` fired, and reading stopped between lines).
-pub(crate) fn read_with(
-    r: impl BufRead,
-    name: &str,
-    stop: &StopToken,
-    on_event: &mut dyn FnMut(ProcessEvent) -> Result<(), SourceError>,
-    on_bad: &mut dyn FnMut(InputError),
-) -> Result<(u64, bool), SourceError> {
-    let mut r = r;
-    let mut buf = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
-    loop {
-        if stop.is_stopped() {
-            return Ok((line_no, false));
+/// A pull reader of native JSON lines, behind [`read_events`] and replay:
+/// events in file order; a UTF-8 byte-order mark before the first line,
+/// blank lines and `#` comments skipped.
+pub(crate) struct NativeReader<R> {
+    r: R,
+    name: String,
+    buf: Vec<u8>,
+    line_no: u64,
+    done: bool,
+}
+
+impl<R: BufRead> NativeReader<R> {
+    /// A reader of `r`, naming it `name` in bad-line reports.
+    pub(crate) fn new(r: R, name: &str) -> Self {
+        NativeReader {
+            r,
+            name: name.to_owned(),
+            buf: Vec::with_capacity(1024),
+            line_no: 0,
+            done: false,
         }
-        line_no += 1;
-        let bad = |message: String| InputError {
-            file: name.to_owned(),
-            location: format!("line {line_no}"),
-            message,
-        };
-        match read_line(&mut r, &mut buf, MAX_LINE) {
-            Ok(Line::Eof) => return Ok((line_no - 1, true)),
-            Ok(Line::TooLong(n)) => {
-                on_bad(bad(format!(
-                    "line of {n} bytes exceeds the {MAX_LINE}-byte limit"
-                )));
+    }
+
+    /// Lines read so far.
+    pub(crate) fn lines(&self) -> u64 {
+        self.line_no
+    }
+
+    /// The next event, each bad line on the way to `on_bad`; `None` at the
+    /// end of the input (or after a read error, reported).
+    pub(crate) fn next_event(
+        &mut self,
+        on_bad: &mut dyn FnMut(InputError),
+    ) -> Option<ProcessEvent> {
+        while !self.done {
+            let line_no = self.line_no + 1;
+            let bad = |message: String| InputError {
+                file: self.name.clone(),
+                location: format!("line {line_no}"),
+                message,
+            };
+            match read_line(&mut self.r, &mut self.buf, MAX_LINE) {
+                Ok(Line::Eof) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Line::TooLong(n)) => {
+                    on_bad(bad(format!(
+                        "line of {n} bytes exceeds the {MAX_LINE}-byte limit"
+                    )));
+                    self.line_no = line_no;
+                    continue;
+                }
+                Ok(Line::Ok) => {}
+                Err(e) => {
+                    on_bad(bad(format!("read error: {e}; rest of file skipped")));
+                    self.line_no = line_no;
+                    self.done = true;
+                    return None;
+                }
+            }
+            self.line_no = line_no;
+            let mut trimmed = self.buf.trim_ascii();
+            if line_no == 1 {
+                trimmed = trimmed.strip_prefix(BOM).unwrap_or(trimmed).trim_ascii();
+            }
+            if trimmed.is_empty() || trimmed.starts_with(b"#") {
                 continue;
             }
-            Ok(Line::Ok) => {}
-            Err(e) => {
-                on_bad(bad(format!("read error: {e}; rest of file skipped")));
-                return Ok((line_no, true));
+            match serde_json::from_slice::<ProcessEvent>(trimmed) {
+                Ok(ev) => return Some(ev),
+                Err(e) => on_bad(bad(e.to_string())),
             }
         }
-        let mut trimmed = buf.trim_ascii();
-        if line_no == 1 {
-            trimmed = trimmed.strip_prefix(BOM).unwrap_or(trimmed).trim_ascii();
-        }
-        if trimmed.is_empty() || trimmed.starts_with(b"#") {
-            continue;
-        }
-        match serde_json::from_slice::<ProcessEvent>(trimmed) {
-            Ok(ev) => on_event(ev)?,
-            Err(e) => on_bad(bad(e.to_string())),
-        }
+        None
     }
 }
 

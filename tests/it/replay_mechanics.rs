@@ -303,7 +303,11 @@ fn the_real_etl_is_named_as_etl() {
 #[test]
 fn spill_failures_are_bad_input() {
     let d = tempfile::tempdir().unwrap();
-    let rec = write(d.path(), "rec.jsonl", &lines_of(&demo_lines()));
+    // Evidence (recordings are streamed, never spilled).
+    let sec: Vec<String> = (0..20)
+        .map(|i| NX_SEC.replace("\"0x10\"", &format!("\"0x{:x}\"", 0x100 + i)))
+        .collect();
+    let rec = write(d.path(), "sec.json", &lines_of(&sec));
     // The spill folder is a file: no run can be written.
     let not_a_dir = write(d.path(), "not-a-dir", b"x");
     let o = replay(
@@ -319,8 +323,10 @@ fn spill_failures_are_bad_input() {
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("spill file: cannot write"), "{err}");
     // Nothing was lost: the events stayed in memory.
-    let expected = replay(&[&rec], &[]).stdout;
-    assert_eq!(o.stdout, expected);
+    assert!(err.contains("20 process events"), "{err}");
+    let expected = replay(&[&rec], &[]);
+    assert_eq!(o.stdout, expected.stdout);
+    assert!(stderr(&expected).contains("20 process events"));
 }
 
 #[test]
@@ -444,4 +450,37 @@ fn missing_datasets_fail_under_ci_instead_of_skipping() {
     let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert!(o.status.success(), "{all}");
     assert!(all.contains("SKIPPED"), "{all}");
+}
+
+/// Streamed recordings and recordings ordered with the evidence (past
+/// `streamed_recordings`, or spilled) give the very same stream.
+#[test]
+fn streamed_and_ordered_recordings_give_the_same_stream() {
+    use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
+    let d = tempfile::tempdir().unwrap();
+    let lines = demo_lines();
+    for k in 0..5 {
+        let part: Vec<String> = lines.iter().skip(k).step_by(5).cloned().collect();
+        write(d.path(), &format!("rec.{k}.jsonl"), &lines_of(&part));
+    }
+    write(d.path(), "sec.json", format!("{NX_SEC}\n").as_bytes());
+    let collect = |opts: ReplayOptions| {
+        let mut src = EvidenceSource::new(vec![d.path().to_owned()], opts);
+        src.collect(&|e| panic!("{e}")).unwrap()
+    };
+    let streamed = collect(ReplayOptions::default());
+    assert_eq!(streamed.len(), lines.len() + 1);
+    let ordered = collect(ReplayOptions {
+        streamed_recordings: 0,
+        ..ReplayOptions::default()
+    });
+    assert_eq!(ordered, streamed);
+    let spill = tempfile::tempdir().unwrap();
+    let spilled = collect(ReplayOptions {
+        streamed_recordings: 0,
+        max_events_in_memory: 3,
+        spill_dir: Some(spill.path().to_owned()),
+        ..ReplayOptions::default()
+    });
+    assert_eq!(spilled, streamed);
 }
