@@ -73,6 +73,7 @@ impl<R: BufRead> NativeReader<R> {
     }
 
     /// Lines read so far.
+    #[cfg_attr(not(feature = "replay"), allow(dead_code))]
     pub(crate) fn lines(&self) -> u64 {
         self.line_no
     }
