@@ -484,3 +484,65 @@ fn streamed_and_ordered_recordings_give_the_same_stream() {
     });
     assert_eq!(spilled, streamed);
 }
+
+/// Evidence with equal times in several files: ties used to go by the
+/// order of the arguments.
+#[test]
+fn evidence_ties_do_not_depend_on_the_argument_order() {
+    let d = tempfile::tempdir().unwrap();
+    let a: Vec<String> = (0..5)
+        .map(|i| NX_SEC.replace("\"0x10\"", &format!("\"0x{:x}\"", 0x100 + i)))
+        .collect();
+    let b: Vec<String> = (0..5)
+        .map(|i| NX_SEC.replace("\"0x10\"", &format!("\"0x{:x}\"", 0x200 + i)))
+        .collect();
+    let pa = write(d.path(), "a.json", &lines_of(&a));
+    let pb = write(d.path(), "b.json", &lines_of(&b));
+    let pids = |paths: Vec<PathBuf>| -> Vec<Option<u32>> {
+        let (evs, errs) = crate::util::evidence_events(paths);
+        assert!(errs.is_empty(), "{errs:?}");
+        evs.iter().map(|e| e.pid).collect()
+    };
+    let ab = pids(vec![pa.clone(), pb.clone()]);
+    assert_eq!(ab.len(), 10);
+    assert_eq!(pids(vec![pb, pa]), ab);
+    assert_eq!(pids(vec![d.path().to_owned()]), ab);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 24,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Any split of the events into recordings, named in any order or as a
+    /// folder, gives one and the same stream.
+    #[test]
+    fn the_order_of_the_files_never_matters(
+        assign in proptest::collection::vec(0usize..4, 64),
+        perm in proptest::strategy::Strategy::prop_shuffle(
+            proptest::strategy::Just((0usize..4).collect::<Vec<_>>())
+        ),
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let lines = demo_lines();
+        let mut paths = Vec::new();
+        for k in 0..4 {
+            let part: Vec<String> = lines
+                .iter()
+                .zip(&assign)
+                .filter(|(_, a)| **a == k)
+                .map(|(l, _)| l.clone())
+                .collect();
+            if !part.is_empty() {
+                paths.push(write(d.path(), &format!("r{k}.jsonl"), &lines_of(&part)));
+            }
+        }
+        let (base, errs) = crate::util::evidence_events(paths.clone());
+        proptest::prop_assert!(errs.is_empty());
+        proptest::prop_assert_eq!(base.len(), lines.len());
+        let shuffled: Vec<PathBuf> = perm.iter().filter_map(|&i| paths.get(i).cloned()).collect();
+        proptest::prop_assert_eq!(&crate::util::evidence_events(shuffled).0, &base);
+        proptest::prop_assert_eq!(&crate::util::evidence_events(vec![d.path().to_owned()]).0, &base);
+    }
+}
