@@ -6,18 +6,20 @@
 //! are a small fraction of its records. Those events are then put in time
 //! order, host-local NXLog times shifted to UTC first, and emitted.
 //!
-//! wsmwatch's own recordings go into the same ordering, so several of
-//! them (a rotated recording, files or a folder, in any order) make one
-//! stream: each event sorts at the latest time its recording has reached,
-//! which keeps each recording's own delivery order (out-of-order children
-//! included) and interleaves recordings by time. Ties between files are
-//! broken by the file's place in the walk's canonical-path order, never by
-//! the order of the arguments.
+//! wsmwatch's own recordings join the same stream ([`super::recordings`]),
+//! so several of them (a rotated recording, files or a folder, in any
+//! order) make one stream: each event sorts at the latest time its
+//! recording has reached, which keeps each recording's own delivery order
+//! (out-of-order children included) and interleaves recordings and
+//! evidence by time. Ties between files are broken by the file's place in
+//! the walk's canonical-path order, never by the order of the arguments.
+//! Every file is sniffed by content; what no format claims is noted
+//! ([`ReplayCounters::notes`]) and counted as skipped.
 //!
 //! **Stopping.** When the stop token fires (Ctrl-C), no further file is
-//! started and a recording being read stops between lines; everything read
-//! so far is still ordered and handed to the detector, so its alerts are
-//! not lost. [`ReplayCounters::interrupted`] says it happened.
+//! started and recordings stop between events; everything read so far is
+//! still ordered and handed to the detector, so its alerts are not lost.
+//! [`ReplayCounters::interrupted`] says it happened.
 //!
 //! **Memory bound.** Ordering holds the *process events* of the whole input
 //! in memory (about 300–600 bytes each, command lines included), never its

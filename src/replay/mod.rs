@@ -4,8 +4,8 @@
 //! zips of them, folders of any of these — goes to one [`EvidenceSource`],
 //! which sniffs each file by content, decodes them in parallel and merges
 //! them into one time-ordered stream: one source, so the order never
-//! depends on thread timing or on the order of the arguments. Only a lone
-//! `-` (stdin) is streamed as it arrives, by [`NativeFile`].
+//! depends on thread timing or on the order of the arguments. Recordings,
+//! `-` (stdin) included, are streamed as they are read.
 
 pub mod evidence;
 decoder_mod!(
@@ -36,7 +36,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use self::evidence::{EvidenceSource, ReplayCounters, ReplayOptions};
-use crate::source::native::NativeFile;
 use crate::source::Source;
 
 /// What [`open`] made of the replay's arguments.
@@ -44,7 +43,7 @@ pub struct Opened {
     /// The sources to run: one.
     pub sources: Vec<Box<dyn Source>>,
     /// The replay's counters and notes, for a progress display and the
-    /// final `replay read …` figures (`None` when the only input is `-`).
+    /// final `replay read …` figures (always set).
     pub counters: Option<Arc<ReplayCounters>>,
 }
 
@@ -57,17 +56,8 @@ impl std::fmt::Debug for Opened {
     }
 }
 
-/// The source for the given paths: all of them in one ordered source; a
-/// lone `-` is read from stdin as it arrives.
+/// The source for the given paths: all of them in one ordered source.
 pub fn open(paths: &[PathBuf], opts: ReplayOptions) -> Opened {
-    if let [only] = paths {
-        if only.as_os_str() == "-" {
-            return Opened {
-                sources: vec![Box::new(NativeFile::new(only.clone()))],
-                counters: None,
-            };
-        }
-    }
     let src = EvidenceSource::new(paths.to_vec(), opts);
     let counters = Some(src.counters());
     Opened {
