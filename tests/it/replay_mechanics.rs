@@ -5,13 +5,11 @@
 //! failures reported, bad option values refused, Ctrl-C keeps what was
 //! read.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use wsmwatch::testing::demo;
-use wsmwatch::{ProcessEvent, Timestamp};
 
 use crate::util::bin;
 
@@ -47,30 +45,6 @@ fn replay(args: &[&Path], extra: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs the binary with a deadline: a replay that hangs (a FIFO) fails the
-/// test instead of hanging it.
-fn replay_within(args: &[&Path], secs: u64) -> Output {
-    let mut child = Command::new(bin())
-        .args(["replay", "--format", "json", "--no-progress"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if t0.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            let o = child.wait_with_output().unwrap();
-            panic!("replay hung for {secs} s; stderr: {}", stderr(&o));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Issue 11: several recordings each had their own thread, so the alerts
@@ -167,61 +141,6 @@ fn an_empty_file_is_noted_not_an_error() {
     let o = replay(&[&empty, &good], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!o.stdout.is_empty());
-}
-
-#[cfg(unix)]
-#[test]
-fn fifos_and_devices_are_named_and_never_opened() {
-    let d = tempfile::tempdir().unwrap();
-    write(d.path(), "good.jsonl", &lines_of(&demo_lines()));
-    let fifo = d.path().join("pipe.jsonl");
-    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(st.success());
-    std::os::unix::fs::symlink("/dev/zero", d.path().join("zero.evtx")).unwrap();
-    for args in [vec![d.path()], vec![fifo.as_path(), Path::new("/dev/null")]] {
-        let o = replay_within(&args, 60);
-        let err = stderr(&o);
-        assert!(
-            err.contains("pipe.jsonl: skipped: a FIFO, not opened"),
-            "{err}"
-        );
-    }
-    let o = replay_within(&[d.path()], 60);
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert!(
-        err.contains("zero.evtx: skipped: a device, not opened"),
-        "{err}"
-    );
-    assert!(err.contains("skipped: 2 "), "{err}");
-    assert!(!o.stdout.is_empty());
-    // Nothing but special files: nothing decoded, exit 3.
-    let o = replay_within(&[fifo.as_path()], 60);
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-}
-
-#[cfg(unix)]
-#[test]
-fn symlink_loops_are_named_and_each_file_read_once() {
-    let d = tempfile::tempdir().unwrap();
-    let sub = d.path().join("sub");
-    std::fs::create_dir(&sub).unwrap();
-    write(&sub, "rec.jsonl", &lines_of(&demo_lines()));
-    std::os::unix::fs::symlink("..", sub.join("up")).unwrap();
-    std::os::unix::fs::symlink("self", sub.join("self")).unwrap();
-    std::os::unix::fs::symlink("rec.jsonl", sub.join("again.jsonl")).unwrap();
-    let o = replay_within(&[d.path(), sub.as_path()], 60);
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("up: skipped: a symlink loop back to"), "{err}");
-    assert!(err.contains("self: skipped: a symlink loop"), "{err}");
-    assert!(
-        err.contains(&format!(
-            "replay read 1 files, {} records",
-            demo_lines().len()
-        )),
-        "{err}"
-    );
 }
 
 /// The first 0x60 bytes of an ETL file: a buffer header, then the first
@@ -351,119 +270,6 @@ fn bad_option_values_are_usage_errors_not_panics() {
     }
 }
 
-/// Replays `dir` and sends SIGINT once the first stats line shows the
-/// pipeline runs: returns the exit code, stderr and the alerts.
-#[cfg(unix)]
-fn interrupt(dir: &Path) -> (Option<i32>, String, String) {
-    let mut child = Command::new(bin())
-        .args(["replay", "--format", "json", "--no-progress"])
-        .args(["--stats-interval", "0.05"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(());
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(60)).unwrap();
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = child.wait_with_output().unwrap();
-    let err = reader.join().unwrap();
-    let alerts = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.code(), err, alerts)
-}
-
-/// Checks an interrupted replay: exit 130, `interrupted after N of M
-/// files` with N < M, and the session read before the stop reported.
-#[cfg(unix)]
-fn assert_interrupted((code, err, alerts): (Option<i32>, String, String), files: u64) {
-    assert_eq!(code, Some(130), "{err}");
-    let line = err
-        .lines()
-        .find(|l| l.contains("interrupted after"))
-        .unwrap_or_else(|| panic!("{err}"));
-    let n: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    eprintln!("{line}");
-    assert_eq!(n, [n[0], files], "{line}");
-    assert!(n[0] < n[1], "not interrupted before the end: {line}");
-    assert!(
-        alerts.contains("remote_session_started"),
-        "the alerts of what was read were lost: {err}"
-    );
-}
-
-/// Issue 11: Ctrl-C during a replay printed `0 alerts` and exited 0,
-/// throwing away everything read. Recordings (streamed).
-#[cfg(unix)]
-#[test]
-fn ctrl_c_keeps_the_alerts_of_what_was_read() {
-    let d = tempfile::tempdir().unwrap();
-    // The demo session first (the first file), then filler enough that
-    // reading all of it takes seconds.
-    let files = 40;
-    let t0 = Timestamp::parse_rfc3339("2024-03-12T12:00:00Z").unwrap().0;
-    for i in 0..files {
-        let f = std::fs::File::create(d.path().join(format!("f{i:03}.jsonl"))).unwrap();
-        let mut w = std::io::BufWriter::new(f);
-        if i == 0 {
-            w.write_all(&lines_of(&demo_lines())).unwrap();
-        }
-        for k in 0..10_000u64 {
-            let pid = 100_000 + (i as u32) * 20_000 + k as u32;
-            let ev = ProcessEvent::start(Timestamp(t0 + k * 10_000), pid, 4, "C:\\x\\filler.exe");
-            serde_json::to_writer(&mut w, &ev).unwrap();
-            w.write_all(b"\n").unwrap();
-        }
-        w.flush().unwrap();
-    }
-    assert_interrupted(interrupt(d.path()), files);
-}
-
-/// The same with event-log evidence, decoded in parallel before it is
-/// ordered: the files decoded when Ctrl-C came are still detected on.
-#[cfg(unix)]
-#[test]
-fn ctrl_c_during_evidence_decoding_keeps_what_was_decoded() {
-    const SESSION: &str = r#"{"EventID":4688,"Channel":"security","Hostname":"WS6","EventTime":"2020-09-20 17:09:08","NewProcessId":"0x234c","ProcessId":"0x3c0","NewProcessName":"C:\\Windows\\System32\\wsmprovhost.exe","ParentProcessName":"C:\\Windows\\System32\\svchost.exe","@timestamp":"2020-09-20T21:09:09.825Z"}"#;
-    let d = tempfile::tempdir().unwrap();
-    let files = 40;
-    for i in 0..files {
-        let f = std::fs::File::create(d.path().join(format!("f{i:03}.json"))).unwrap();
-        let mut w = std::io::BufWriter::new(f);
-        if i == 0 {
-            writeln!(w, "{SESSION}").unwrap();
-        }
-        for k in 0..10_000u32 {
-            let pid = 0x10_0000 + i * 0x1_0000 + k;
-            writeln!(
-                w,
-                r#"{{"EventID":4688,"Channel":"Security","Hostname":"WS6","EventTime":"2020-09-20 18:{:02}:{:02}","@timestamp":"2020-09-20T22:00:00Z","NewProcessId":"0x{pid:x}","ProcessId":"0x4","NewProcessName":"C:\\x\\filler.exe"}}"#,
-                k / 60 % 60,
-                k % 60
-            )
-            .unwrap();
-        }
-        w.flush().unwrap();
-    }
-    assert_interrupted(interrupt(d.path()), u64::from(files));
-}
-
 /// Issue 11: tests on `../shared/datasets` skipped silently when the data
 /// were missing, even under CI. Runs one such test in a fresh process of
 /// this binary, with the datasets pointed at an empty folder.
@@ -586,5 +392,206 @@ proptest::proptest! {
         let shuffled: Vec<PathBuf> = perm.iter().filter_map(|&i| paths.get(i).cloned()).collect();
         proptest::prop_assert_eq!(&crate::util::evidence_events(shuffled).0, &base);
         proptest::prop_assert_eq!(&crate::util::evidence_events(vec![d.path().to_owned()]).0, &base);
+    }
+}
+
+/// What needs Unix: FIFOs, devices, symlinks, SIGINT.
+#[cfg(unix)]
+mod unix {
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::Path;
+    use std::process::{Command, Output, Stdio};
+    use std::time::{Duration, Instant};
+
+    use wsmwatch::{ProcessEvent, Timestamp};
+
+    use super::{demo_lines, lines_of, stderr, write};
+    use crate::util::bin;
+
+    /// Runs the binary with a deadline: a replay that hangs (a FIFO) fails the
+    /// test instead of hanging it.
+    fn replay_within(args: &[&Path], secs: u64) -> Output {
+        let mut child = Command::new(bin())
+            .args(["replay", "--format", "json", "--no-progress"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if t0.elapsed() > Duration::from_secs(secs) {
+                let _ = child.kill();
+                let o = child.wait_with_output().unwrap();
+                panic!("replay hung for {secs} s; stderr: {}", stderr(&o));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn fifos_and_devices_are_named_and_never_opened() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "good.jsonl", &lines_of(&demo_lines()));
+        let fifo = d.path().join("pipe.jsonl");
+        let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(st.success());
+        std::os::unix::fs::symlink("/dev/zero", d.path().join("zero.evtx")).unwrap();
+        for args in [vec![d.path()], vec![fifo.as_path(), Path::new("/dev/null")]] {
+            let o = replay_within(&args, 60);
+            let err = stderr(&o);
+            assert!(
+                err.contains("pipe.jsonl: skipped: a FIFO, not opened"),
+                "{err}"
+            );
+        }
+        let o = replay_within(&[d.path()], 60);
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        assert!(
+            err.contains("zero.evtx: skipped: a device, not opened"),
+            "{err}"
+        );
+        assert!(err.contains("skipped: 2 "), "{err}");
+        assert!(!o.stdout.is_empty());
+        // Nothing but special files: nothing decoded, exit 3.
+        let o = replay_within(&[fifo.as_path()], 60);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn symlink_loops_are_named_and_each_file_read_once() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        write(&sub, "rec.jsonl", &lines_of(&demo_lines()));
+        std::os::unix::fs::symlink("..", sub.join("up")).unwrap();
+        std::os::unix::fs::symlink("self", sub.join("self")).unwrap();
+        std::os::unix::fs::symlink("rec.jsonl", sub.join("again.jsonl")).unwrap();
+        let o = replay_within(&[d.path(), sub.as_path()], 60);
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains("up: skipped: a symlink loop back to"), "{err}");
+        assert!(err.contains("self: skipped: a symlink loop"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "replay read 1 files, {} records",
+                demo_lines().len()
+            )),
+            "{err}"
+        );
+    }
+
+    /// Replays `dir` and sends SIGINT once the first stats line shows the
+    /// pipeline runs: returns the exit code, stderr and the alerts.
+    fn interrupt(dir: &Path) -> (Option<i32>, String, String) {
+        let mut child = Command::new(bin())
+            .args(["replay", "--format", "json", "--no-progress"])
+            .args(["--stats-interval", "0.05"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(());
+                all.push_str(&l);
+                all.push('\n');
+            }
+            all
+        });
+        rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        let st = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = child.wait_with_output().unwrap();
+        let err = reader.join().unwrap();
+        let alerts = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), err, alerts)
+    }
+
+    /// Checks an interrupted replay: exit 130, `interrupted after N of M
+    /// files` with N < M, and the session read before the stop reported.
+    fn assert_interrupted((code, err, alerts): (Option<i32>, String, String), files: u64) {
+        assert_eq!(code, Some(130), "{err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains("interrupted after"))
+            .unwrap_or_else(|| panic!("{err}"));
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        eprintln!("{line}");
+        assert_eq!(n, [n[0], files], "{line}");
+        assert!(n[0] < n[1], "not interrupted before the end: {line}");
+        assert!(
+            alerts.contains("remote_session_started"),
+            "the alerts of what was read were lost: {err}"
+        );
+    }
+
+    /// Issue 11: Ctrl-C during a replay printed `0 alerts` and exited 0,
+    /// throwing away everything read. Recordings (streamed).
+    #[test]
+    fn ctrl_c_keeps_the_alerts_of_what_was_read() {
+        let d = tempfile::tempdir().unwrap();
+        // The demo session first (the first file), then filler enough that
+        // reading all of it takes seconds.
+        let files = 40;
+        let t0 = Timestamp::parse_rfc3339("2024-03-12T12:00:00Z").unwrap().0;
+        for i in 0..files {
+            let f = std::fs::File::create(d.path().join(format!("f{i:03}.jsonl"))).unwrap();
+            let mut w = std::io::BufWriter::new(f);
+            if i == 0 {
+                w.write_all(&lines_of(&demo_lines())).unwrap();
+            }
+            for k in 0..10_000u64 {
+                let pid = 100_000 + (i as u32) * 20_000 + k as u32;
+                let ev =
+                    ProcessEvent::start(Timestamp(t0 + k * 10_000), pid, 4, "C:\\x\\filler.exe");
+                serde_json::to_writer(&mut w, &ev).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+            w.flush().unwrap();
+        }
+        assert_interrupted(interrupt(d.path()), files);
+    }
+
+    /// The same with event-log evidence, decoded in parallel before it is
+    /// ordered: the files decoded when Ctrl-C came are still detected on.
+    #[test]
+    fn ctrl_c_during_evidence_decoding_keeps_what_was_decoded() {
+        const SESSION: &str = r#"{"EventID":4688,"Channel":"security","Hostname":"WS6","EventTime":"2020-09-20 17:09:08","NewProcessId":"0x234c","ProcessId":"0x3c0","NewProcessName":"C:\\Windows\\System32\\wsmprovhost.exe","ParentProcessName":"C:\\Windows\\System32\\svchost.exe","@timestamp":"2020-09-20T21:09:09.825Z"}"#;
+        let d = tempfile::tempdir().unwrap();
+        let files = 40;
+        for i in 0..files {
+            let f = std::fs::File::create(d.path().join(format!("f{i:03}.json"))).unwrap();
+            let mut w = std::io::BufWriter::new(f);
+            if i == 0 {
+                writeln!(w, "{SESSION}").unwrap();
+            }
+            for k in 0..10_000u32 {
+                let pid = 0x10_0000 + i * 0x1_0000 + k;
+                writeln!(
+                    w,
+                    r#"{{"EventID":4688,"Channel":"Security","Hostname":"WS6","EventTime":"2020-09-20 18:{:02}:{:02}","@timestamp":"2020-09-20T22:00:00Z","NewProcessId":"0x{pid:x}","ProcessId":"0x4","NewProcessName":"C:\\x\\filler.exe"}}"#,
+                    k / 60 % 60,
+                    k % 60
+                )
+                .unwrap();
+            }
+            w.flush().unwrap();
+        }
+        assert_interrupted(interrupt(d.path()), u64::from(files));
     }
 }
