@@ -357,6 +357,23 @@ fn evidence_ties_do_not_depend_on_the_argument_order() {
     assert_eq!(pids(vec![d.path().to_owned()]), ab);
 }
 
+/// The real evidence, named in either order or as its parent folder,
+/// gives the very same event stream.
+#[test]
+fn the_real_evidence_gives_one_stream_in_any_order() {
+    let (Some(otrf), Some(evtx)) = (
+        crate::util::dataset("otrf"),
+        crate::util::dataset("evtx-attack-samples"),
+    ) else {
+        return;
+    };
+    let (a, errs) = crate::util::evidence_events(vec![otrf.clone(), evtx.clone()]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert!(!a.is_empty());
+    let (b, _) = crate::util::evidence_events(vec![evtx, otrf]);
+    assert!(a == b, "the argument order changed the stream");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
         cases: 24,
