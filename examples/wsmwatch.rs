@@ -279,6 +279,36 @@ mod progress {
             pb.finish_and_clear();
         })
     }
+
+    /// Without a terminal (`--stats-interval` given): one line of decoding
+    /// progress every `every` until every file is decoded.
+    pub fn spawn_lines(
+        c: Arc<ReplayCounters>,
+        stop: StopToken,
+        every: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut last = Instant::now();
+            loop {
+                // Short naps: the thread is joined as soon as decoding ends.
+                std::thread::sleep(every.min(Duration::from_millis(50)));
+                if c.decoded.load(Ordering::Acquire) || stop.is_stopped() {
+                    return;
+                }
+                if last.elapsed() < every {
+                    continue;
+                }
+                last = Instant::now();
+                eprintln!(
+                    "wsmwatch: replay progress: files {}/{}, {} records, {} process events",
+                    c.files_done.load(Ordering::Relaxed),
+                    c.files.load(Ordering::Relaxed),
+                    c.records.load(Ordering::Relaxed),
+                    c.events.load(Ordering::Relaxed)
+                );
+            }
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -380,9 +410,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             );
             replay_counters = opened.counters;
-            if let (Some(c), false) = (&replay_counters, a.no_progress) {
-                if std::io::stderr().is_terminal() {
-                    progress_bar = Some(progress::spawn(Arc::clone(c), stop.clone()));
+            if let Some(c) = &replay_counters {
+                let c = Arc::clone(c);
+                if !a.no_progress && std::io::stderr().is_terminal() {
+                    progress_bar = Some(progress::spawn(c, stop.clone()));
+                } else if let Some(every) = config.stats_interval {
+                    // No bar: decoding progress as lines, with the stats.
+                    progress_bar = Some(progress::spawn_lines(c, stop.clone(), every));
                 }
             }
             (

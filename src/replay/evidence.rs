@@ -6,7 +6,7 @@
 //! are a small fraction of its records. Those events are then put in time
 //! order, host-local NXLog times shifted to UTC first, and emitted.
 //!
-//! wsmwatch's own recordings join the same stream ([`super::recordings`]),
+//! wsmwatch's own recordings join the same stream (`recordings.rs`),
 //! so several of them (a rotated recording, files or a folder, in any
 //! order) make one stream: each event sorts at the latest time its
 //! recording has reached, which keeps each recording's own delivery order
@@ -181,8 +181,7 @@ impl Source for EvidenceSource {
 }
 
 /// Sniffs every file, decodes the evidence in parallel into the
-/// [`Orderer`], and puts the recordings beside it (see
-/// [`super::recordings`]).
+/// [`Orderer`], and puts the recordings beside it (`recordings.rs`).
 fn read_all(
     files: &[InputFile],
     opts: &ReplayOptions,

@@ -502,9 +502,9 @@ mod unix {
         );
     }
 
-    /// Replays `dir` and sends SIGINT once the first stats line shows the
-    /// pipeline runs: returns the exit code, stderr and the alerts.
-    fn interrupt(dir: &Path) -> (Option<i32>, String, String) {
+    /// Replays `dir` and sends SIGINT once a stderr line satisfies
+    /// `ready`: returns the exit code, stderr and the alerts.
+    fn interrupt(dir: &Path, ready: fn(&str) -> bool) -> (Option<i32>, String, String) {
         let mut child = Command::new(bin())
             .args(["replay", "--format", "json", "--no-progress"])
             .args(["--stats-interval", "0.05"])
@@ -518,7 +518,9 @@ mod unix {
         let reader = std::thread::spawn(move || {
             let mut all = String::new();
             for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(());
+                if ready(&l) {
+                    let _ = tx.send(());
+                }
                 all.push_str(&l);
                 all.push('\n');
             }
@@ -581,7 +583,14 @@ mod unix {
             }
             w.flush().unwrap();
         }
-        assert_interrupted(interrupt(d.path()), files);
+        // Interrupted once the demo and some filler went to the detector.
+        let ready = |l: &str| {
+            l.strip_prefix("wsmwatch: stats: ")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 1000)
+        };
+        assert_interrupted(interrupt(d.path(), ready), files);
     }
 
     /// The same with event-log evidence, decoded in parallel before it is
@@ -609,6 +618,14 @@ mod unix {
             }
             w.flush().unwrap();
         }
-        assert_interrupted(interrupt(d.path()), u64::from(files));
+        // Interrupted once a file is decoded (the one with the session
+        // goes first), long before all are.
+        let ready = |l: &str| {
+            l.strip_prefix("wsmwatch: replay progress: files ")
+                .and_then(|r| r.split('/').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 1)
+        };
+        assert_interrupted(interrupt(d.path(), ready), u64::from(files));
     }
 }
