@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use crate::event::{image_file_name, EventKind, Precision, ProcessEvent, Timestamp};
+use crate::event::{image_file_name, EventKind, Origin, Precision, ProcessEvent, Timestamp};
 use crate::table::pid_of_parent;
 
 /// How long (stream time) a record waits for other views of its process.
@@ -190,6 +190,10 @@ impl<I: Iterator<Item = ProcessEvent>> Iterator for Coalesce<I> {
                 return None;
             }
             match self.inner.next() {
+                // wsmwatch's own recordings hold one record per process,
+                // in the order live tracing delivered them: passed on as
+                // they are.
+                Some(ev) if ev.origin != Origin::Replay => return Some(ev),
                 Some(ev) => {
                     self.now = self.now.max(ev.time.0);
                     self.add(ev);

@@ -6,6 +6,21 @@
 //! are a small fraction of its records. Those events are then put in time
 //! order, host-local NXLog times shifted to UTC first, and emitted.
 //!
+//! wsmwatch's own recordings join the same stream (`recordings.rs`),
+//! so several of them (a rotated recording, files or a folder, in any
+//! order) make one stream: each event sorts at the latest time its
+//! recording has reached, which keeps each recording's own delivery order
+//! (out-of-order children included) and interleaves recordings and
+//! evidence by time. Ties between files are broken by the file's place in
+//! the walk's canonical-path order, never by the order of the arguments.
+//! Every file is sniffed by content; what no format claims is noted
+//! ([`ReplayCounters::notes`]) and counted as skipped.
+//!
+//! **Stopping.** When the stop token fires (Ctrl-C), no further file is
+//! started and recordings stop between events; everything read so far is
+//! still ordered and handed to the detector, so its alerts are not lost.
+//! [`ReplayCounters::interrupted`] says it happened.
+//!
 //! **Memory bound.** Ordering holds the *process events* of the whole input
 //! in memory (about 300–600 bytes each, command lines included), never its
 //! records: EVTX is read a 4 MiB batch of chunks at a time per file being
@@ -14,22 +29,26 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::coalesce::Coalesce;
 use super::format::ZipLimits;
 use super::format::{self, Cx, Payload};
-use super::order::{Clock, Entry, Offsets, Orderer};
-use super::walk::expand;
+use super::coalesce::Coalesce;
+use super::order::{Clock, Entry, Merge, Offsets, Orderer};
+use super::recordings::{self, Stream};
+use super::sniff;
+use super::walk::{expand, InputFile};
 use super::winlog::{Item, Mapped, TimeBasis};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
 use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
+
+pub use super::counters::{Note, ReplayCounters, ReplaySummary};
 
 /// Replay options.
 #[derive(Clone, Debug)]
@@ -41,6 +60,10 @@ pub struct ReplayOptions {
     pub max_events_in_memory: usize,
     /// Where spilled runs go (`None`: the system temp folder).
     pub spill_dir: Option<PathBuf>,
+    /// wsmwatch recordings streamed beside the evidence, one open file
+    /// each; with more, all are ordered with the evidence instead (the
+    /// same stream, held or spilled like evidence).
+    pub streamed_recordings: usize,
     /// Merge the records of one process found in several logs (Sysmon and
     /// Security) into one before detection. Off only to see every record as
     /// decoded (tests of the readers).
@@ -53,95 +76,8 @@ impl Default for ReplayOptions {
             zip: ZipLimits::default(),
             max_events_in_memory: 100_000,
             spill_dir: None,
+            streamed_recordings: recordings::MAX_STREAMED,
             merge_views: true,
-        }
-    }
-}
-
-/// Running totals, readable while the replay runs and after.
-#[derive(Debug, Default)]
-pub struct ReplayCounters {
-    /// Input files found.
-    pub files: AtomicU64,
-    /// Files finished.
-    pub files_done: AtomicU64,
-    /// Records read (EVTX records, JSON lines).
-    pub records: AtomicU64,
-    /// Input bytes (on disk) finished.
-    pub bytes: AtomicU64,
-    /// Total input bytes (on disk).
-    pub bytes_total: AtomicU64,
-    /// Process events produced.
-    pub events: AtomicU64,
-    /// Bad records, chunks, lines, members and files.
-    pub errors: AtomicU64,
-    /// Wall-clock nanoseconds of the decode + order phase, then (once
-    /// emitted) of decode, order and hand-off to the detector.
-    pub nanos: AtomicU64,
-    /// Set when every file is decoded and only the ordered hand-off is
-    /// left (a progress display stops here).
-    pub decoded: AtomicBool,
-    /// Things the user should know that are not bad input (a host whose
-    /// local times could not be put in UTC exactly), once each.
-    pub warnings: parking_lot::Mutex<Vec<String>>,
-}
-
-/// The final figures of a replay.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-pub struct ReplaySummary {
-    /// Input files.
-    pub files: u64,
-    /// Records read.
-    pub records: u64,
-    /// Input bytes.
-    pub bytes: u64,
-    /// Process events produced.
-    pub events: u64,
-    /// Bad inputs reported.
-    pub errors: u64,
-    /// Seconds spent reading and ordering.
-    pub seconds: f64,
-}
-
-impl ReplaySummary {
-    /// Records per second.
-    pub fn records_per_sec(&self) -> f64 {
-        self.records as f64 / self.seconds.max(1e-9)
-    }
-    /// Input MB (10^6 bytes) per second.
-    pub fn mb_per_sec(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
-    }
-}
-
-impl std::fmt::Display for ReplaySummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} files, {} records, {:.1} MB, {} process events, {} errors in {:.3} s: \
-             {:.0} records/s, {:.1} MB/s",
-            self.files,
-            self.records,
-            self.bytes as f64 / 1e6,
-            self.events,
-            self.errors,
-            self.seconds,
-            self.records_per_sec(),
-            self.mb_per_sec()
-        )
-    }
-}
-
-impl ReplayCounters {
-    /// A snapshot as a summary.
-    pub fn summary(&self) -> ReplaySummary {
-        ReplaySummary {
-            files: self.files.load(Ordering::Relaxed),
-            records: self.records.load(Ordering::Relaxed),
-            bytes: self.bytes_total.load(Ordering::Relaxed),
-            events: self.events.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            seconds: self.nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 }
@@ -155,10 +91,13 @@ pub struct EvidenceSource {
 }
 
 /// One file's host offsets (host, seconds east, exact, host-local time
-/// seen); its events went to the [`Orderer`].
+/// seen); its events went to
+/// the [`Orderer`].
 #[derive(Default)]
 struct FileOut {
     offsets: Vec<(String, i64, bool, Timestamp)>,
+    /// Read to its end (not cut short by the stop token).
+    complete: bool,
 }
 
 impl EvidenceSource {
@@ -177,25 +116,58 @@ impl EvidenceSource {
     }
 
     /// Decodes everything and returns the ordered events without an
-    /// emitter (tests, benchmarks). Bad input goes to `on_error`.
+    /// emitter (tests, benchmarks). Bad input goes to `on_error`; notes
+    /// (skipped files) to [`Self::counters`].
     pub fn collect(
         &mut self,
         on_error: &(dyn Fn(InputError) + Sync),
     ) -> Result<Vec<ProcessEvent>, SourceError> {
         let t0 = Instant::now();
-        let files = expand(&self.inputs, on_error, &self.counters)?;
-        let events: Vec<ProcessEvent> = decode_all(
-            &files,
-            &self.opts,
-            &self.counters,
-            on_error,
-            &StopToken::new(),
-        )
-        .collect();
-        self.counters
-            .nanos
+        let c = &*self.counters;
+        let stop = StopToken::new();
+        let files = expand(&self.inputs, on_error, c);
+        let mut stream = read_all(&files, &self.opts, c, on_error, &stop);
+        report_spill(stream.evidence(), c, on_error);
+        let pull = std::iter::from_fn(|| {
+            let ev = stream.next(c, on_error, &stop);
+            report_spill(stream.evidence(), c, on_error);
+            ev
+        });
+        let events = merged(pull, &self.opts).collect();
+        c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(events)
+    }
+}
+
+/// The stream the engine gets: each process's views merged into one record
+/// ([`Coalesce`]), unless the options ask for every record as decoded.
+fn merged<'a>(
+    pull: impl Iterator<Item = ProcessEvent> + 'a,
+    opts: &ReplayOptions,
+) -> Box<dyn Iterator<Item = ProcessEvent> + 'a> {
+    if opts.merge_views {
+        Box::new(Coalesce::new(pull))
+    } else {
+        Box::new(pull)
+    }
+}
+
+/// Reports the spill-file failures the merge has met since the last call:
+/// each is bad input (events may be lost), counted twice: as an error and
+/// as a spill error.
+fn report_spill(m: &mut Merge, c: &ReplayCounters, on_error: &(dyn Fn(InputError) + Sync)) {
+    if !m.has_failures() {
+        return;
+    }
+    for e in m.take_failures() {
+        c.errors.fetch_add(1, Ordering::Relaxed);
+        c.spill_errors.fetch_add(1, Ordering::Relaxed);
+        on_error(InputError {
+            file: e.path().display().to_string(),
+            location: "spill file".into(),
+            message: e.to_string(),
+        });
     }
 }
 
@@ -208,50 +180,104 @@ impl Source for EvidenceSource {
         let t0 = Instant::now();
         let out_ref: &Emitter = out;
         let on_error = |e: InputError| out_ref.malformed(e);
-        let files = expand(&self.inputs, &on_error, &self.counters)?;
-        let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
+        let c = &*self.counters;
+        let files = expand(&self.inputs, &on_error, c);
+        let mut stream = read_all(&files, &self.opts, c, &on_error, stop);
         tracing::info!(
             seconds = t0.elapsed().as_secs_f64(),
             "evidence decoded; merging"
         );
-        self.counters.decoded.store(true, Ordering::Release);
-
-        for ev in events {
-            if stop.is_stopped() {
-                break;
-            }
+        c.decoded.store(true, Ordering::Release);
+        report_spill(stream.evidence(), c, &on_error);
+        // Everything read is handed on, even after a stop: the alerts of
+        // what was read must not be lost (a second Ctrl-C ends the binary).
+        let pull = std::iter::from_fn(|| {
+            let ev = stream.next(c, &on_error, stop);
+            report_spill(stream.evidence(), c, &on_error);
+            ev
+        });
+        for ev in merged(pull, &self.opts) {
             out.emit(ev)?;
         }
-        self.counters
-            .nanos
+        c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
 
-/// Decodes all files in parallel into the [`Orderer`], then merges them
-/// into one time-ordered stream in which each process's views are one
-/// record ([`Coalesce`]).
-fn decode_all(
-    files: &[(PathBuf, u64)],
+/// Sniffs every file, decodes the evidence in parallel into the
+/// [`Orderer`], and puts the recordings beside it (`recordings.rs`).
+fn read_all(
+    files: &[InputFile],
     opts: &ReplayOptions,
     c: &ReplayCounters,
     on_error: &(dyn Fn(InputError) + Sync),
     stop: &StopToken,
-) -> Box<dyn Iterator<Item = ProcessEvent> + Send> {
+) -> Stream {
+    let kinds: Vec<Kind> = files.par_iter().map(kind_of).collect();
+    let natives = kinds.iter().filter(|k| matches!(k, Kind::Native)).count();
+    let stream_natives = natives <= opts.streamed_recordings;
+    let merge = decode_all(files, &kinds, stream_natives, opts, c, on_error, stop);
+    let mut recs = Vec::new();
+    if stream_natives {
+        for (i, (f, k)) in files.iter().zip(&kinds).enumerate() {
+            if !matches!(k, Kind::Native) {
+                continue;
+            }
+            match recordings::open(f, i as u32) {
+                Ok(r) => recs.push(r),
+                Err(e) => {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                    on_error(InputError {
+                        file: f.path.display().to_string(),
+                        location: "file".into(),
+                        message: format!("cannot open: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    Stream::new(merge, recs)
+}
+
+/// Decodes all files (but streamed recordings) in parallel into the
+/// [`Orderer`], then merges.
+fn decode_all(
+    files: &[InputFile],
+    kinds: &[Kind],
+    stream_natives: bool,
+    opts: &ReplayOptions,
+    c: &ReplayCounters,
+    on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
+) -> Merge {
     let orderer = Orderer::new(opts.max_events_in_memory, opts.spill_dir.clone());
     let outs: Vec<FileOut> = files
         .par_iter()
+        .zip(kinds)
         .enumerate()
-        .map(|(i, (path, size))| {
+        .map(|(i, (f, kind))| {
+            if matches!(kind, Kind::Native) && stream_natives {
+                // Read later, as the stream is handed on.
+                return FileOut {
+                    complete: true,
+                    ..FileOut::default()
+                };
+            }
             if stop.is_stopped() {
                 return FileOut::default();
             }
-            let out = decode_file(path, i as u32, *size, opts, c, &orderer, on_error);
-            c.files_done.fetch_add(1, Ordering::Relaxed);
+            let out = decode_file(f, kind, i as u32, opts, c, &orderer, on_error, stop);
+            if out.complete {
+                c.files_done.fetch_add(1, Ordering::Relaxed);
+            }
             out
         })
         .collect();
+    if stop.is_stopped() && outs.iter().any(|o| !o.complete) {
+        c.interrupted.store(true, Ordering::Relaxed);
+    }
+    c.sort_notes();
     let spilled = orderer.spilled();
     if spilled > 0 {
         tracing::info!(spilled, "process events spilled to disk for ordering");
@@ -267,11 +293,7 @@ fn decode_all(
     }
     warnings.sort();
     c.warnings.lock().extend(warnings);
-    if opts.merge_views {
-        Box::new(Coalesce::new(merged))
-    } else {
-        Box::new(merged)
-    }
+    merged
 }
 
 /// Each host's UTC offsets over time (lowercased host → change points in
@@ -349,39 +371,86 @@ const PUSH_BATCH: usize = 4096;
 
 /// [`decode_file_inner`], with a panic in a third-party parser contained
 /// to the file it was reading.
+#[allow(clippy::too_many_arguments)]
 fn decode_file(
-    path: &Path,
+    f: &InputFile,
+    kind: &Kind,
     file: u32,
-    size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
 ) -> FileOut {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_file_inner(path, file, size, opts, c, orderer, on_error)
+        decode_file_inner(f, kind, file, opts, c, orderer, on_error, stop)
     }))
     .unwrap_or_else(|_| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         on_error(InputError {
-            file: path.display().to_string(),
+            file: f.path.display().to_string(),
             location: "file".into(),
             message: "the reader panicked on this file; its events were dropped".into(),
         });
-        FileOut::default()
+        FileOut {
+            complete: true,
+            ..FileOut::default()
+        }
     })
 }
 
+/// How one input is read, from its first bytes.
+enum Kind {
+    /// A wsmwatch recording (stdin always is one).
+    Native,
+    /// A format of [`format::FORMATS`].
+    Evidence,
+    /// Nothing replay reads: the reason.
+    Unread(String),
+    /// It could not be opened or read: the reason (bad input).
+    Failed(String),
+}
+
+/// Sniffs one input. Never reads stdin (it is a recording).
+fn kind_of(f: &InputFile) -> Kind {
+    if f.is_stdin() {
+        return Kind::Native;
+    }
+    let sniffed = File::open(&f.path).and_then(|file| {
+        let mut r = BufReader::with_capacity(64 << 10, file);
+        if sniff::is_native(&mut r) {
+            return Ok(Kind::Native);
+        }
+        r.rewind()?;
+        let mut head = Vec::with_capacity(format::HEAD);
+        r.take(format::HEAD as u64).read_to_end(&mut head)?;
+        let head = sniff::strip_bom(&head);
+        Ok(if format::detect(head).is_some() {
+            Kind::Evidence
+        } else {
+            Kind::Unread(sniff::why_unread(head, &f.path.display().to_string()))
+        })
+    });
+    sniffed.unwrap_or_else(|e| Kind::Failed(format!("cannot open: {e}")))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn decode_file_inner(
-    path: &Path,
+    input: &InputFile,
+    kind: &Kind,
     file: u32,
-    size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
 ) -> FileOut {
-    let name = path.display().to_string();
+    let (path, size) = (&input.path, input.size);
+    let name = if input.is_stdin() {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
     let report = |location: String, message: String| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         on_error(InputError {
@@ -390,7 +459,39 @@ fn decode_file_inner(
             message,
         });
     };
-    let mut out = FileOut::default();
+    let mut out = FileOut {
+        complete: true,
+        ..FileOut::default()
+    };
+    match kind {
+        Kind::Evidence => {}
+        Kind::Native => {
+            // More recordings than are streamed: ordered with the evidence.
+            let r: Box<dyn BufRead> = if input.is_stdin() {
+                Box::new(BufReader::new(std::io::stdin()))
+            } else {
+                match File::open(path) {
+                    Ok(f) => Box::new(BufReader::with_capacity(256 << 10, f)),
+                    Err(e) => {
+                        report("file".into(), format!("cannot open: {e}"));
+                        return out;
+                    }
+                }
+            };
+            out.complete = recordings::read_into(r, &name, file, c, orderer, on_error, stop);
+            c.bytes.fetch_add(size, Ordering::Relaxed);
+            return out;
+        }
+        Kind::Unread(reason) => {
+            c.skip(name.clone(), String::new(), format!("skipped: {reason}"));
+            c.bytes.fetch_add(size, Ordering::Relaxed);
+            return out;
+        }
+        Kind::Failed(message) => {
+            report("file".into(), message.clone());
+            return out;
+        }
+    }
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -421,6 +522,9 @@ fn decode_file_inner(
             at,
         } => out.offsets.push((host, secs, exact, at)),
         Item::Bad { location, message } => report(location, message),
+        Item::Skipped { location, reason } => {
+            c.skip(name.clone(), location, format!("skipped: {reason}"));
+        }
     };
     // Progress bytes added while decoding; settled to the file size after.
     let added = AtomicU64::new(0);

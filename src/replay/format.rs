@@ -50,8 +50,26 @@ pub(crate) enum Payload<'a> {
 
 impl<'a> Payload<'a> {
     /// The first bytes, without consuming them (a file is peeked through its
-    /// buffer; a stream through its `BufRead` buffer).
+    /// buffer; a stream through its `BufRead` buffer). A UTF-8 byte-order
+    /// mark is consumed: neither the head nor the format's reader sees it.
     pub(crate) fn head(&mut self) -> io::Result<Vec<u8>> {
+        let head = self.head_raw()?;
+        if !head.starts_with(super::sniff::BOM) {
+            return Ok(head);
+        }
+        let n = super::sniff::BOM.len();
+        match self {
+            Payload::File(f) => {
+                f.seek(io::SeekFrom::Start(n as u64))?;
+            }
+            Payload::Stream(r) => {
+                io::copy(&mut r.by_ref().take(n as u64), &mut io::sink())?;
+            }
+        }
+        Ok(head[n..].to_vec())
+    }
+
+    fn head_raw(&mut self) -> io::Result<Vec<u8>> {
         match self {
             Payload::File(f) => {
                 let mut head = vec![0; HEAD];
@@ -186,7 +204,7 @@ pub(crate) fn detect(head: &[u8]) -> Option<&'static dyn Format> {
 pub(crate) fn decode(mut input: Payload<'_>, cx: &mut Cx<'_>) -> Result<&'static str, String> {
     let head = input.head().map_err(|e| format!("unreadable: {e}"))?;
     let Some(format) = detect(&head) else {
-        return Err("unknown format: not EVTX, zip or JSON lines".into());
+        return Err(super::sniff::why_unread(&head, ""));
     };
     format.decode(input, cx)?;
     Ok(format.name())

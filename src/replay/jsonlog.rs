@@ -298,6 +298,7 @@ mod tests {
                     host, secs, exact, ..
                 } => offsets.push((host, secs, exact)),
                 Item::Bad { location, message } => bad.push((location, message)),
+                Item::Skipped { location, reason } => bad.push((location, reason)),
             }
         }
         assert_eq!(offsets, vec![("WS6".to_string(), -4 * 3600, true)]);

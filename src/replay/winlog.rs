@@ -316,6 +316,14 @@ pub enum Item {
         /// What was wrong.
         message: String,
     },
+    /// A container member that was not read at all: its format is unknown
+    /// or unsupported (an ETL trace). Counted as skipped, not as an error.
+    Skipped {
+        /// `member a.etl`.
+        location: String,
+        /// Why.
+        reason: String,
+    },
     /// A host's UTC offset (seconds east), learned from a record.
     Offset {
         /// The host, as the records name it.

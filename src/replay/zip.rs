@@ -148,15 +148,18 @@ fn decode_members<R: Read + Seek>(input: R, cx: &mut Cx<'_>) -> Result<u64, ZipF
                 what,
             },
         )));
-        let known = match payload.head() {
-            Ok(head) => format::detect(&head),
+        let (known, head) = match payload.head() {
+            Ok(head) => (format::detect(&head), head),
             Err(e) => {
                 bad(format!("unreadable: {e}"));
                 continue;
             }
         };
         let Some(known) = known else {
-            tracing::debug!(member = %name, "zip member skipped: unknown format");
+            (cx.sink)(Item::Skipped {
+                location: format!("member {name}"),
+                reason: super::sniff::why_unread(&head, &name),
+            });
             continue;
         };
         if known.name() == "zip" && cx.depth + 1 >= MAX_DEPTH {
@@ -173,6 +176,10 @@ fn decode_members<R: Read + Seek>(input: R, cx: &mut Cx<'_>) -> Result<u64, ZipF
             Item::Bad { location, message } => outer(Item::Bad {
                 location: format!("member {name} {location}"),
                 message,
+            }),
+            Item::Skipped { location, reason } => outer(Item::Skipped {
+                location: format!("member {name} {location}"),
+                reason,
             }),
             other => outer(other),
         };
@@ -231,12 +238,18 @@ mod tests {
         assert_eq!(st.members, 1, "{items:?}");
         items.retain(|i| !matches!(i, Item::Offset { .. }));
         assert!(matches!(items[0], Item::Event(_)));
-        let Item::Bad { location, message } = &items[1] else {
+        // A member no format claims is named, not silently passed over.
+        let Item::Skipped { location, reason } = &items[1] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(location, "member readme.txt");
+        assert!(reason.starts_with("unknown format"), "{reason}");
+        let Item::Bad { location, message } = &items[2] else {
             panic!("{items:?}")
         };
         assert_eq!(location, "member big.json");
         assert!(message.contains("zip bomb"), "{message}");
-        assert_eq!(items.len(), 2);
+        assert_eq!(items.len(), 3);
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod linux_live;
 mod properties;
 mod replay_bad_input;
 mod replay_cli;
+mod replay_mechanics;
 mod replay_real;
 mod tamper;
 mod verdicts;

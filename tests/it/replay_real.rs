@@ -1,7 +1,7 @@
 //! Replay against the real public evidence in `../shared/datasets/` (see its
 //! `GROUND_TRUTH.md`): the exact sessions, hosts, pids, times and children.
 //! When that folder is absent (or `WSMWATCH_DATASETS` points nowhere), each
-//! test prints that it was skipped and why.
+//! test prints that it was skipped and why — and fails under `CI=true`.
 
 use std::path::PathBuf;
 
@@ -10,23 +10,7 @@ use wsmwatch::event::image_file_name;
 use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
 use wsmwatch::{Engine, EngineConfig, Timestamp};
 
-fn dataset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("WSMWATCH_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-    let p = root.join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found: the real evidence lives beside the repo in \
-             ../shared/datasets (or set WSMWATCH_DATASETS)",
-            p.display()
-        );
-        None
-    }
-}
-
+use crate::util::dataset;
 use crate::util::{evidence_events as events, evidence_records as records};
 
 fn run(paths: Vec<PathBuf>) -> Vec<Alert> {

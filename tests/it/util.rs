@@ -22,6 +22,19 @@ pub fn bin() -> PathBuf {
     p
 }
 
+/// A path in the shared datasets (`../shared/datasets`), or `None` after
+/// printing why the test is skipped. Under `CI=true` a missing dataset
+/// fails the test instead (see [`wsmwatch::testing::shared_dataset`]).
+pub fn dataset(rel: &str) -> Option<PathBuf> {
+    match wsmwatch::testing::shared_dataset(rel) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            None
+        }
+    }
+}
+
 /// Reads evidence files into the time-ordered events the engine gets (each
 /// process's views merged), collecting every bad-input report instead of
 /// printing it.
@@ -32,25 +45,6 @@ pub fn evidence_events(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec
 /// [`evidence_events`] without merging views: every record as decoded.
 pub fn evidence_records(paths: Vec<PathBuf>) -> (Vec<wsmwatch::ProcessEvent>, Vec<String>) {
     read_evidence(paths, false)
-}
-
-/// A path under `../shared/datasets/`, or `None` (with the reason printed)
-/// when the datasets are not there — which fails the test under `CI=true`,
-/// where a skip would hide a missing check.
-pub fn shared_dataset(rel: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/datasets")
-        .join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {} is missing",
-        p.display()
-    );
-    eprintln!("SKIPPED: {} not found (the shared datasets)", p.display());
-    None
 }
 
 fn read_evidence(
@@ -107,4 +101,25 @@ pub fn alone_in_process(name: &str) -> bool {
         "{name} did not run in its own process"
     );
     false
+}
+
+/// Like [`evidence_events`], with the replay's notes (skipped and empty
+/// files) and its summary.
+pub fn evidence_with_notes(
+    paths: Vec<PathBuf>,
+) -> (
+    Vec<wsmwatch::ProcessEvent>,
+    Vec<String>,
+    Vec<String>,
+    wsmwatch::replay::evidence::ReplaySummary,
+) {
+    use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
+    let errors = std::sync::Mutex::new(Vec::new());
+    let mut src = EvidenceSource::new(paths, ReplayOptions::default());
+    let evs = src
+        .collect(&|e| errors.lock().unwrap().push(e.to_string()))
+        .unwrap();
+    let c = src.counters();
+    let notes = c.notes().iter().map(ToString::to_string).collect();
+    (evs, errors.into_inner().unwrap(), notes, c.summary())
 }

@@ -501,8 +501,8 @@ fn one_absurd_timestamp_does_not_evict_everything() {
 #[test]
 fn no_real_windows_file_name_in_the_datasets_is_a_lookalike() {
     let (Some(otrf), Some(evtx)) = (
-        crate::util::shared_dataset("otrf"),
-        crate::util::shared_dataset("evtx-attack-samples"),
+        crate::util::dataset("otrf"),
+        crate::util::dataset("evtx-attack-samples"),
     ) else {
         return;
     };
