@@ -37,9 +37,9 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::coalesce::Coalesce;
 use super::format::ZipLimits;
 use super::format::{self, Cx, Payload};
-use super::coalesce::Coalesce;
 use super::order::{Clock, Entry, Merge, Offsets, Orderer};
 use super::recordings::{self, Stream};
 use super::sniff;
