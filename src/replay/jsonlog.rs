@@ -23,7 +23,6 @@ use std::io::{self, BufRead};
 
 use serde::Deserialize;
 
-use super::format::{Cx, Format, Payload};
 use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
 use crate::event::{Origin, ProcessEvent, Timestamp};
 use crate::source::lines::{read_line, Line as ReadLine, MAX_LINE};
@@ -84,9 +83,18 @@ fn s<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
 
 /// Per-stream decoding state: which hosts' offsets were already reported.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     exact: HashSet<String>,
     fallback: HashSet<String>,
+}
+
+/// Decodes one record (an NXLog, ECS or native JSON object).
+pub(crate) fn decode_record(
+    line: &[u8],
+    st: &mut State,
+    sink: &mut dyn FnMut(Item),
+) -> Result<(), String> {
+    decode_line(line, st, sink)
 }
 
 /// Decodes one line. `Ok(None)` for records that are not process events.
@@ -237,29 +245,6 @@ pub fn decode_lines<R: BufRead>(
                 message,
             });
         }
-    }
-}
-
-/// JSON lines: one event-log record (NXLog flat or Winlogbeat/ECS) per line.
-#[derive(Debug)]
-pub(crate) struct JsonLines;
-
-impl Format for JsonLines {
-    fn name(&self) -> &'static str {
-        "json-lines"
-    }
-    fn sniff(&self, head: &[u8]) -> bool {
-        head.trim_ascii_start().first() == Some(&b'{')
-    }
-    fn decode(&self, input: Payload<'_>, cx: &mut Cx<'_>) -> Result<(), String> {
-        match decode_lines(input.reader(), "", cx.sink, cx.on_bytes) {
-            Ok(n) => (cx.on_records)(n),
-            Err((line, e)) => (cx.sink)(Item::Bad {
-                location: format!("line {line}"),
-                message: format!("unreadable: {e}"),
-            }),
-        }
-        Ok(())
     }
 }
 

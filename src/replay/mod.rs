@@ -8,6 +8,7 @@
 //! files of the same host are interleaved by time rather than by thread
 //! timing.
 
+decoder_mod!(dialect);
 pub mod evidence;
 decoder_mod!(
     #[cfg(feature = "evtx")]
@@ -18,8 +19,19 @@ decoder_mod!(
     evtx_template
 );
 mod format;
+decoder_mod!(
+    #[cfg(feature = "zip")]
+    gzip
+);
+decoder_mod!(json);
 decoder_mod!(jsonlog);
+decoder_mod!(jsonscan);
 mod order;
+decoder_mod!(
+    #[cfg(feature = "zip")]
+    tar
+);
+decoder_mod!(text);
 mod walk;
 decoder_mod!(winlog);
 decoder_mod!(
@@ -27,7 +39,7 @@ decoder_mod!(
     zip
 );
 
-pub use self::format::ZipLimits;
+pub use self::format::{split_member_chain, ZipLimits};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -9,7 +9,9 @@ use crate::source::{InputError, SourceError};
 
 /// Extensions picked up when walking a folder. Files named explicitly are
 /// always read (their format is sniffed).
-const FOLDER_EXTENSIONS: &[&str] = &["evtx", "zip", "json", "jsonl", "ndjson"];
+const FOLDER_EXTENSIONS: &[&str] = &[
+    "evtx", "zip", "json", "jsonl", "ndjson", "xml", "gz", "tgz", "tar",
+];
 
 /// Files and folders → the files to read, folders walked recursively in
 /// name order. A missing explicit input ends the replay; an unreadable
