@@ -11,6 +11,8 @@ mod util;
 
 mod churn;
 mod cli;
+mod dialect_fixtures;
+mod dialects;
 #[cfg(target_os = "linux")]
 mod exposure;
 #[cfg(target_os = "linux")]
