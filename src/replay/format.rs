@@ -281,7 +281,8 @@ pub(crate) fn within(member: &str, inner: &str) -> String {
     }
 }
 
-/// Splits a location made by [`within`] into the member chain
+/// Splits a container-member location (`!inner.zip!file.json: line 9`, as
+/// the container readers write it) into the member chain
 /// (`!inner.zip!file.json`) and the place in the member (`line 9`, or
 /// `member` for the member itself). `None` for a plain location.
 pub fn split_member_chain(location: &str) -> Option<(&str, &str)> {

@@ -2,7 +2,7 @@
 //! without being extracted to disk, its format sniffed by content through
 //! the same dispatcher as files, under zip-bomb caps.
 
-use std::io::{self, BufReader, Read, Seek};
+use std::io::{BufReader, Read, Seek};
 
 pub use super::format::ZipLimits;
 use super::format::{self, within, Capped, Cx, Format, Kind, Payload};

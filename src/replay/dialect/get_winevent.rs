@@ -79,7 +79,7 @@ enum EvData<'a> {
     #[serde(borrow)]
     Xml(Cow<'a, str>),
     #[serde(borrow)]
-    Named(Fields<'a>),
+    Named(Box<Fields<'a>>),
 }
 
 impl Dialect for GetWinEvent {

@@ -160,7 +160,7 @@ fn has_zone(s: &str) -> bool {
 
 /// Seconds since 1970 as a float (Velociraptor's `SystemTime`), UTC.
 pub(crate) fn unix_float(v: f64) -> Option<Timestamp> {
-    if !v.is_finite() || v < 0.0 || v > 4e11 {
+    if !(0.0..=4e11).contains(&v) {
         return None;
     }
     let secs = v.trunc();
