@@ -318,3 +318,45 @@ fn a_real_capture_repacked_in_every_container_reads_the_same() {
         assert_eq!(got, want, "{n}");
     }
 }
+
+/// Writes the throughput corpus of `scripts/bench-dialects.sh`: the same
+/// records in every dialect, one file each, into `$WSMWATCH_BENCH_DIR`.
+/// The session is repeated `$WSMWATCH_BENCH_COPIES` times a minute apart,
+/// each copy with 30 records that are not process events (logons, network,
+/// PowerShell), about the share real logs have.
+#[test]
+#[ignore = "writes the benchmark corpus; run by scripts/bench-dialects.sh"]
+fn write_bench_corpus() {
+    let dir = PathBuf::from(std::env::var_os("WSMWATCH_BENCH_DIR").expect("WSMWATCH_BENCH_DIR"));
+    let copies: i64 = std::env::var("WSMWATCH_BENCH_COPIES").map_or(800, |v| v.parse().unwrap());
+    let base = fx::session();
+    let noise: Vec<fx::Rec> = base
+        .iter()
+        .filter(|r| ![1, 5, 4688, 4689].contains(&r.id))
+        .cloned()
+        .collect();
+    let mut recs = Vec::new();
+    for c in 0..copies {
+        let mut copy = base.clone();
+        for _ in 0..10 {
+            copy.extend(noise.iter().cloned());
+        }
+        for (i, r) in copy.iter_mut().enumerate() {
+            r.utc_ms += c * 60_000;
+            r.record_id = (c * 100) as u64 + i as u64;
+        }
+        copy.sort_by_key(|r| r.utc_ms);
+        recs.extend(copy);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    write(&dir, "nxlog.json", &fx::nxlog(&recs));
+    for (name, w, _) in DIALECTS {
+        write(&dir, name, &w(&recs));
+    }
+    write(&dir, "winlogbeat6.json.gz", &gz(&fx::winlogbeat6(&recs)));
+    write(
+        &dir,
+        "winlogbeat6.tar",
+        &tar(&[("w.json", fx::winlogbeat6(&recs))]),
+    );
+}
