@@ -99,8 +99,14 @@ impl<R: BufRead> Read for Utf16<R> {
                 self.byte = Some(buf[i]);
             }
             self.inner.consume(n);
+            self.pending.reserve(units.len());
             for u in units {
-                self.push(u);
+                // ASCII, the bulk of event logs, needs no encoding.
+                if u < 0x80 && self.high.is_none() {
+                    self.pending.push(u as u8);
+                } else {
+                    self.push(u);
+                }
             }
         }
         let n = out.len().min(self.pending.len());
