@@ -68,9 +68,23 @@ enum TimeVal<'a> {
 enum Prop<'a> {
     Obj {
         #[serde(borrow, rename = "Value", default)]
-        value: Option<Flex<'a>>,
+        value: Option<PVal<'a>>,
     },
     Flat(IgnoredAny),
+}
+
+/// A property value: a scalar, or an object the serializer wrote for a
+/// .NET type (5.1 writes a `SecurityIdentifier` as `{"BinaryLength":…,
+/// "Value":"S-1-5-18"}` and a PSObject-wrapped `Guid` as `{"Guid":"…"}`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PVal<'a> {
+    Wrapped {
+        #[serde(borrow, rename = "Value", alias = "Guid")]
+        inner: Flex<'a>,
+    },
+    #[serde(borrow)]
+    Plain(Flex<'a>),
 }
 
 #[derive(Deserialize)]
@@ -133,7 +147,10 @@ impl Dialect for GetWinEvent {
                 )
             })?;
             for (name, p) in names.iter().zip(props) {
-                if let Prop::Obj { value: Some(v) } = p {
+                if let Prop::Obj {
+                    value: Some(PVal::Wrapped { inner: v } | PVal::Plain(v)),
+                } = p
+                {
                     f.set(name, v);
                 }
             }
@@ -158,5 +175,39 @@ impl Dialect for GetWinEvent {
             time,
         };
         emit(&env, fields, sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rec: &str) -> (Vec<Item>, Result<(), String>) {
+        let mut items = Vec::new();
+        let r = GetWinEvent.decode(rec.as_bytes(), &mut State::default(), &mut |i| items.push(i));
+        (items, r)
+    }
+
+    #[test]
+    fn wrapped_values_zone_less_times_and_flattened_properties() {
+        // Sysmon 5 v3 (5 values), a PSObject-wrapped Guid, a zone-less time.
+        let rec = r#"{"Id":5,"LogName":"Microsoft-Windows-Sysmon/Operational","MachineName":"H",
+            "TimeCreated":"2020-09-20T17:09:20.1","Properties":[{"Value":"-"},{"Value":"2020-09-20 21:09:20.100"},
+            {"Value":{"Guid":"d273d0f0-c4f4-5f67-a607-000000000800"}},{"Value":9036},{"Value":"C:\\w\\wsmprovhost.exe"}]}"#;
+        let (items, r) = run(rec);
+        r.unwrap();
+        let [Item::Offset { secs, exact: true, .. }, Item::Event(m)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(*secs, -4 * 3600);
+        assert_eq!(m.basis, TimeBasis::Utc, "Sysmon's UtcTime wins");
+        assert_eq!(m.event.pid, Some(9036));
+        assert!(m.event.key.is_some());
+        let flat = r#"{"Id":4689,"LogName":"Security","TimeCreated":"\/Date(1600636160000)\/",
+            "Properties":["System.Diagnostics.Eventing.Reader.EventProperty"]}"#;
+        assert!(run(flat).1.unwrap_err().contains("-Depth"));
+        let odd = r#"{"Id":4689,"LogName":"Security","TimeCreated":"\/Date(1600636160000)\/",
+            "Properties":[{"Value":1},{"Value":2}]}"#;
+        assert!(run(odd).1.unwrap_err().contains("2 Properties values"));
     }
 }

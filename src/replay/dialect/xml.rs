@@ -69,6 +69,8 @@ impl Format for Xml {
         let mut buf = Vec::new();
         let mut n = 0u64;
         let mut root_events = false;
+        // The first element, named when the file holds no events at all.
+        let mut first: Option<String> = None;
         let res = loop {
             buf.clear();
             let ev = match r.read_event_into(&mut buf) {
@@ -93,11 +95,21 @@ impl Format for Xml {
                     }
                 }
                 Event::Start(e) if e.local_name().as_ref() == b"Events" => root_events = true,
+                Event::Start(e) | Event::Empty(e) if first.is_none() => {
+                    first = Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                }
                 Event::Eof => break Ok(()),
                 _ => {}
             }
         };
         (cx.on_records)(n);
+        if n == 0 && res.is_ok() {
+            let root = first.unwrap_or_default();
+            cx.dialect = Some((format!("unknown-xml (root <{root}>)"), false));
+            return Err(format!(
+                "not event XML: no <Event> element (the root is <{root}>)"
+            ));
+        }
         let label = if root_events {
             "eventviewer-xml"
         } else {
@@ -365,6 +377,20 @@ mod tests {
         assert_eq!(x.computer.as_deref(), Some("WS6.corp"));
         assert_eq!(x.fields.CommandLine.as_ref().and_then(Flex::as_str), Some("a & b A"));
         assert_eq!(x.fields.NewProcessId.as_ref().and_then(Flex::as_u32), Some(0x234c));
+        let mut items = Vec::new();
+        let mut sink = |i| items.push(i);
+        let mut cx = Cx {
+            sink: &mut sink,
+            on_records: &|_| {},
+            on_bytes: &|_| {},
+            on_read: &|_| {},
+            zip: &crate::replay::format::ZipLimits::default(),
+            depth: 0,
+            dialect: None,
+        };
+        let html = Payload::Stream(Box::new(&b"<html><body/></html>"[..]));
+        let e = Xml.decode(html, &mut cx).unwrap_err();
+        assert!(e.contains("root is <html>"), "{e}");
         let frag = parse_event_str("<EventData><Data Name='ProcessId'>12</Data></EventData>")
             .unwrap()
             .unwrap();
