@@ -408,3 +408,77 @@ impl File {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::format::{self, ZipLimits};
+
+    fn run(data: &[u8]) -> (Vec<Item>, Option<(String, bool)>, Result<&'static str, String>) {
+        let mut items = Vec::new();
+        let mut sink = |i| items.push(i);
+        let read = std::sync::Mutex::new(None);
+        let on_read = |r: format::Reading<'_>| {
+            *read.lock().unwrap() = Some((r.label.to_owned(), r.host_local));
+        };
+        let mut cx = Cx {
+            sink: &mut sink,
+            on_records: &|_| {},
+            on_bytes: &|_| {},
+            on_read: &on_read,
+            zip: &ZipLimits::default(),
+            depth: 0,
+            dialect: None,
+        };
+        let r = format::decode(Payload::Stream(Box::new(data)), &mut cx);
+        (items, read.into_inner().unwrap(), r)
+    }
+
+    const SEC: &str = r#"{"EventID":4688,"Channel":"Security","Hostname":"H","EventTime":"2020-09-20 17:09:08","NewProcessId":"0x10","ProcessId":"0x4","NewProcessName":"C:\\w\\a.exe"}"#;
+    const WLB6: &str = r#"{"@timestamp":"2020-09-20T21:09:08.000Z","event_id":4688,"log_name":"Security","computer_name":"H","event_data":{"NewProcessId":"0x10","ProcessId":"0x4","NewProcessName":"C:\\w\\a.exe"}}"#;
+
+    fn events(items: &[Item]) -> usize {
+        items.iter().filter(|i| matches!(i, Item::Event(_))).count()
+    }
+
+    #[test]
+    fn every_record_layout_is_found() {
+        let pretty = format!("[\n  {WLB6},\n  {WLB6}\n]\n");
+        let (items, read, r) = run(pretty.as_bytes());
+        assert_eq!((events(&items), r), (2, Ok("json")), "{items:?}");
+        assert_eq!(read.unwrap().0, "winlogbeat-6");
+        let search = format!(
+            r#"{{"took":3,"timed_out":false,"hits":{{"total":{{"value":2}},"hits":[{{"_index":"i","_source":{WLB6}}},{{"_index":"i","_source":{WLB6}}}]}}}}"#
+        );
+        let (items, read, _) = run(search.as_bytes());
+        assert_eq!(events(&items), 2, "{items:?}");
+        assert_eq!(read.unwrap().0, "elasticsearch-search/winlogbeat-6");
+        let lines = format!("{SEC}\n\n{{broken\n{SEC}\n");
+        let (items, read, _) = run(lines.as_bytes());
+        assert_eq!(events(&items), 2);
+        assert!(matches!(&items[1], Item::Bad { location, .. } if location == "line 3"), "{items:?}");
+        assert_eq!(read.unwrap(), ("nxlog-json".to_owned(), true));
+    }
+
+    /// Every prefix of every layout is read without a panic or a hang, and
+    /// never yields more events than the whole.
+    #[test]
+    fn truncated_inputs_are_errors_not_panics() {
+        let search = format!(r#"{{"took":3,"hits":{{"hits":[{{"_source":{WLB6}}}]}}}}"#);
+        let docs = [
+            format!("[{WLB6},\n{WLB6}]"),
+            format!("Record 1\n{WLB6}\nRecord 2\n{WLB6}\n"),
+            format!("{SEC}\n{SEC}\n"),
+            search,
+            "<Events><Event><System><Provider Name='Microsoft-Windows-Security-Auditing'/><EventID>4688</EventID><TimeCreated SystemTime='2020-09-20T21:09:08Z'/></System><EventData><Data Name='NewProcessId'>0x10</Data></EventData></Event></Events>".to_owned(),
+        ];
+        for d in &docs {
+            let whole = events(&run(d.as_bytes()).0);
+            assert!(whole >= 1, "{d}");
+            for n in 0..d.len() {
+                let (items, _, _) = run(&d.as_bytes()[..n]);
+                assert!(events(&items) <= whole);
+            }
+        }
+    }
+}
