@@ -10,6 +10,7 @@ use serde_json::Value;
 use wsmwatch::Engine;
 
 use crate::dialect_fixtures as fx;
+use crate::dialect_fixtures_win as fxw;
 use crate::util::{bin, evidence_events};
 
 /// The alerts of some evidence, as comparable facts (times to the second:
@@ -91,11 +92,11 @@ const DIALECTS: &[(&str, Writer, &str)] = &[
     ("evtx_dump.jsonl", fx::evtx_dump_jsonl, "evtx-json"),
     ("chainsaw.json", fx::chainsaw_json, "evtx-json"),
     ("velociraptor.json", fx::velociraptor, "velociraptor"),
-    ("ps51.json", fx::get_winevent_ps51, "get-winevent-json"),
-    ("ps7.json", fx::get_winevent_ps7, "get-winevent-json"),
-    ("ps7-xml.json", fx::get_winevent_xml, "get-winevent-json"),
-    ("wevtutil.xml", fx::wevtutil, "wevtutil-xml"),
-    ("eventviewer.xml", fx::event_viewer, "eventviewer-xml"),
+    ("ps51.json", fxw::get_winevent_ps51, "get-winevent-json"),
+    ("ps7.json", fxw::get_winevent_ps7, "get-winevent-json"),
+    ("ps7-xml.json", fxw::get_winevent_xml, "get-winevent-json"),
+    ("wevtutil.xml", fxw::wevtutil, "wevtutil-xml"),
+    ("eventviewer.xml", fxw::event_viewer, "eventviewer-xml"),
 ];
 
 #[test]
@@ -119,8 +120,8 @@ fn a_single_get_winevent_object_is_one_event() {
         .take(1)
         .collect();
     for (n, w) in [
-        ("one51.json", fx::get_winevent_ps51 as Writer),
-        ("one7.json", fx::get_winevent_ps7),
+        ("one51.json", fxw::get_winevent_ps51 as Writer),
+        ("one7.json", fxw::get_winevent_ps7),
     ] {
         let (events, errors) = evidence_events(vec![write(dir.path(), n, &w(&one))]);
         assert!(errors.is_empty(), "{errors:?}");
@@ -169,12 +170,12 @@ fn every_container_gives_the_nxlog_alerts() {
     let (a, b) = s.split_at(6);
     let containers: Vec<(&str, Vec<u8>)> = vec![
         ("session.json.gz", gz(&fx::winlogbeat6(&s))),
-        ("session.xml.gz", gz(&fx::wevtutil(&s))),
+        ("session.xml.gz", gz(&fxw::wevtutil(&s))),
         (
             "session.tar",
             tar(&[
                 ("a/evtx.json", fx::evtx_dump_json(a)),
-                ("b/ps.json", fx::get_winevent_ps51(b)),
+                ("b/ps.json", fxw::get_winevent_ps51(b)),
             ]),
         ),
         (
@@ -187,7 +188,10 @@ fn every_container_gives_the_nxlog_alerts() {
         ),
         (
             "tar-in-zip.zip",
-            zip(&[("inner.tar.gz", gz(&tar(&[("x.xml", fx::event_viewer(&s))])))]),
+            zip(&[(
+                "inner.tar.gz",
+                gz(&tar(&[("x.xml", fxw::event_viewer(&s))])),
+            )]),
         ),
         (
             "zip-in-tgz.tar.gz",

@@ -12,6 +12,7 @@ mod util;
 mod churn;
 mod cli;
 mod dialect_fixtures;
+mod dialect_fixtures_win;
 mod dialects;
 #[cfg(target_os = "linux")]
 mod exposure;
