@@ -361,3 +361,20 @@ pub(crate) fn decode_member(name: &str, mut payload: Payload<'_>, cx: &mut Cx<'_
     }
     true
 }
+
+/// Sniffs and decodes `data` as a replay input (a file, or whatever a
+/// container holds), with the default limits: the fuzz targets' way in.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn decode_bytes(data: &[u8], sink: &mut dyn FnMut(Item)) -> Result<&'static str, String> {
+    let mut cx = Cx {
+        sink,
+        on_records: &|_| {},
+        on_bytes: &|_| {},
+        on_read: &|_| {},
+        zip: &ZipLimits::default(),
+        depth: 0,
+        dialect: None,
+    };
+    decode(Payload::Stream(Box::new(data)), &mut cx)
+}

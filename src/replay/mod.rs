@@ -39,6 +39,8 @@ decoder_mod!(
     zip
 );
 
+#[cfg(feature = "fuzzing")]
+pub use self::format::decode_bytes;
 pub use self::format::{split_member_chain, ZipLimits};
 
 use std::io::{BufRead, BufReader};
