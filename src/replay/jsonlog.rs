@@ -205,7 +205,7 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
 }
 
 /// Decodes a stream of JSON lines. `prefix` goes before `line N` in error
-/// locations (`member a.json `). `on_bytes` reports progress. Returns the
+/// locations (`record `). `on_bytes` reports progress. Returns the
 /// number of records (non-empty lines), or the I/O error that ended the
 /// stream early (which the caller reports; what was read stays).
 pub fn decode_lines<R: BufRead>(
