@@ -414,7 +414,10 @@ mod tests {
     use super::*;
     use crate::replay::format::{self, ZipLimits};
 
-    fn run(data: &[u8]) -> (Vec<Item>, Option<(String, bool)>, Result<&'static str, String>) {
+    /// Items, what the input was read as (label, host-local), the result.
+    type Run = (Vec<Item>, Option<(String, bool)>, Result<&'static str, String>);
+
+    fn run(data: &[u8]) -> Run {
         let mut items = Vec::new();
         let mut sink = |i| items.push(i);
         let read = std::sync::Mutex::new(None);
