@@ -240,3 +240,34 @@ pub fn get_winevent_xml(recs: &[Rec]) -> Vec<u8> {
         .collect();
     serde_json::to_vec_pretty(&Value::Array(docs)).unwrap()
 }
+
+/// A per-channel JSON array whose records keep the event data as an XML
+/// string (`Select-Object TimeCreated, Id, LogName, MachineName,
+/// @{n='EventData';e={…}}`-style exports): envelope in JSON, UTC
+/// `TimeCreated`, `EventData` the `<EventData>` element.
+/// `channel: None` writes every channel in one array.
+pub fn xml_in_json(recs: &[Rec], channel: Option<&str>) -> Vec<u8> {
+    let docs: Vec<Value> = recs
+        .iter()
+        .filter(|r| channel.is_none_or(|c| r.channel == c))
+        .map(|r| {
+            let mut data = String::from("<EventData>");
+            for (k, v) in r.data() {
+                let t = text(&v, true)
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;");
+                data.push_str(&format!("<Data Name=\"{k}\">{t}</Data>"));
+            }
+            data.push_str("</EventData>");
+            json!({
+                "TimeCreated": system_time(r.utc_ms),
+                "EventID": r.id,
+                "Channel": r.channel,
+                "Computer": HOST,
+                "EventData": data
+            })
+        })
+        .collect();
+    serde_json::to_vec_pretty(&Value::Array(docs)).unwrap()
+}

@@ -111,6 +111,29 @@ fn every_dialect_gives_the_nxlog_alerts() {
     }
 }
 
+/// A folder of per-channel JSON arrays, the event data an XML string.
+#[test]
+fn per_channel_arrays_with_embedded_xml_give_the_nxlog_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = reference(dir.path());
+    let s = fx::session();
+    let sub = dir.path().join("channels");
+    std::fs::create_dir(&sub).unwrap();
+    for (n, ch) in [
+        ("Security.json", "Security"),
+        ("Sysmon.json", "Microsoft-Windows-Sysmon/Operational"),
+        (
+            "PowerShell.json",
+            "Microsoft-Windows-PowerShell/Operational",
+        ),
+    ] {
+        write(&sub, n, &fxw::xml_in_json(&s, Some(ch)));
+    }
+    let (got, errors) = alerts(vec![sub]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(got, want);
+}
+
 #[test]
 fn a_single_get_winevent_object_is_one_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,6 +380,7 @@ fn write_bench_corpus() {
     for (name, w, _) in DIALECTS {
         write(&dir, name, &w(&recs));
     }
+    write(&dir, "xml-in-json.json", &fxw::xml_in_json(&recs, None));
     write(&dir, "winlogbeat6.json.gz", &gz(&fx::winlogbeat6(&recs)));
     write(
         &dir,

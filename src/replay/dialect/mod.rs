@@ -15,6 +15,7 @@
 //! | `evtx-json` | `evtx_dump`, Chainsaw, Hayabusa (`Event.System`, `#attributes`) |
 //! | `velociraptor` | Velociraptor `parse_evtx()` (`System`, `EventData` on top) |
 //! | `get-winevent-json` | `Get-WinEvent … \| ConvertTo-Json` (PowerShell 5.1 and 7) |
+//! | `xml-in-json` | per-channel JSON arrays with the event XML in a string |
 //! | `wevtutil-xml`, `eventviewer-xml` | `wevtutil qe /f:xml`, Event Viewer "Save as XML" (`xml.rs`) |
 
 mod evtx_json;
@@ -23,6 +24,7 @@ mod get_winevent;
 mod velociraptor;
 mod winlogbeat6;
 pub(crate) mod xml;
+mod xml_json;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -57,6 +59,7 @@ pub(crate) const DIALECTS: &[&dyn Dialect] = &[
     &Ecs,
     &winlogbeat6::Winlogbeat6,
     &get_winevent::GetWinEvent,
+    &xml_json::XmlJson,
     &Nxlog,
     &Native,
 ];
@@ -263,6 +266,10 @@ mod tests {
         assert_eq!(name(r#"{"event_id":1,"log_name":"x"}"#), Some("winlogbeat-6"));
         assert_eq!(name(r#"{"Id":1,"LogName":"x","TimeCreated":"x"}"#), Some("get-winevent-json"));
         assert_eq!(name(r#"{"EventID":1,"Channel":"x"}"#), Some("nxlog-json"));
+        assert_eq!(
+            name(r#"{"EventID":1,"Channel":"x","EventData":"<EventData/>"}"#),
+            Some("xml-in-json")
+        );
         assert_eq!(name(r#"{"kind":"start","time":"x"}"#), Some("wsmwatch-native"));
         assert_eq!(name(r#"{"a":1}"#), None);
     }
