@@ -344,6 +344,20 @@ fn a_real_capture_repacked_in_every_container_reads_the_same() {
         assert!(errors.is_empty(), "{n}: {errors:?}");
         assert_eq!(got, want, "{n}");
     }
+    // A real EVTX (read into memory from a stream) in a tgz, and in a zip
+    // in a tar.
+    let e = d.with_file_name("../evtx-attack-samples/PanacheSysmon_vs_AtomicRedTeam01.evtx");
+    let evtx = std::fs::read(&e).unwrap();
+    let (want, errors) = evidence_events(vec![e]);
+    assert!(errors.is_empty() && !want.is_empty(), "{errors:?}");
+    for (n, bytes) in [
+        ("e.tgz", gz(&tar(&[("x/p.evtx", evtx.clone())]))),
+        ("e.tar", tar(&[("z.zip", zip(&[("p.evtx", evtx.clone())]))])),
+    ] {
+        let (got, errors) = evidence_events(vec![write(dir.path(), n, &bytes)]);
+        assert!(errors.is_empty(), "{n}: {errors:?}");
+        assert_eq!(got, want, "{n}");
+    }
 }
 
 /// Writes the throughput corpus of `scripts/bench-dialects.sh`: the same
