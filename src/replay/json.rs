@@ -484,4 +484,40 @@ mod tests {
             }
         }
     }
+
+    /// Byte flips, insertions and cuts of every layout (fixed seed): no
+    /// panic, no hang.
+    #[test]
+    fn mutated_inputs_never_panic() {
+        let search = format!(r#"{{"took":3,"hits":{{"hits":[{{"_source":{WLB6}}}]}}}}"#);
+        let docs = [
+            format!("[{WLB6},\n{WLB6}]"),
+            format!("Record 1\n{WLB6}\nRecord 2\n{WLB6}\n"),
+            format!("{SEC}\n{SEC}\n"),
+            search,
+            "<Event><System><Provider Name='Microsoft-Windows-Security-Auditing'/><EventID>4688</EventID></System><EventData><Data Name='NewProcessId'>0x10</Data></EventData></Event>".to_owned(),
+        ];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n.max(1) as u64) as usize
+        };
+        const BYTES: &[u8] = b"{}[]\",:\\<>/ \nR0x";
+        for d in &docs {
+            for _ in 0..400 {
+                let mut b = d.as_bytes().to_vec();
+                for _ in 0..1 + rnd(4) {
+                    let at = rnd(b.len());
+                    match rnd(3) {
+                        0 => b[at] = BYTES[rnd(BYTES.len())],
+                        1 => b.insert(at, BYTES[rnd(BYTES.len())]),
+                        _ => b.truncate(at.max(1)),
+                    }
+                }
+                let _ = run(&b);
+            }
+        }
+    }
 }

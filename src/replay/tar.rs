@@ -122,4 +122,47 @@ mod tests {
             1
         );
     }
+
+    /// Byte flips and cuts of a tar.gz of a tar (fixed seed): errors, never a
+    /// panic or a hang.
+    #[test]
+    fn mutated_archives_never_panic() {
+        let line = b"{\"EventID\":4689,\"Channel\":\"Security\",\"ProcessId\":\"0x10\",\"EventTime\":\"2020-09-20 17:09:08\"}\n";
+        let inner = tar_of(&[("a.json", line), ("b.json", line)]);
+        let t = tar_of(&[("in.tar", &inner), ("c.json", line)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &t).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n.max(1) as u64) as usize
+        };
+        for base in [&t, &gz] {
+            for _ in 0..300 {
+                let mut b = base.clone();
+                for _ in 0..1 + rnd(3) {
+                    let at = rnd(b.len());
+                    if rnd(4) == 0 {
+                        b.truncate(at.max(1));
+                    } else {
+                        b[at] ^= 1 << rnd(8);
+                    }
+                }
+                let mut sink = |_| {};
+                let mut cx = Cx {
+                    sink: &mut sink,
+                    on_records: &|_| {},
+                    on_bytes: &|_| {},
+                    on_read: &|_| {},
+                    zip: &ZipLimits::default(),
+                    depth: 0,
+                    dialect: None,
+                };
+                let _ = format::decode(Payload::Stream(Box::new(&b[..])), &mut cx);
+            }
+        }
+    }
 }
