@@ -75,6 +75,86 @@ struct Winlog<'a> {
 struct EcsData<'a> {
     #[serde(borrow)]
     winlog: Winlog<'a>,
+    #[serde(borrow, default)]
+    process: Option<EcsProcess<'a>>,
+    #[serde(borrow, default)]
+    user: Option<EcsUser<'a>>,
+}
+
+/// ECS `process.*` (and `process.parent.*`): where Winlogbeat's Sysmon
+/// module (7.x+) *moves* `Image`, `ProcessId`, `ProcessGuid`,
+/// `CommandLine`, `Parent*` out of `winlog.event_data`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsProcess<'a> {
+    #[serde(borrow)]
+    pid: Option<Flex<'a>>,
+    #[serde(borrow)]
+    entity_id: Option<Flex<'a>>,
+    #[serde(borrow)]
+    executable: Option<Flex<'a>>,
+    #[serde(borrow)]
+    command_line: Option<Flex<'a>>,
+    #[serde(borrow)]
+    parent: Option<Box<EcsProcess<'a>>>,
+}
+
+/// ECS `user.*` (the Sysmon module's split of `User`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsUser<'a> {
+    #[serde(borrow)]
+    name: Option<Flex<'a>>,
+    #[serde(borrow)]
+    domain: Option<Flex<'a>>,
+}
+
+/// Fills the event-data fields Winlogbeat's modules moved to ECS
+/// `process.*`/`user.*` (only where `event_data` lacks them).
+fn ecs_fallback<'a>(
+    provider: Provider,
+    event_id: u32,
+    f: &mut Fields<'a>,
+    p: EcsProcess<'a>,
+    user: Option<EcsUser<'a>>,
+) {
+    fn fill<'a>(slot: &mut Option<Flex<'a>>, v: Option<Flex<'a>>) {
+        if slot.is_none() {
+            *slot = v;
+        }
+    }
+    let parent = p.parent.map(|b| *b).unwrap_or_default();
+    match (provider, event_id) {
+        (Provider::Sysmon, _) => {
+            fill(&mut f.ProcessId, p.pid);
+            fill(&mut f.ProcessGuid, p.entity_id);
+            fill(&mut f.Image, p.executable);
+            fill(&mut f.CommandLine, p.command_line);
+            fill(&mut f.ParentProcessId, parent.pid);
+            fill(&mut f.ParentProcessGuid, parent.entity_id);
+            fill(&mut f.ParentImage, parent.executable);
+            if f.User.is_none() {
+                let u = user.unwrap_or_default();
+                let account = match (s(&u.domain), s(&u.name)) {
+                    (Some(d), Some(n)) => Some(format!("{d}\\{n}")),
+                    (None, Some(n)) => Some(n.to_owned()),
+                    _ => None,
+                };
+                f.User = account.map(|a| Flex::Str(std::borrow::Cow::Owned(a)));
+            }
+        }
+        (Provider::Security, 4688) => {
+            fill(&mut f.NewProcessId, p.pid);
+            fill(&mut f.NewProcessName, p.executable);
+            fill(&mut f.CommandLine, p.command_line);
+            fill(&mut f.ProcessId, parent.pid);
+            fill(&mut f.ParentProcessName, parent.executable);
+        }
+        (Provider::Security, _) => {
+            fill(&mut f.ProcessId, p.pid);
+            fill(&mut f.ProcessName, p.executable);
+        }
+    }
 }
 
 fn s<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
@@ -135,9 +215,11 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
         };
         // Re-read for the event data only now that the line is wanted.
         let d: EcsData<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
-        let empty = Fields::default();
-        let f = d.winlog.event_data.as_ref().unwrap_or(&empty);
-        if let Some(m) = winlog::to_event(&env, f).map_err(|e| e.to_string())? {
+        let mut f = d.winlog.event_data.unwrap_or_default();
+        if let Some(p) = d.process {
+            ecs_fallback(provider, event_id, &mut f, p, d.user);
+        }
+        if let Some(m) = winlog::to_event(&env, &f).map_err(|e| e.to_string())? {
             sink(Item::Event(m));
         }
         return Ok(());
@@ -303,6 +385,19 @@ mod tests {
             m.event.time,
             Timestamp::parse_rfc3339("2021-03-01T10:00:00.123Z").unwrap()
         );
+    }
+
+    #[test]
+    fn ecs_sysmon_module_fields_moved_to_process() {
+        let line = r#"{"@timestamp":"2020-09-20T21:09:08.706Z","process":{"pid":9036,"entity_id":"{d273d0f0-c4f4-5f67-a607-000000000800}","executable":"C:\\w\\wsmprovhost.exe","name":"wsmprovhost.exe","parent":{"pid":960,"executable":"C:\\w\\svchost.exe"}},"user":{"domain":"CORP","name":"bob"},"winlog":{"event_id":"1","channel":"Microsoft-Windows-Sysmon/Operational","computer_name":"H","event_data":{"RuleName":"-","IntegrityLevel":"High"}}}"#;
+        let items = run(line);
+        let [Item::Event(m)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert_eq!((m.event.pid, m.event.ppid), (Some(9036), Some(960)));
+        assert_eq!(m.event.image, "C:\\w\\wsmprovhost.exe");
+        assert_eq!(m.event.user.as_deref(), Some("CORP\\bob"));
+        assert!(m.event.key.is_some());
     }
 
     #[test]

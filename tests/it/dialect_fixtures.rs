@@ -503,8 +503,41 @@ pub fn winlogbeat6(recs: &[Rec]) -> Vec<u8> {
     lines(recs.iter().map(winlogbeat6_doc))
 }
 
-/// Winlogbeat 8 (ECS): `winlog.*`, `event_id` a string.
+/// Winlogbeat 8 (ECS): `winlog.*`, `event_id` a string. Its Sysmon module
+/// (on by default) *moves* the process fields of Sysmon 1/5 from
+/// `winlog.event_data` to ECS `process.*`/`user.*` and `UtcTime` to
+/// `@timestamp`.
 pub fn ecs_doc(r: &Rec) -> Value {
+    let mut doc = ecs_raw(r);
+    if r.sysmon() && matches!(r.id, 1 | 5) {
+        let data = doc["winlog"]["event_data"].as_object_mut().unwrap();
+        let mut take = |k: &str| data.remove(k).unwrap_or(Value::Null);
+        let num = |v: Value| json!(v.as_str().unwrap().parse::<u64>().unwrap());
+        take("UtcTime");
+        let mut process = json!({
+            "pid": num(take("ProcessId")),
+            "entity_id": take("ProcessGuid"),
+            "executable": take("Image"),
+        });
+        if r.id == 1 {
+            process["command_line"] = take("CommandLine");
+            process["working_directory"] = take("CurrentDirectory");
+            process["parent"] = json!({
+                "pid": num(take("ParentProcessId")),
+                "entity_id": take("ParentProcessGuid"),
+                "executable": take("ParentImage"),
+                "command_line": take("ParentCommandLine"),
+            });
+        }
+        let user = take("User");
+        let (domain, name) = user.as_str().unwrap().split_once('\\').unwrap();
+        doc["user"] = json!({"domain": domain, "name": name});
+        doc["process"] = process;
+    }
+    doc
+}
+
+fn ecs_raw(r: &Rec) -> Value {
     json!({
         "@timestamp": beats_time(r.utc_ms),
         "agent": {"type": "winlogbeat", "version": "8.11.1", "name": "WORKSTATION6"},
