@@ -154,15 +154,18 @@ struct LiveArgs {
 struct ReplayArgs {
     #[command(flatten)]
     out: OutputArgs,
-    /// Files or folders to replay: EVTX, event-log JSON lines (NXLog or
-    /// Winlogbeat/ECS), .zip of them, or native JSON lines (`-`: stdin).
-    /// Format is detected per file; folders are walked recursively.
+    /// Files or folders to replay: EVTX; event-log JSON (NXLog, Winlogbeat
+    /// 6 and 7+/ECS, Elasticsearch exports, evtx_dump/Chainsaw/Hayabusa,
+    /// Velociraptor, Get-WinEvent | ConvertTo-Json) as lines or arrays;
+    /// event XML (wevtutil, Event Viewer); .zip, .tar, .gz, .tgz of any of
+    /// these; or native JSON lines (`-`: stdin). Format and dialect are
+    /// detected per file by content; folders are walked recursively.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// No progress bar (it is shown only when stderr is a terminal).
     #[arg(long)]
     no_progress: bool,
-    /// Refuse zip members that expand more than N times (zip bombs).
+    /// Refuse zip/gzip members that expand more than N times (bombs).
     #[arg(long, value_name = "N", default_value_t = ZipLimits::default().max_ratio)]
     max_zip_ratio: u64,
     /// Process events held in memory for time ordering before sorted runs
@@ -492,7 +495,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         for n in c.notes() {
             eprintln!("wsmwatch: note: {n}");
         }
-        // Decode, order and hand-off to the detector, end to end.
+        // What each input was read as, then decode, order and hand-off to
+        // the detector, end to end.
+        eprintln!("wsmwatch: replay read {}", c.read_as_line());
         let summary = c.summary();
         eprintln!("wsmwatch: replay read {summary}");
         for w in c.warnings.lock().iter() {

@@ -40,6 +40,9 @@ pub struct ReplayCounters {
     /// Set when the stop token fired before every file was read: what was
     /// read is still handed to the detector.
     pub interrupted: AtomicBool,
+    /// How many inputs (files and container members) were read as each
+    /// format or dialect.
+    pub read_as: parking_lot::Mutex<std::collections::BTreeMap<String, ReadAs>>,
     /// Things the user should know that are not bad input (a host whose
     /// local times could not be put in UTC exactly), once each.
     pub warnings: parking_lot::Mutex<Vec<String>>,
@@ -66,6 +69,19 @@ impl std::fmt::Display for Note {
             write!(f, "{}: {}: {}", self.file, self.location, self.message)
         }
     }
+}
+
+/// The inputs read as one format or dialect (see
+/// [`ReplayCounters::read_as`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadAs {
+    /// Files and container members.
+    pub inputs: u64,
+    /// Of those, inputs whose times were host-local (or carried no zone),
+    /// shifted by the host's learned UTC offset.
+    pub host_local: u64,
+    /// A container (zip, tar, gzip) rather than records.
+    pub container: bool,
 }
 
 /// The final figures of a replay.
@@ -123,6 +139,39 @@ impl std::fmt::Display for ReplaySummary {
 }
 
 impl ReplayCounters {
+    /// What the inputs were read as, one line: `12 files: 7 evtx,
+    /// 3 winlogbeat-6, 2 get-winevent-json` (most common first), then the
+    /// containers they came in and which dialects had host-local times.
+    pub fn read_as_line(&self) -> String {
+        let m = self.read_as.lock();
+        let mut leaves: Vec<(&String, &ReadAs)> = m.iter().filter(|(_, r)| !r.container).collect();
+        leaves.sort_by(|a, b| b.1.inputs.cmp(&a.1.inputs).then(a.0.cmp(b.0)));
+        let files = self.files.load(Ordering::Relaxed);
+        let mut out = format!("{files} file{}", if files == 1 { "" } else { "s" });
+        let list = |v: &[(&String, &ReadAs)]| {
+            v.iter()
+                .map(|(n, r)| {
+                    if r.host_local > 0 {
+                        format!("{} {n} (host-local time)", r.inputs)
+                    } else {
+                        format!("{} {n}", r.inputs)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !leaves.is_empty() {
+            out.push_str(": ");
+            out.push_str(&list(&leaves));
+        }
+        let containers: Vec<(&String, &ReadAs)> = m.iter().filter(|(_, r)| r.container).collect();
+        if !containers.is_empty() {
+            out.push_str("; containers: ");
+            out.push_str(&list(&containers));
+        }
+        out
+    }
+
     /// A snapshot as a summary.
     pub fn summary(&self) -> ReplaySummary {
         ReplaySummary {

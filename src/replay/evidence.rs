@@ -39,7 +39,7 @@ use rayon::prelude::*;
 
 use super::coalesce::Coalesce;
 use super::format::ZipLimits;
-use super::format::{self, Cx, Payload};
+use super::format::{self, split_member_chain, Cx, Payload, Reading};
 use super::order::{Clock, Entry, Merge, Offsets, Orderer};
 use super::recordings::{self, Stream};
 use super::sniff;
@@ -453,8 +453,14 @@ fn decode_file_inner(
     };
     let report = |location: String, message: String| {
         c.errors.fetch_add(1, Ordering::Relaxed);
+        // A container member's chain goes onto the file name:
+        // `outer.tgz!inner.zip!file.json: line 9: …`.
+        let (file, location) = match split_member_chain(&location) {
+            Some((chain, rest)) => (format!("{name}{chain}"), rest.to_owned()),
+            None => (name.clone(), location),
+        };
         on_error(InputError {
-            file: name.clone(),
+            file,
             location,
             message,
         });
@@ -535,12 +541,25 @@ fn decode_file_inner(
     let on_records = |n: u64| {
         c.records.fetch_add(n, Ordering::Relaxed);
     };
+    let on_read = |r: Reading<'_>| {
+        let mut m = c.read_as.lock();
+        let e = m.entry(r.label.to_owned()).or_default();
+        e.inputs += 1;
+        e.host_local += u64::from(r.host_local);
+        e.container = r.container;
+        if r.host_local {
+            tracing::info!(file = %path.display(), dialect = r.label,
+                "times are host-local (no zone): shifted by the host's UTC offset");
+        }
+    };
     let mut cx = Cx {
         sink: &mut sink,
         on_records: &on_records,
         on_bytes: &add,
+        on_read: &on_read,
         zip: &opts.zip,
         depth: 0,
+        dialect: None,
     };
     match format::decode(Payload::File(BufReader::new(f)), &mut cx) {
         Ok(name) => tracing::debug!(file = %path.display(), format = name, "decoded"),

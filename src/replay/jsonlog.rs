@@ -23,7 +23,6 @@ use std::io::{self, BufRead};
 
 use serde::Deserialize;
 
-use super::format::{Cx, Format, Payload};
 use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
 use crate::event::{Origin, ProcessEvent, Timestamp};
 use crate::source::lines::{read_line, Line as ReadLine, MAX_LINE};
@@ -76,6 +75,86 @@ struct Winlog<'a> {
 struct EcsData<'a> {
     #[serde(borrow)]
     winlog: Winlog<'a>,
+    #[serde(borrow, default)]
+    process: Option<EcsProcess<'a>>,
+    #[serde(borrow, default)]
+    user: Option<EcsUser<'a>>,
+}
+
+/// ECS `process.*` (and `process.parent.*`): where Winlogbeat's Sysmon
+/// module (7.x+) *moves* `Image`, `ProcessId`, `ProcessGuid`,
+/// `CommandLine`, `Parent*` out of `winlog.event_data`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsProcess<'a> {
+    #[serde(borrow)]
+    pid: Option<Flex<'a>>,
+    #[serde(borrow)]
+    entity_id: Option<Flex<'a>>,
+    #[serde(borrow)]
+    executable: Option<Flex<'a>>,
+    #[serde(borrow)]
+    command_line: Option<Flex<'a>>,
+    #[serde(borrow)]
+    parent: Option<Box<EcsProcess<'a>>>,
+}
+
+/// ECS `user.*` (the Sysmon module's split of `User`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsUser<'a> {
+    #[serde(borrow)]
+    name: Option<Flex<'a>>,
+    #[serde(borrow)]
+    domain: Option<Flex<'a>>,
+}
+
+/// Fills the event-data fields Winlogbeat's modules moved to ECS
+/// `process.*`/`user.*` (only where `event_data` lacks them).
+fn ecs_fallback<'a>(
+    provider: Provider,
+    event_id: u32,
+    f: &mut Fields<'a>,
+    p: EcsProcess<'a>,
+    user: Option<EcsUser<'a>>,
+) {
+    fn fill<'a>(slot: &mut Option<Flex<'a>>, v: Option<Flex<'a>>) {
+        if slot.is_none() {
+            *slot = v;
+        }
+    }
+    let parent = p.parent.map(|b| *b).unwrap_or_default();
+    match (provider, event_id) {
+        (Provider::Sysmon, _) => {
+            fill(&mut f.ProcessId, p.pid);
+            fill(&mut f.ProcessGuid, p.entity_id);
+            fill(&mut f.Image, p.executable);
+            fill(&mut f.CommandLine, p.command_line);
+            fill(&mut f.ParentProcessId, parent.pid);
+            fill(&mut f.ParentProcessGuid, parent.entity_id);
+            fill(&mut f.ParentImage, parent.executable);
+            if f.User.is_none() {
+                let u = user.unwrap_or_default();
+                let account = match (s(&u.domain), s(&u.name)) {
+                    (Some(d), Some(n)) => Some(format!("{d}\\{n}")),
+                    (None, Some(n)) => Some(n.to_owned()),
+                    _ => None,
+                };
+                f.User = account.map(|a| Flex::Str(std::borrow::Cow::Owned(a)));
+            }
+        }
+        (Provider::Security, 4688) => {
+            fill(&mut f.NewProcessId, p.pid);
+            fill(&mut f.NewProcessName, p.executable);
+            fill(&mut f.CommandLine, p.command_line);
+            fill(&mut f.ProcessId, parent.pid);
+            fill(&mut f.ParentProcessName, parent.executable);
+        }
+        (Provider::Security, _) => {
+            fill(&mut f.ProcessId, p.pid);
+            fill(&mut f.ProcessName, p.executable);
+        }
+    }
 }
 
 fn s<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
@@ -84,7 +163,7 @@ fn s<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
 
 /// Per-stream decoding state: which hosts' offsets were already reported.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     /// The last offset reported per host, and whether it was exact: a new
     /// one is reported when it changes (daylight saving) or improves.
     last: HashMap<String, (i64, bool)>,
@@ -93,7 +172,14 @@ struct State {
 impl State {
     /// Reports `secs` for `host` at local time `at` unless it says nothing
     /// new: an exact offset replaces an inexact one, never the reverse.
-    fn offset(&mut self, host: &str, secs: i64, exact: bool, at: Timestamp, sink: &mut dyn FnMut(Item)) {
+    pub(crate) fn offset(
+        &mut self,
+        host: &str,
+        secs: i64,
+        exact: bool,
+        at: Timestamp,
+        sink: &mut dyn FnMut(Item),
+    ) {
         match self.last.get(host) {
             Some(&(s, e)) if (s == secs && e >= exact) || (e && !exact) => return,
             _ => {}
@@ -106,6 +192,15 @@ impl State {
             at,
         });
     }
+}
+
+/// Decodes one record (an NXLog, ECS or native JSON object).
+pub(crate) fn decode_record(
+    line: &[u8],
+    st: &mut State,
+    sink: &mut dyn FnMut(Item),
+) -> Result<(), String> {
+    decode_line(line, st, sink)
 }
 
 /// Decodes one line. `Ok(None)` for records that are not process events.
@@ -146,9 +241,11 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
         };
         // Re-read for the event data only now that the line is wanted.
         let d: EcsData<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
-        let empty = Fields::default();
-        let f = d.winlog.event_data.as_ref().unwrap_or(&empty);
-        if let Some(m) = winlog::to_event(&env, f).map_err(|e| e.to_string())? {
+        let mut f = d.winlog.event_data.unwrap_or_default();
+        if let Some(p) = d.process {
+            ecs_fallback(provider, event_id, &mut f, p, d.user);
+        }
+        if let Some(m) = winlog::to_event(&env, &f).map_err(|e| e.to_string())? {
             sink(Item::Event(m));
         }
         return Ok(());
@@ -202,7 +299,7 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
 }
 
 /// Decodes a stream of JSON lines. `prefix` goes before `line N` in error
-/// locations (`member a.json `). `on_bytes` reports progress. Returns the
+/// locations (`record `). `on_bytes` reports progress. Returns the
 /// number of records (non-empty lines), or the I/O error that ended the
 /// stream early (which the caller reports; what was read stays).
 pub fn decode_lines<R: BufRead>(
@@ -242,29 +339,6 @@ pub fn decode_lines<R: BufRead>(
                 message,
             });
         }
-    }
-}
-
-/// JSON lines: one event-log record (NXLog flat or Winlogbeat/ECS) per line.
-#[derive(Debug)]
-pub(crate) struct JsonLines;
-
-impl Format for JsonLines {
-    fn name(&self) -> &'static str {
-        "json-lines"
-    }
-    fn sniff(&self, head: &[u8]) -> bool {
-        head.trim_ascii_start().first() == Some(&b'{')
-    }
-    fn decode(&self, input: Payload<'_>, cx: &mut Cx<'_>) -> Result<(), String> {
-        match decode_lines(input.reader(), "", cx.sink, cx.on_bytes) {
-            Ok(n) => (cx.on_records)(n),
-            Err((line, e)) => (cx.sink)(Item::Bad {
-                location: format!("line {line}"),
-                message: format!("unreadable: {e}"),
-            }),
-        }
-        Ok(())
     }
 }
 
@@ -326,6 +400,19 @@ mod tests {
             m.event.time,
             Timestamp::parse_rfc3339("2021-03-01T10:00:00.123Z").unwrap()
         );
+    }
+
+    #[test]
+    fn ecs_sysmon_module_fields_moved_to_process() {
+        let line = r#"{"@timestamp":"2020-09-20T21:09:08.706Z","process":{"pid":9036,"entity_id":"{d273d0f0-c4f4-5f67-a607-000000000800}","executable":"C:\\w\\wsmprovhost.exe","name":"wsmprovhost.exe","parent":{"pid":960,"executable":"C:\\w\\svchost.exe"}},"user":{"domain":"CORP","name":"bob"},"winlog":{"event_id":"1","channel":"Microsoft-Windows-Sysmon/Operational","computer_name":"H","event_data":{"RuleName":"-","IntegrityLevel":"High"}}}"#;
+        let items = run(line);
+        let [Item::Event(m)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert_eq!((m.event.pid, m.event.ppid), (Some(9036), Some(960)));
+        assert_eq!(m.event.image, "C:\\w\\wsmprovhost.exe");
+        assert_eq!(m.event.user.as_deref(), Some("CORP\\bob"));
+        assert!(m.event.key.is_some());
     }
 
     #[test]

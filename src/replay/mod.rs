@@ -8,6 +8,7 @@
 //! `-` (stdin) included, are streamed as they are read.
 
 mod coalesce;
+decoder_mod!(dialect);
 pub mod evidence;
 decoder_mod!(
     #[cfg(feature = "evtx")]
@@ -19,11 +20,22 @@ decoder_mod!(
 );
 mod counters;
 mod format;
+decoder_mod!(
+    #[cfg(feature = "zip")]
+    gzip
+);
+decoder_mod!(json);
 decoder_mod!(jsonlog);
+decoder_mod!(jsonscan);
 mod order;
 mod recordings;
 mod sniff;
 mod spill;
+decoder_mod!(
+    #[cfg(feature = "zip")]
+    tar
+);
+decoder_mod!(text);
 mod walk;
 decoder_mod!(winlog);
 decoder_mod!(
@@ -31,7 +43,9 @@ decoder_mod!(
     zip
 );
 
-pub use self::format::ZipLimits;
+#[cfg(feature = "fuzzing")]
+pub use self::format::decode_bytes;
+pub use self::format::{split_member_chain, ZipLimits};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -35,7 +35,11 @@ pub(crate) fn why_unread(head: &[u8], name: &str) -> String {
                 (tracerpt FILE.etl -of EVTX) or replay the event logs instead"
             .into();
     }
-    "unknown format: not EVTX, zip, JSON lines or a wsmwatch recording".into()
+    format!(
+        "unknown format: not EVTX, XML, JSON, zip, tar or gzip, nor a wsmwatch recording \
+         (starts {:?})",
+        String::from_utf8_lossy(&head[..head.len().min(16)])
+    )
 }
 
 /// True when `r` (at its start) holds a wsmwatch recording: its first

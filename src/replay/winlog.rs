@@ -311,7 +311,7 @@ pub enum Item {
     Event(Mapped),
     /// A chunk, record or line that could not be read.
     Bad {
-        /// `chunk 3 record 4411`, `line 12`, `member a.json line 9`.
+        /// `chunk 3 record 4411`, `line 12`, `!inner.zip!a.json: line 9` (in a container).
         location: String,
         /// What was wrong.
         message: String,

@@ -2,29 +2,11 @@
 //! without being extracted to disk, its format sniffed by content through
 //! the same dispatcher as files, under zip-bomb caps.
 
-use std::io::{self, BufReader, Read, Seek};
+use std::io::{BufReader, Read, Seek};
 
 pub use super::format::ZipLimits;
-use super::format::{self, Cx, Format, Payload};
+use super::format::{self, within, Capped, Cx, Format, Kind, Payload};
 use super::winlog::Item;
-
-/// A reader that fails once more than `limit` bytes came out of it.
-struct Capped<R> {
-    inner: R,
-    left: u64,
-    what: String,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            return Err(io::Error::other(self.what.clone()));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
 
 /// Why a zip could not be read at all (bad members are reported as
 /// [`Item::Bad`] instead, and the next member is read).
@@ -52,6 +34,9 @@ pub(crate) struct Zip;
 impl Format for Zip {
     fn name(&self) -> &'static str {
         "zip"
+    }
+    fn kind(&self) -> Kind {
+        Kind::Container
     }
     fn sniff(&self, head: &[u8]) -> bool {
         head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06")
@@ -83,8 +68,10 @@ pub fn decode_zip<R: Read + Seek>(
         sink,
         on_records: &on_records,
         on_bytes,
+        on_read: &|_| {},
         zip: limits,
         depth: 0,
+        dialect: None,
     };
     let members = decode_members(input, &mut cx)?;
     Ok(ZipStats {
@@ -92,9 +79,6 @@ pub fn decode_zip<R: Read + Seek>(
         members,
     })
 }
-
-/// Nested containers deeper than this are not opened.
-const MAX_DEPTH: u32 = 4;
 
 fn decode_members<R: Read + Seek>(input: R, cx: &mut Cx<'_>) -> Result<u64, ZipFileError> {
     let mut zip = zip::ZipArchive::new(input).map_err(ZipFileError::Archive)?;
@@ -105,7 +89,7 @@ fn decode_members<R: Read + Seek>(input: R, cx: &mut Cx<'_>) -> Result<u64, ZipF
             Ok(m) => m,
             Err(e) => {
                 (cx.sink)(Item::Bad {
-                    location: format!("member #{i}"),
+                    location: within(&format!("#{i}"), ""),
                     message: format!("unreadable: {e}"),
                 });
                 continue;
@@ -115,24 +99,21 @@ fn decode_members<R: Read + Seek>(input: R, cx: &mut Cx<'_>) -> Result<u64, ZipF
             continue;
         }
         let name = m.name().to_owned();
-        let mut bad = |message: String| {
-            (cx.sink)(Item::Bad {
-                location: format!("member {name}"),
-                message,
-            })
-        };
         let comp = m.compressed_size();
         let cap = limits
             .max_member_bytes
             .min(comp.saturating_mul(limits.max_ratio).max(1 << 20));
         if m.size() > cap {
-            bad(format!(
-                "refused: declares {} bytes from {comp} compressed, over the {cap}-byte cap \
-                 (ratio {}, max {} bytes; possible zip bomb)",
-                m.size(),
-                limits.max_ratio,
-                limits.max_member_bytes
-            ));
+            (cx.sink)(Item::Bad {
+                location: within(&name, ""),
+                message: format!(
+                    "refused: declares {} bytes from {comp} compressed, over the {cap}-byte cap \
+                     (ratio {}, max {} bytes; possible zip bomb)",
+                    m.size(),
+                    limits.max_ratio,
+                    limits.max_member_bytes
+                ),
+            });
             continue;
         }
         let what = format!(
@@ -140,7 +121,7 @@ fn decode_members<R: Read + Seek>(input: R, cx: &mut Cx<'_>) -> Result<u64, ZipF
              possible zip bomb)",
             limits.max_ratio
         );
-        let mut payload = Payload::Stream(Box::new(BufReader::with_capacity(
+        let payload = Payload::Stream(Box::new(BufReader::with_capacity(
             256 << 10,
             Capped {
                 inner: &mut m,
@@ -148,56 +129,11 @@ fn decode_members<R: Read + Seek>(input: R, cx: &mut Cx<'_>) -> Result<u64, ZipF
                 what,
             },
         )));
-        let (known, head) = match payload.head() {
-            Ok(head) => (format::detect(&head), head),
-            Err(e) => {
-                bad(format!("unreadable: {e}"));
-                continue;
-            }
-        };
-        let Some(known) = known else {
-            (cx.sink)(Item::Skipped {
-                location: format!("member {name}"),
-                reason: super::sniff::why_unread(&head, &name),
-            });
-            continue;
-        };
-        if known.name() == "zip" && cx.depth + 1 >= MAX_DEPTH {
-            bad(format!(
-                "nested deeper than {MAX_DEPTH} containers; not opened"
-            ));
-            continue;
+        // Progress is the member's compressed size, counted here once.
+        if format::decode_member(&name, payload, cx) {
+            members += 1;
         }
-        members += 1;
-        // Inner locations are prefixed with the member; progress is the
-        // member's compressed size, counted here once.
-        let outer = &mut *cx.sink;
-        let mut inner_sink = |it: Item| match it {
-            Item::Bad { location, message } => outer(Item::Bad {
-                location: format!("member {name} {location}"),
-                message,
-            }),
-            Item::Skipped { location, reason } => outer(Item::Skipped {
-                location: format!("member {name} {location}"),
-                reason,
-            }),
-            other => outer(other),
-        };
-        let mut inner = Cx {
-            sink: &mut inner_sink,
-            on_records: cx.on_records,
-            on_bytes: &|_| {},
-            zip: &limits,
-            depth: cx.depth + 1,
-        };
-        let r = known.decode(payload, &mut inner);
         (cx.on_bytes)(comp);
-        if let Err(message) = r {
-            (cx.sink)(Item::Bad {
-                location: format!("member {name}"),
-                message,
-            });
-        }
     }
     Ok(members)
 }
@@ -242,12 +178,12 @@ mod tests {
         let Item::Skipped { location, reason } = &items[1] else {
             panic!("{items:?}")
         };
-        assert_eq!(location, "member readme.txt");
+        assert_eq!(location, "!readme.txt");
         assert!(reason.starts_with("unknown format"), "{reason}");
         let Item::Bad { location, message } = &items[2] else {
             panic!("{items:?}")
         };
-        assert_eq!(location, "member big.json");
+        assert_eq!(location, "!big.json");
         assert!(message.contains("zip bomb"), "{message}");
         assert_eq!(items.len(), 3);
     }

@@ -92,7 +92,8 @@ pub enum SourceError {
 pub struct InputError {
     /// The file (or stream) the record came from.
     pub file: String,
-    /// Where in it: `line 12`, `record 4411`, `chunk 3`, `member a.json line 9`.
+    /// Where in it: `line 12`, `record 4411`, `chunk 3` (a container member's chain
+    /// `!inner.zip!a.json` goes on `file`).
     pub location: String,
     /// What was wrong.
     pub message: String,

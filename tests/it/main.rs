@@ -12,6 +12,9 @@ mod util;
 mod acceptance_script;
 mod churn;
 mod cli;
+mod dialect_fixtures;
+mod dialect_fixtures_win;
+mod dialects;
 #[cfg(target_os = "linux")]
 mod exposure;
 #[cfg(target_os = "linux")]
