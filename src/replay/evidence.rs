@@ -529,7 +529,12 @@ fn decode_file_inner(
         } => out.offsets.push((host, secs, exact, at)),
         Item::Bad { location, message } => report(location, message),
         Item::Skipped { location, reason } => {
-            c.skip(name.clone(), location, format!("skipped: {reason}"));
+            // Named like errors: `outer.zip!inner.etl: skipped: …`.
+            let (file, location) = match split_member_chain(&location) {
+                Some((chain, rest)) => (format!("{name}{chain}"), rest.to_owned()),
+                None => (name.clone(), location),
+            };
+            c.skip(file, location, format!("skipped: {reason}"));
         }
     };
     // Progress bytes added while decoding; settled to the file size after.

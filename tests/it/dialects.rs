@@ -11,7 +11,7 @@ use wsmwatch::Engine;
 
 use crate::dialect_fixtures as fx;
 use crate::dialect_fixtures_win as fxw;
-use crate::util::{bin, evidence_events};
+use crate::util::{bin, evidence_events, evidence_records};
 
 /// The alerts of some evidence, as comparable facts (times to the second:
 /// NXLog's Security times are whole seconds).
@@ -245,7 +245,7 @@ fn bad_members_are_named_by_their_chain_and_the_rest_is_read() {
         ("deep.gz", gz(&gz(&gz(&gz(b"{}\n"))))),
     ]));
     let p = write(dir.path(), "outer.tgz", &data);
-    let (events, errors) = evidence_events(vec![p.clone()]);
+    let (events, errors) = evidence_records(vec![p.clone()]);
     let want = format!("{}!inner.zip!file.json: line 3: invalid JSON", p.display());
     assert!(errors.iter().any(|e| e.starts_with(&want)), "{errors:#?}");
     assert!(

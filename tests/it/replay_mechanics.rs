@@ -190,7 +190,7 @@ fn every_input_that_is_not_read_is_named_and_counted() {
     );
     assert!(err.contains("notes.txt: skipped: unknown format"), "{err}");
     assert!(
-        err.contains("only-etl.zip: member inner.etl: skipped: an ETW trace"),
+        err.contains("only-etl.zip!inner.etl: member: skipped: an ETW trace"),
         "{err}"
     );
     assert!(!err.contains("system.json"), "{err}");
