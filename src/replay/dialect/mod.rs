@@ -27,7 +27,7 @@ pub(crate) mod xml;
 mod xml_json;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 
