@@ -147,7 +147,7 @@ pub trait Reporter: Send {
     fn stats(&mut self, stats: &RunStats, last: bool);
 }
 
-/// What [`run`] returns.
+/// What [`Pipeline::run`] returns.
 #[derive(Debug)]
 pub struct Outcome {
     /// Final counters.

@@ -225,7 +225,9 @@ fn each_loss_kind_is_reported_on_its_own() {
         ("log_buffers_lost", 1),
     ] {
         assert!(
-            losses.iter().any(|(s, w, n)| s == "lossy" && w == what && *n == total),
+            losses
+                .iter()
+                .any(|(s, w, n)| s == "lossy" && w == what && *n == total),
             "{what}: {losses:?}"
         );
     }
