@@ -366,7 +366,8 @@ fn fork_storm_every_start_seen_or_counted_and_memory_bounded() {
     // Nothing missing silently: every unseen start is covered by a counted loss.
     assert!(
         missing <= lost,
-        "{missing} storm starts missing but only {lost} events counted lost"
+        "{missing} storm starts missing but only {lost} events counted lost (monitoring gaps: {:?})",
+        out.stats.gaps
     );
     if lost == 0 {
         assert_eq!(seen.len(), n);
