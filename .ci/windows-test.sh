@@ -43,7 +43,7 @@ t_clippy=$((SECONDS - t0))
 
 t0=$SECONDS
 log "tests under wine ($(win_wine))"
-# tests/cli.rs runs the example binary from target/.../debug/examples.
+# tests/it/cli.rs runs the example binary from target/.../debug/examples.
 wcargo build "${BUILD_STD[@]}" --examples
 # Every unit and integration test binary; doc tests stay with the Linux run
 # (rustdoc cross-testing with -Z build-std is not worth the time here).

@@ -8,11 +8,14 @@
 //! not start, could not open output, another instance runs, or live
 //! monitoring was stopped behind our back and could not be restored);
 //! 2 usage error; 3 finished, but some input was bad, events were lost or
-//! dropped, output failed, or live monitoring had a gap.
+//! dropped, output failed, live monitoring had a gap, or a replay could
+//! decode nothing at all; 130 a replay interrupted by Ctrl-C (the alerts of
+//! what was read are still written).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,7 +24,7 @@ use wsmwatch::engine::{Engine, EngineConfig};
 use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
 use wsmwatch::replay::evidence::ReplayOptions;
-use wsmwatch::replay::jsonlog::ZipLimits;
+use wsmwatch::replay::ZipLimits;
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, StopToken, TamperReport};
@@ -29,6 +32,37 @@ use wsmwatch::{replay, testing::demo};
 
 const EXIT_FATAL: u8 = 1;
 const EXIT_INCOMPLETE: u8 = 3;
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Longest `--stats-interval`, in seconds (a day).
+const MAX_STATS_SECS: f64 = 86_400.0;
+/// Shortest non-zero `--stats-interval`, in seconds.
+const MIN_STATS_SECS: f64 = 0.01;
+/// Largest `--queue` (the channel allocates its slots up front).
+const MAX_QUEUE: usize = 1 << 24;
+
+/// `--stats-interval`: 0 (off) or a finite number of seconds in range;
+/// anything else is a usage error, never a panic.
+fn stats_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("not a number: {e}"))?;
+    if v == 0.0 || (MIN_STATS_SECS..=MAX_STATS_SECS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be 0 (off) or between {MIN_STATS_SECS} and {MAX_STATS_SECS} seconds"
+        ))
+    }
+}
+
+/// `--queue`: 1 to [`MAX_QUEUE`] events.
+fn queue_len(s: &str) -> Result<usize, String> {
+    let v: usize = s.trim().parse().map_err(|e| format!("not a count: {e}"))?;
+    if (1..=MAX_QUEUE).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be between 1 and {MAX_QUEUE}"))
+    }
+}
 
 /// Catch remote PowerShell sessions (CAR-2014-11-004) from process lineage.
 #[derive(Parser, Debug)]
@@ -57,8 +91,9 @@ struct OutputArgs {
     /// Append alerts to this file instead of stdout (flushed per alert).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Print running stats to stderr every SECS seconds.
-    #[arg(long, value_name = "SECS")]
+    /// Print running stats to stderr every SECS seconds (0.01 to 86400;
+    /// 0: off).
+    #[arg(long, value_name = "SECS", value_parser = stats_secs)]
     stats_interval: Option<f64>,
     /// Print stats and the final summary as JSON.
     #[arg(long)]
@@ -107,7 +142,7 @@ struct LiveArgs {
     #[arg(long)]
     no_restart: bool,
     /// Events the detector queue holds before new ones are dropped (counted).
-    #[arg(long, default_value_t = PipelineConfig::default().channel_capacity)]
+    #[arg(long, default_value_t = PipelineConfig::default().channel_capacity, value_parser = queue_len)]
     queue: usize,
     /// Linux: receive buffer of the process-events socket, in bytes (root
     /// may exceed net.core.rmem_max); larger rides out longer bursts.
@@ -239,6 +274,77 @@ impl Reporter for StderrReporter {
     }
 }
 
+/// The replay progress bar, drawn by its own thread from the replay's
+/// counters, so decoding threads only bump atomics.
+mod progress {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use wsmwatch::replay::evidence::ReplayCounters;
+    use wsmwatch::source::StopToken;
+
+    pub fn spawn(c: Arc<ReplayCounters>, stop: StopToken) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let pb = indicatif::ProgressBar::with_draw_target(
+                Some(0),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let t0 = Instant::now();
+            while !c.decoded.load(Ordering::Acquire) && !stop.is_stopped() {
+                let recs = c.records.load(Ordering::Relaxed);
+                pb.set_length(c.bytes_total.load(Ordering::Relaxed));
+                pb.set_position(c.bytes.load(Ordering::Relaxed));
+                pb.set_message(format!(
+                    "files {}/{} · {} records ({:.0}/s)",
+                    c.files_done.load(Ordering::Relaxed),
+                    c.files.load(Ordering::Relaxed),
+                    recs,
+                    recs as f64 / t0.elapsed().as_secs_f64().max(1e-3)
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            pb.finish_and_clear();
+        })
+    }
+
+    /// Without a terminal (`--stats-interval` given): one line of decoding
+    /// progress every `every` until every file is decoded.
+    pub fn spawn_lines(
+        c: Arc<ReplayCounters>,
+        stop: StopToken,
+        every: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut last = Instant::now();
+            loop {
+                // Short naps: the thread is joined as soon as decoding ends.
+                std::thread::sleep(every.min(Duration::from_millis(50)));
+                if c.decoded.load(Ordering::Acquire) || stop.is_stopped() {
+                    return;
+                }
+                if last.elapsed() < every {
+                    continue;
+                }
+                last = Instant::now();
+                eprintln!(
+                    "wsmwatch: replay progress: files {}/{}, {} records, {} process events",
+                    c.files_done.load(Ordering::Relaxed),
+                    c.files.load(Ordering::Relaxed),
+                    c.records.load(Ordering::Relaxed),
+                    c.events.load(Ordering::Relaxed)
+                );
+            }
+        })
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -270,6 +376,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .init();
 
     let stop = StopToken::new();
+    let stopped = stop.clone();
     {
         let stop = stop.clone();
         let mut hits = 0u32;
@@ -307,6 +414,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         json: out.stats_json,
     });
 
+    let mut replay_counters = None;
+    let mut progress_bar = None;
     let (inputs, recorder) = match &cli.command {
         Command::Demo(a) => {
             if let Some(p) = &a.write_events {
@@ -321,25 +430,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let src = VecSource::new("demo", demo::scenario());
             (vec![Input::replay(Box::new(src))], None)
         }
-        Command::Replay(a) => (
-            replay::open_with(
+        Command::Replay(a) => {
+            let opened = replay::open(
                 &a.files,
                 ReplayOptions {
                     zip: ZipLimits {
                         max_ratio: a.max_zip_ratio,
                         ..ZipLimits::default()
                     },
-                    progress: if a.no_progress { Some(false) } else { None },
-                    summary: true,
                     max_events_in_memory: a.memory_events,
                     spill_dir: a.spill_dir.clone(),
+                    ..ReplayOptions::default()
                 },
+            );
+            replay_counters = opened.counters;
+            if let Some(c) = &replay_counters {
+                let c = Arc::clone(c);
+                if !a.no_progress && std::io::stderr().is_terminal() {
+                    progress_bar = Some(progress::spawn(c, stop.clone()));
+                } else if let Some(every) = config.stats_interval {
+                    // No bar: decoding progress as lines, with the stats.
+                    progress_bar = Some(progress::spawn_lines(c, stop.clone(), every));
+                }
+            }
+            (
+                opened.sources.into_iter().map(Input::replay).collect(),
+                None,
             )
-            .into_iter()
-            .map(Input::replay)
-            .collect(),
-            None,
-        ),
+        }
         Command::Live(a) => {
             config.channel_capacity = a.queue;
             let live = LiveSource::new(LiveConfig {
@@ -366,6 +484,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .stop_token(stop)
         .config(config)
         .run();
+    if let Some(bar) = progress_bar {
+        let _ = bar.join();
+    }
+    let mut nothing_decoded = false;
+    if let Some(c) = &replay_counters {
+        for n in c.notes() {
+            eprintln!("wsmwatch: note: {n}");
+        }
+        // Decode, order and hand-off to the detector, end to end.
+        let summary = c.summary();
+        eprintln!("wsmwatch: replay read {summary}");
+        for w in c.warnings.lock().iter() {
+            eprintln!("wsmwatch: warning: {w}");
+        }
+        nothing_decoded = summary.nothing_decoded();
+        if nothing_decoded {
+            eprintln!("wsmwatch: error: nothing in the input could be decoded");
+        }
+    }
+    if let (Command::Replay(_), true) = (&cli.command, stopped.is_stopped()) {
+        if let Some(c) = &replay_counters {
+            eprintln!(
+                "wsmwatch: interrupted after {} of {} files",
+                c.files_done.load(std::sync::atomic::Ordering::Relaxed),
+                c.files.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        } else {
+            eprintln!("wsmwatch: interrupted");
+        }
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     // Everything is flushed and the summary printed: a console-close
     // handler waiting for this may let the process end now.
     wsmwatch::live::shutdown_complete();
@@ -374,7 +523,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // summary has already printed why.
         return Ok(ExitCode::from(EXIT_FATAL));
     }
-    Ok(if outcome.stats.incomplete() {
+    Ok(if outcome.stats.incomplete() || nothing_decoded {
         ExitCode::from(EXIT_INCOMPLETE)
     } else {
         ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::detect::alert::Alert;
 use crate::detect::{default_detectors, Context, Detector};
 use crate::event::{EventKind, ProcessEvent};
-use crate::table::{ProcessTable, Start, Stop, TableConfig, TableStats};
+use crate::table::{Improvement, ProcessTable, Start, Stop, TableConfig, TableStats};
 
 /// Engine settings.
 #[derive(Clone, Copy, Debug, Default)]
@@ -88,6 +88,13 @@ impl Engine {
         match ev.kind {
             EventKind::Start => match self.table.start(ev) {
                 Start::Duplicate(_) => self.stats.duplicates += 1,
+                Start::Improved(p, what) => {
+                    self.stats.duplicates += 1;
+                    let mut cx = Context::new(&mut self.table, alerts);
+                    for d in &mut self.detectors {
+                        d.on_update(&mut cx, p, ev, what);
+                    }
+                }
                 outcome @ (Start::New(p) | Start::NewExited(p)) => {
                     self.stats.starts += 1;
                     if ev.ppid.is_some()
@@ -96,10 +103,7 @@ impl Engine {
                     {
                         self.stats.unresolved_parents += 1;
                     }
-                    let mut cx = Context {
-                        table: &mut self.table,
-                        alerts,
-                    };
+                    let mut cx = Context::new(&mut self.table, alerts);
                     for d in &mut self.detectors {
                         d.on_start(&mut cx, p, ev);
                     }
@@ -115,10 +119,7 @@ impl Engine {
             EventKind::Stop => match self.table.stop(ev) {
                 Stop::Exited(p) => {
                     self.stats.stops += 1;
-                    let mut cx = Context {
-                        table: &mut self.table,
-                        alerts,
-                    };
+                    let mut cx = Context::new(&mut self.table, alerts);
                     for d in &mut self.detectors {
                         d.on_stop(&mut cx, p, ev);
                     }
@@ -126,6 +127,18 @@ impl Engine {
                 Stop::Duplicate(_) => self.stats.duplicates += 1,
                 Stop::Unknown => self.stats.unknown_stops += 1,
             },
+        }
+        // Children that arrived before this parent: judged again now that
+        // their lineage is known.
+        for child in self.table.take_relinked() {
+            self.table.inherit_session(child);
+            let Some(view) = self.table.view(child) else {
+                continue;
+            };
+            let mut cx = Context::new(&mut self.table, alerts);
+            for d in &mut self.detectors {
+                d.on_update(&mut cx, child, &view, Improvement::ParentResolved);
+            }
         }
         self.stats.alerts += (alerts.len() - before) as u64;
     }

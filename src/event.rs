@@ -142,10 +142,70 @@ impl ProcessKey {
         !matches!(self, ProcessKey::CreateTime(_))
     }
 
+    /// Of two keys for one process, the one to keep: a key that names the
+    /// process on its own over a creation time, then a fixed order, so the
+    /// choice does not depend on which came first.
+    pub fn better(a: Option<ProcessKey>, b: Option<ProcessKey>) -> Option<ProcessKey> {
+        let rank = |k: &ProcessKey| match *k {
+            ProcessKey::Guid(g) => (2, g.0, g.1),
+            ProcessKey::Sequence(s) => (1, s, 0),
+            ProcessKey::CreateTime(t) => (0, u64::MAX - t.0, 0),
+        };
+        match (a, b) {
+            (Some(x), Some(y)) => Some(if rank(&x) >= rank(&y) { x } else { y }),
+            (x, y) => x.or(y),
+        }
+    }
+
     /// True when both keys are of the same kind, so unequal values prove two
     /// different processes.
     pub fn same_kind(&self, other: &ProcessKey) -> bool {
         std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+}
+
+/// How precise an event's times are: each is the true instant truncated to
+/// this unit. Security 4688/4689 exported with NXLog's `EventTime` keep whole
+/// seconds, Sysmon milliseconds, ETW 100 ns ticks. Matching two records of
+/// one process, or a stop to its start, allows for the coarser of the two.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 100 ns (FILETIME): live ETW, EVTX `TimeCreated`.
+    #[default]
+    Tick,
+    /// Milliseconds: Sysmon `UtcTime`, ECS `@timestamp`.
+    Millisecond,
+    /// Whole seconds: NXLog `EventTime`, many text exports.
+    Second,
+}
+
+impl Precision {
+    /// The unit in 100 ns ticks.
+    pub fn ticks(self) -> u64 {
+        match self {
+            Precision::Tick => 1,
+            Precision::Millisecond => 10_000,
+            Precision::Second => Timestamp::TICKS_PER_SEC,
+        }
+    }
+
+    /// The coarsest unit `t` is a whole multiple of: what a reader that does
+    /// not know its source's precision can still tell from the value.
+    pub fn of(t: Timestamp) -> Precision {
+        if t.0 % Timestamp::TICKS_PER_SEC == 0 {
+            Precision::Second
+        } else if t.0 % 10_000 == 0 {
+            Precision::Millisecond
+        } else {
+            Precision::Tick
+        }
+    }
+
+    fn is_tick(&self) -> bool {
+        *self == Precision::Tick
     }
 }
 
@@ -208,6 +268,9 @@ pub struct ProcessEvent {
     /// Live, snapshot/rundown, or replay.
     #[serde(default)]
     pub origin: Origin,
+    /// How precise `time`, `create_time` and `exit_time` are.
+    #[serde(default, skip_serializing_if = "Precision::is_tick")]
+    pub precision: Precision,
 }
 
 impl ProcessEvent {
@@ -231,6 +294,7 @@ impl ProcessEvent {
             parent_image: None,
             host: None,
             origin: Origin::Live,
+            precision: Precision::Tick,
         }
     }
 
@@ -243,6 +307,55 @@ impl ProcessEvent {
             create_time: None,
             ..ProcessEvent::start(time, pid, 0, image)
         }
+    }
+
+    /// Merges another record of the same process (another log's view) into
+    /// this one, field by field, keeping the best of each: the finer times,
+    /// a known value over an unknown one, a path over a bare name. The
+    /// choice never depends on which record came first.
+    pub fn absorb(&mut self, other: ProcessEvent) {
+        fn pick<T: Ord>(a: &mut Option<T>, b: Option<T>) {
+            *a = match (a.take(), b) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+        }
+        fn path(a: &mut String, b: String) {
+            let rank = |s: &str| (s.contains(['\\', '/']), s.len());
+            if b.is_empty() {
+                return;
+            }
+            if a.is_empty() || rank(&b) > rank(a) || (rank(&b) == rank(a) && b < *a) {
+                *a = b;
+            }
+        }
+        if other.precision < self.precision
+            || (other.precision == self.precision && other.time < self.time)
+        {
+            self.time = other.time;
+            self.create_time = other.create_time.or(self.create_time);
+            self.exit_time = other.exit_time.or(self.exit_time);
+            self.precision = other.precision;
+        } else {
+            self.create_time = self.create_time.or(other.create_time);
+            self.exit_time = self.exit_time.or(other.exit_time);
+        }
+        pick(&mut self.pid, other.pid);
+        self.key = ProcessKey::better(self.key, other.key);
+        pick(&mut self.ppid, other.ppid);
+        self.parent_key = ProcessKey::better(self.parent_key, other.parent_key);
+        pick(&mut self.creator_pid, other.creator_pid);
+        pick(&mut self.exit_code, other.exit_code);
+        pick(&mut self.session_id, other.session_id);
+        path(&mut self.image, other.image);
+        pick(&mut self.command_line, other.command_line);
+        pick(&mut self.user, other.user);
+        match (&mut self.parent_image, other.parent_image) {
+            (Some(a), Some(b)) => path(a, b),
+            (a @ None, b) => *a = b,
+            _ => {}
+        }
+        pick(&mut self.host, other.host);
     }
 
     /// The creation time, falling back to the event time for starts.

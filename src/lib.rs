@@ -30,10 +30,38 @@
 //! );
 //! ```
 
+// The library never prints (the binary does) and has `unsafe` only at the
+// Windows FFI edge (`live/windows`, which allows it with a reason).
+#![deny(unsafe_code)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+// The public API is what is reachable and documented; the rest is crate-private.
+#![warn(missing_docs, unreachable_pub)]
+
+/// Declares a decoder module: crate-private, or public with the `fuzzing`
+/// feature so the fuzz targets (fuzz/) can drive it. Not an API either way.
+macro_rules! decoder_mod {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[cfg(feature = "fuzzing")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$m])*
+        #[cfg(not(feature = "fuzzing"))]
+        #[allow(
+            unreachable_pub,
+            dead_code,
+            unused_imports,
+            reason = "public only for the fuzz targets"
+        )]
+        pub(crate) mod $name;
+    };
+}
+
 pub mod detect;
 pub mod engine;
 pub mod event;
 pub mod live;
+#[cfg(feature = "replay")]
 pub mod replay;
 pub mod source;
 pub mod table;
@@ -44,6 +72,6 @@ pub use detect::alert;
 
 pub use detect::alert::{Action, Alert, Severity};
 pub use engine::{Engine, EngineConfig, EngineStats};
-pub use event::{EventKind, Origin, ProcessEvent, ProcessKey, Timestamp};
+pub use event::{EventKind, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 pub mod pipeline;
 pub mod sink;

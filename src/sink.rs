@@ -14,6 +14,7 @@ use crate::event::ProcessEvent;
 
 /// Errors writing output.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SinkError {
     /// Opening an output file failed.
     #[error("cannot open {path}: {source}")]

@@ -6,7 +6,7 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use wsmwatch::replay::jsonlog::{decode_zip, ZipLimits};
+use wsmwatch::replay::zip::{decode_zip, ZipLimits};
 use wsmwatch::replay::winlog::Item;
 
 fuzz_target!(|data: &[u8]| {

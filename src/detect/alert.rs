@@ -31,6 +31,7 @@ pub struct Rule {
 
 /// What an alert reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Action {
     /// A remote session host started under its expected parent.
     RemoteSessionStarted,

@@ -6,15 +6,17 @@
 //!   32-bit plug-in host lives);
 //! * a creator (ETW header ProcessId, 4688 creator) other than the parent;
 //! * a lookalike name: Unicode homoglyphs, zero-width characters, trailing
-//!   dots or spaces (which Win32 strips), a doubled extension.
+//!   dots or spaces (which Win32 strips), a doubled extension; and, in a
+//!   system folder, a typo of `wsmprovhost.exe` or `svchost.exe` (one or
+//!   two edits, swapped letters counting as one).
 //!
 //! A bare name (no directory) cannot be judged by path and is not flagged.
 
 use super::rules::WSMPROVHOST_MASQUERADE;
 use super::{Context, Detector};
-use crate::detect::alert::{Action, Alert, Severity};
+use crate::detect::alert::{Action, Severity};
 use crate::event::{image_file_name, image_is, ProcessEvent};
-use crate::table::ProcRef;
+use crate::table::{Improvement, ProcRef};
 
 const NAME: &str = "wsmprovhost.exe";
 
@@ -71,6 +73,61 @@ fn fold(c: char) -> Option<char> {
     })
 }
 
+/// Names that typosquats imitate: a remote session is `wsmprovhost.exe`
+/// under `svchost.exe`, so a near miss of either in a system directory is
+/// somebody hoping a glance reads it as the real one.
+const PROTECTED: [&str; 2] = ["wsmprovhost", "svchost"];
+
+/// Real Windows binaries within two edits of a protected name
+/// (`System32\sihost.exe`, `System32\smphost.exe`, …): never typosquats.
+const REAL_NEAR_NAMES: &[&str] = &["sihost", "smphost", "svchost", "wsmprovhost"];
+
+/// Edit distance with adjacent transpositions (optimal string alignment),
+/// on ASCII-lowercased bytes; only called on short names.
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[n][m]
+}
+
+/// The protected name (`wsmprovhost.exe`, `svchost.exe`) that `name` is a
+/// typo of — one or two edits away, swapped letters counting as one — or
+/// `None`. Real Windows names that happen to be that close are allowed.
+pub fn typosquat_of(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let stem = lower.strip_suffix(".exe")?;
+    if REAL_NEAR_NAMES.contains(&stem) {
+        return None;
+    }
+    PROTECTED.iter().find_map(|p| {
+        // Cheap length test first: this runs on every start.
+        if stem.len().abs_diff(p.len()) > 2 {
+            return None;
+        }
+        let d = edit_distance(stem.as_bytes(), p.as_bytes());
+        let real = if *p == "svchost" { "svchost.exe" } else { NAME };
+        (1..=2).contains(&d).then_some(real)
+    })
+}
+
 /// A name made to pass for `wsmprovhost.exe` without being it.
 ///
 /// Runs on every start, so it folds lazily and allocates nothing: most
@@ -113,6 +170,20 @@ pub fn is_lookalike(name: &str) -> bool {
 }
 
 impl Masquerade {
+    /// `wsmprovhost.exe` under anything but `svchost.exe`.
+    fn check_parent(cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
+        let parent = cx.table().parent(p).and_then(|pp| cx.table().get(pp));
+        if let Some(par) = parent {
+            if !image_is(&par.image, "svchost.exe") {
+                let msg = format!(
+                    "{NAME} started by {} instead of svchost.exe",
+                    par.file_name()
+                );
+                Self::raise(cx, p, ev, Action::UnexpectedParent, msg, false);
+            }
+        }
+    }
+
     fn raise(
         cx: &mut Context<'_>,
         p: ProcRef,
@@ -127,22 +198,10 @@ impl Masquerade {
         } else {
             None
         };
-        let alert = Alert {
-            timestamp: ev.time,
-            action,
-            severity: Severity::Critical,
-            rule: &WSMPROVHOST_MASQUERADE,
-            message,
-            host: cx.host(p),
-            process: cx.facts(p, Some(ev)),
-            parent: cx.parent_facts(p, ev),
-            creator,
-            session: None,
-            ancestry: cx.ancestry(p),
-            origin: ev.origin,
-            monitoring: None,
-        };
-        cx.alerts.push(alert);
+        let mut alert = cx.alert(p, ev, &WSMPROVHOST_MASQUERADE, action, Severity::Critical);
+        alert.message = message;
+        alert.creator = creator;
+        cx.raise(alert);
     }
 }
 
@@ -151,25 +210,35 @@ impl Detector for Masquerade {
         "masquerade"
     }
 
+    fn on_update(
+        &mut self,
+        cx: &mut Context<'_>,
+        p: ProcRef,
+        ev: &ProcessEvent,
+        what: Improvement,
+    ) {
+        // Its parent was unknown when it started, so it was not judged.
+        if what == Improvement::ParentResolved && image_is(&ev.image, NAME) {
+            Self::check_parent(cx, p, ev);
+        }
+    }
+
     fn on_start(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
         let name = image_file_name(&ev.image);
         if !name.eq_ignore_ascii_case(NAME) {
             if is_lookalike(name) {
                 let msg = format!("process name {name:?} imitates {NAME}");
                 Self::raise(cx, p, ev, Action::Lookalike, msg, false);
+            } else if ev.image.contains(['\\', '/']) && in_system_dir(&ev.image) {
+                // A typo of a protected name where the real one lives.
+                if let Some(real) = typosquat_of(name) {
+                    let msg = format!("process name {name:?} in a system folder imitates {real}");
+                    Self::raise(cx, p, ev, Action::Lookalike, msg, false);
+                }
             }
             return;
         }
-        let parent = cx.table.parent(p).and_then(|pp| cx.table.get(pp));
-        if let Some(par) = parent {
-            if !image_is(&par.image, "svchost.exe") {
-                let msg = format!(
-                    "{NAME} started by {} instead of svchost.exe",
-                    par.file_name()
-                );
-                Self::raise(cx, p, ev, Action::UnexpectedParent, msg, false);
-            }
-        }
+        Self::check_parent(cx, p, ev);
         if !in_system_dir(&ev.image) {
             let msg = format!("{NAME} runs from {:?}, not \\Windows\\System32", ev.image);
             Self::raise(cx, p, ev, Action::UnexpectedPath, msg, false);
@@ -206,6 +275,37 @@ mod tests {
             r"\Device\HarddiskVolume3\ProgramData\wsmprovhost.exe",
         ] {
             assert!(!in_system_dir(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn typosquats_of_protected_names() {
+        for (typo, real) in [
+            ("wsmprovhots.exe", NAME),
+            ("wsmpovhost.exe", NAME),
+            ("wsrnprovhost.exe", NAME),
+            ("WSMPROVH0ST.EXE", NAME),
+            ("scvhost.exe", "svchost.exe"),
+            ("svchosts.exe", "svchost.exe"),
+            ("svhost.exe", "svchost.exe"),
+        ] {
+            assert_eq!(typosquat_of(typo), Some(real), "{typo}");
+        }
+        for real in [
+            "wsmprovhost.exe",
+            "svchost.exe",
+            "SIHOST.EXE",
+            "smphost.exe",
+            "dllhost.exe",
+            "conhost.exe",
+            "dashost.exe",
+            "taskhostw.exe",
+            "wslhost.exe",
+            "winrshost.exe",
+            "fontdrvhost.exe",
+            "svchost.dll",
+        ] {
+            assert_eq!(typosquat_of(real), None, "{real}");
         }
     }
 

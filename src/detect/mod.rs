@@ -4,9 +4,9 @@
 //! Detectors never see duplicate records (the table merges a process seen
 //! through two channels first), so a rule fires once per process.
 
-use crate::detect::alert::{Alert, Ancestor, ProcessFacts};
+use crate::detect::alert::{Action, Alert, Ancestor, ProcessFacts, Rule, Severity};
 use crate::event::{ProcessEvent, ProcessKey};
-use crate::table::{ProcRef, ProcessTable};
+use crate::table::{Improvement, ProcRef, ProcessTable};
 
 pub mod alert;
 pub mod masquerade;
@@ -26,18 +26,81 @@ pub trait Detector: Send {
 
     /// A process exited (first report only).
     fn on_stop(&mut self, _cx: &mut Context<'_>, _p: ProcRef, _ev: &ProcessEvent) {}
+
+    /// A known process changed in a way rules care about: a later record
+    /// resolved its parent or refined its creation time. `ev` is that
+    /// record, or (for a child linked when its parent arrived) the child as
+    /// the table knows it. A rule raises here only what it could not judge
+    /// before, so nothing is reported twice.
+    fn on_update(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _p: ProcRef,
+        _ev: &ProcessEvent,
+        _what: Improvement,
+    ) {
+    }
 }
 
-/// What a detector may touch while handling one event.
+/// What a detector may touch while handling one event: the lineage table
+/// read-only, the one mutation rules need (tagging a session), and the
+/// alert list.
 #[derive(Debug)]
 pub struct Context<'a> {
-    /// Lineage.
-    pub table: &'a mut ProcessTable,
-    /// Where alerts go.
-    pub alerts: &'a mut Vec<Alert>,
+    table: &'a mut ProcessTable,
+    alerts: &'a mut Vec<Alert>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// A context over the engine's table and alert list.
+    pub(crate) fn new(table: &'a mut ProcessTable, alerts: &'a mut Vec<Alert>) -> Self {
+        Context { table, alerts }
+    }
+
+    /// The lineage table, read-only.
+    pub fn table(&self) -> &ProcessTable {
+        self.table
+    }
+
+    /// Tags `p` (and, through inheritance, its future descendants) with a
+    /// session id: the one change a rule may make to the table.
+    pub fn set_session(&mut self, p: ProcRef, session: u32) {
+        self.table.set_session(p, session);
+    }
+
+    /// Raises an alert.
+    pub fn raise(&mut self, alert: Alert) {
+        self.alerts.push(alert);
+    }
+
+    /// An alert about `p`, raised by `ev`, with what every alert carries:
+    /// host, the process and parent facts, ancestry, origin. The caller
+    /// fills in the message, and the creator or session when it has one.
+    pub fn alert(
+        &self,
+        p: ProcRef,
+        ev: &ProcessEvent,
+        rule: &'static Rule,
+        action: Action,
+        severity: Severity,
+    ) -> Alert {
+        Alert {
+            timestamp: ev.time,
+            action,
+            severity,
+            rule,
+            message: String::new(),
+            host: self.host(p),
+            process: self.facts(p, Some(ev)),
+            parent: self.parent_facts(p, ev),
+            creator: None,
+            session: None,
+            ancestry: self.ancestry(p),
+            origin: ev.origin,
+            monitoring: None,
+        }
+    }
+
     /// The incarnation of `creator` (the ETW header's pid) alive when the
     /// process of `ev` was created.
     pub fn find_creator(&self, p: ProcRef, ev: &ProcessEvent, creator: u32) -> Option<ProcRef> {

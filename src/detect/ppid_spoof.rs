@@ -11,7 +11,7 @@
 
 use super::rules::PPID_SPOOF;
 use super::{Context, Detector};
-use crate::detect::alert::{fmt_pid, Action, Alert, Severity};
+use crate::detect::alert::{fmt_pid, Action, Severity};
 use crate::event::{image_file_name, image_is, ProcessEvent};
 use crate::table::ProcRef;
 
@@ -38,7 +38,7 @@ impl Detector for PpidSpoof {
             return;
         }
         let creator_ref = cx.find_creator(p, ev, creator);
-        let known = creator_ref.and_then(|r| cx.table.get(r));
+        let known = creator_ref.and_then(|r| cx.table().get(r));
         if known.is_some_and(|c| ALLOWED_CREATORS.iter().any(|a| image_is(&c.image, a))) {
             return;
         }
@@ -50,21 +50,9 @@ impl Detector for PpidSpoof {
             fmt_pid(ev.pid),
             creator_name.as_deref().unwrap_or("an unknown process"),
         );
-        let alert = Alert {
-            timestamp: ev.time,
-            action: Action::ParentSpoofed,
-            severity: Severity::High,
-            rule: &PPID_SPOOF,
-            message,
-            host: cx.host(p),
-            process: cx.facts(p, Some(ev)),
-            parent: cx.parent_facts(p, ev),
-            creator: Some(creator_facts),
-            session: None,
-            ancestry: cx.ancestry(p),
-            origin: ev.origin,
-            monitoring: None,
-        };
-        cx.alerts.push(alert);
+        let mut alert = cx.alert(p, ev, &PPID_SPOOF, Action::ParentSpoofed, Severity::High);
+        alert.message = message;
+        alert.creator = Some(creator_facts);
+        cx.raise(alert);
     }
 }

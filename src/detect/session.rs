@@ -12,9 +12,9 @@ use rustc_hash::FxHashMap;
 
 use super::rules::SessionRule;
 use super::{Context, Detector};
-use crate::detect::alert::{fmt_pid, Action, Alert, Rule, SessionFacts, Severity};
+use crate::detect::alert::{fmt_pid, Action, Rule, SessionFacts, Severity};
 use crate::event::{image_file_name, ProcessEvent, Timestamp};
-use crate::table::ProcRef;
+use crate::table::{Improvement, ProcRef};
 
 /// Ended sessions kept so late-arriving children still attribute.
 const ENDED_KEPT: usize = 4096;
@@ -87,16 +87,8 @@ impl RemoteSessions {
     ) -> u32 {
         let id = self.next;
         self.next = self.next.wrapping_add(1).max(1);
-        let (pid, start) = match cx.table.get(host) {
-            Some(p) => (p.pid(), p.created()),
-            None => (None, None),
-        };
-        let sid = match (pid, start) {
-            (Some(pid), Some(t)) => format!("{pid}@{t}"),
-            (Some(pid), None) => format!("{pid}@unknown"),
-            (None, _) => format!("?@{}", start.unwrap_or_default()),
-        };
-        cx.table.set_session(host, id);
+        let (pid, start, sid) = Self::identity(cx, host);
+        cx.set_session(host, id);
         self.opened.push_back(id);
         while self.sessions.len() >= MAX_SESSIONS {
             match self.opened.pop_front() {
@@ -122,6 +114,39 @@ impl RemoteSessions {
         id
     }
 
+    /// A session host's pid, start and session id (`pid@start`).
+    fn identity(cx: &Context<'_>, host: ProcRef) -> (Option<u32>, Option<Timestamp>, String) {
+        let (pid, start) = match cx.table().get(host) {
+            Some(p) => (p.pid(), p.created()),
+            None => (None, None),
+        };
+        let sid = match (pid, start) {
+            (Some(pid), Some(t)) => format!("{pid}@{t}"),
+            (Some(pid), None) => format!("{pid}@unknown"),
+            (None, _) => format!("?@{}", start.unwrap_or_default()),
+        };
+        (pid, start, sid)
+    }
+
+    /// The open session `p` is the host of, if any.
+    fn hosted_by(&self, cx: &Context<'_>, p: ProcRef) -> Option<u32> {
+        let tag = cx.table().get(p).map_or(0, |e| e.session);
+        self.sessions.get(&tag).filter(|s| s.host == p).map(|_| tag)
+    }
+
+    /// A better record of a session host arrived (its own start after a
+    /// placeholder, a finer creation time): the session keeps its tag, so
+    /// its processes stay counted, and takes the host's new identity.
+    fn refresh(&mut self, cx: &Context<'_>, tag: u32) -> Option<&Session> {
+        let host = self.sessions.get(&tag)?.host;
+        let (pid, start, sid) = Self::identity(cx, host);
+        let s = self.sessions.get_mut(&tag)?;
+        s.pid = pid;
+        s.start = start;
+        s.id = sid;
+        Some(s)
+    }
+
     fn alert(
         cx: &mut Context<'_>,
         s: &Session,
@@ -130,10 +155,10 @@ impl RemoteSessions {
         p: ProcRef,
         ev: &ProcessEvent,
     ) {
-        let process = cx.facts(p, Some(ev));
-        let parent = cx.parent_facts(p, ev);
+        let mut alert = cx.alert(p, ev, s.rule, action, severity);
+        let (process, parent) = (&alert.process, &alert.parent);
         let session = s.facts();
-        let message = match action {
+        alert.message = match action {
             Action::RemoteSessionStarted => format!(
                 "remote session started: {} (pid {}) under {}",
                 image_file_name(&process.image),
@@ -161,26 +186,11 @@ impl RemoteSessions {
                 s.processes
             ),
         };
-        let timestamp = match (action, s.end) {
-            (Action::RemoteSessionEnded, Some(end)) => end,
-            _ => ev.time,
-        };
-        let alert = Alert {
-            timestamp,
-            action,
-            severity,
-            rule: s.rule,
-            message,
-            host: cx.host(p),
-            parent,
-            creator: None,
-            session: Some(session),
-            ancestry: cx.ancestry(p),
-            origin: ev.origin,
-            process,
-            monitoring: None,
-        };
-        cx.alerts.push(alert);
+        if let (Action::RemoteSessionEnded, Some(end)) = (action, s.end) {
+            alert.timestamp = end;
+        }
+        alert.session = Some(session);
+        cx.raise(alert);
     }
 }
 
@@ -190,11 +200,24 @@ impl Detector for RemoteSessions {
     }
 
     fn on_start(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
+        // The host of a session opened from a child's hint, now seen
+        // starting itself: the same session, now with a known start.
+        if let Some(tag) = self.hosted_by(cx, p) {
+            if let Some(s) = self.refresh(cx, tag) {
+                if !ev.origin.is_preexisting() && s.found == "inferred_from_child" {
+                    let s = self.sessions.get_mut(&tag).expect("refreshed above");
+                    s.found = "started";
+                    let s = &self.sessions[&tag];
+                    Self::alert(cx, s, Action::RemoteSessionStarted, Severity::High, p, ev);
+                }
+            }
+            return;
+        }
         // A new session host?
         let hit = self
             .rules
             .iter()
-            .find(|r| (r.is_host)(cx.table, p, ev))
+            .find(|r| (r.is_host)(cx.table(), p, ev))
             .map(|r| r.rule);
         if let Some(rule) = hit {
             let (found, action) = if ev.origin.is_preexisting() {
@@ -206,18 +229,18 @@ impl Detector for RemoteSessions {
             Self::alert(cx, &self.sessions[&id], action, Severity::High, p, ev);
             return;
         }
-        let mut tag = cx.table.get(p).map_or(0, |e| e.session);
+        let mut tag = cx.table().get(p).map_or(0, |e| e.session);
         if tag == 0 {
             // A parent known only by the log's hint that names a session
             // host: the log began mid-session.
-            if let Some(pp) = cx.table.parent(p) {
-                let parent = cx.table.get(pp);
+            if let Some(pp) = cx.table().parent(p) {
+                let parent = cx.table().get(pp);
                 if let Some(par) = parent.filter(|e| e.placeholder && e.session == 0) {
                     let image = par.image.clone();
                     if let Some(r) = self.rules.iter().find(|r| (r.host_by_name)(&image)) {
                         let rule = r.rule;
                         tag = self.open(cx, rule, pp, "inferred_from_child");
-                        cx.table.set_session(p, tag);
+                        cx.set_session(p, tag);
                     }
                 }
             }
@@ -238,8 +261,28 @@ impl Detector for RemoteSessions {
         }
     }
 
+    fn on_update(
+        &mut self,
+        cx: &mut Context<'_>,
+        p: ProcRef,
+        ev: &ProcessEvent,
+        what: Improvement,
+    ) {
+        match what {
+            // Seen with its parent for the first time: judged as if new
+            // (a session host opens its session; a child in a session is
+            // activity). It had no session before, so nothing repeats.
+            Improvement::ParentResolved => self.on_start(cx, p, ev),
+            Improvement::TimeRefined => {
+                if let Some(tag) = self.hosted_by(cx, p) {
+                    self.refresh(cx, tag);
+                }
+            }
+        }
+    }
+
     fn on_stop(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
-        let tag = cx.table.get(p).map_or(0, |e| e.session);
+        let tag = cx.table().get(p).map_or(0, |e| e.session);
         let Some(s) = self.sessions.get_mut(&tag) else {
             return;
         };
@@ -247,7 +290,7 @@ impl Detector for RemoteSessions {
             return;
         }
         s.end = Some(
-            cx.table
+            cx.table()
                 .get(p)
                 .and_then(|e| e.exit_time())
                 .unwrap_or(ev.time),

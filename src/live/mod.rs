@@ -58,7 +58,7 @@ impl Default for LiveConfig {
     }
 }
 
-pub mod etw;
+decoder_mod!(etw);
 pub mod instance;
 pub mod proc_connector;
 pub mod shutdown;
@@ -67,6 +67,10 @@ pub mod supervise;
 pub use shutdown::shutdown_complete;
 
 #[cfg(windows)]
+#[allow(
+    unsafe_code,
+    reason = "the FFI edge: ETW, NtQuerySystemInformation and console calls; each block has a SAFETY line"
+)]
 mod windows;
 #[cfg(windows)]
 pub use self::windows::{dos_device_map, LiveSource};

@@ -6,6 +6,21 @@
 //! are a small fraction of its records. Those events are then put in time
 //! order, host-local NXLog times shifted to UTC first, and emitted.
 //!
+//! wsmwatch's own recordings join the same stream (`recordings.rs`),
+//! so several of them (a rotated recording, files or a folder, in any
+//! order) make one stream: each event sorts at the latest time its
+//! recording has reached, which keeps each recording's own delivery order
+//! (out-of-order children included) and interleaves recordings and
+//! evidence by time. Ties between files are broken by the file's place in
+//! the walk's canonical-path order, never by the order of the arguments.
+//! Every file is sniffed by content; what no format claims is noted
+//! ([`ReplayCounters::notes`]) and counted as skipped.
+//!
+//! **Stopping.** When the stop token fires (Ctrl-C), no further file is
+//! started and recordings stop between events; everything read so far is
+//! still ordered and handed to the detector, so its alerts are not lost.
+//! [`ReplayCounters::interrupted`] says it happened.
+//!
 //! **Memory bound.** Ordering holds the *process events* of the whole input
 //! in memory (about 300–600 bytes each, command lines included), never its
 //! records: EVTX is read a 4 MiB batch of chunks at a time per file being
@@ -14,153 +29,55 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::jsonlog::{self, ZipLimits};
-use super::order::{Clock, Entry, Merge, Orderer};
+use super::coalesce::Coalesce;
+use super::format::ZipLimits;
+use super::format::{self, Cx, Payload};
+use super::order::{Clock, Entry, Merge, Offsets, Orderer};
+use super::recordings::{self, Stream};
+use super::sniff;
+use super::walk::{expand, InputFile};
 use super::winlog::{Item, Mapped, TimeBasis};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
 use crate::source::{Emitter, InputError, Source, SourceError, StopToken};
 
-/// What a file holds, from its first bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// EVTX (`ElfFile\0`).
-    Evtx,
-    /// A zip archive (`PK\x03\x04`).
-    Zip,
-    /// JSON lines: event-log exports or wsmwatch records.
-    JsonLines,
-}
-
-/// Detects the format from the file's first bytes (not its name).
-pub fn sniff(head: &[u8]) -> Option<Format> {
-    if head.starts_with(b"ElfFile\0") {
-        Some(Format::Evtx)
-    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        Some(Format::Zip)
-    } else if head.trim_ascii_start().first() == Some(&b'{') {
-        Some(Format::JsonLines)
-    } else {
-        None
-    }
-}
-
-/// Extensions picked up when walking a folder. Files named explicitly are
-/// always read (their format is sniffed).
-const FOLDER_EXTENSIONS: &[&str] = &["evtx", "zip", "json", "jsonl", "ndjson"];
+pub use super::counters::{Note, ReplayCounters, ReplaySummary};
 
 /// Replay options.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
     /// Zip-bomb limits.
     pub zip: ZipLimits,
-    /// Show a progress bar: `None` = when stderr is a terminal.
-    pub progress: Option<bool>,
-    /// Print the final summary (records/s, MB/s) to stderr.
-    pub summary: bool,
     /// Process events held in memory for ordering before sorted runs are
     /// spilled to disk (about 0.5–1 KB each).
     pub max_events_in_memory: usize,
     /// Where spilled runs go (`None`: the system temp folder).
     pub spill_dir: Option<PathBuf>,
+    /// wsmwatch recordings streamed beside the evidence, one open file
+    /// each; with more, all are ordered with the evidence instead (the
+    /// same stream, held or spilled like evidence).
+    pub streamed_recordings: usize,
+    /// Merge the records of one process found in several logs (Sysmon and
+    /// Security) into one before detection. Off only to see every record as
+    /// decoded (tests of the readers).
+    pub merge_views: bool,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
         ReplayOptions {
             zip: ZipLimits::default(),
-            progress: None,
-            summary: false,
             max_events_in_memory: 100_000,
             spill_dir: None,
-        }
-    }
-}
-
-/// Running totals, readable while the replay runs and after.
-#[derive(Debug, Default)]
-pub struct ReplayCounters {
-    /// Input files found.
-    pub files: AtomicU64,
-    /// Files finished.
-    pub files_done: AtomicU64,
-    /// Records read (EVTX records, JSON lines).
-    pub records: AtomicU64,
-    /// Input bytes (on disk) finished.
-    pub bytes: AtomicU64,
-    /// Total input bytes (on disk).
-    pub bytes_total: AtomicU64,
-    /// Process events produced.
-    pub events: AtomicU64,
-    /// Bad records, chunks, lines, members and files.
-    pub errors: AtomicU64,
-    /// Wall-clock nanoseconds of the decode + order phase.
-    pub nanos: AtomicU64,
-}
-
-/// The final figures of a replay.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-pub struct ReplaySummary {
-    /// Input files.
-    pub files: u64,
-    /// Records read.
-    pub records: u64,
-    /// Input bytes.
-    pub bytes: u64,
-    /// Process events produced.
-    pub events: u64,
-    /// Bad inputs reported.
-    pub errors: u64,
-    /// Seconds spent reading and ordering.
-    pub seconds: f64,
-}
-
-impl ReplaySummary {
-    /// Records per second.
-    pub fn records_per_sec(&self) -> f64 {
-        self.records as f64 / self.seconds.max(1e-9)
-    }
-    /// Input MB (10^6 bytes) per second.
-    pub fn mb_per_sec(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
-    }
-}
-
-impl std::fmt::Display for ReplaySummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} files, {} records, {:.1} MB, {} process events, {} errors in {:.3} s: \
-             {:.0} records/s, {:.1} MB/s",
-            self.files,
-            self.records,
-            self.bytes as f64 / 1e6,
-            self.events,
-            self.errors,
-            self.seconds,
-            self.records_per_sec(),
-            self.mb_per_sec()
-        )
-    }
-}
-
-impl ReplayCounters {
-    /// A snapshot as a summary.
-    pub fn summary(&self) -> ReplaySummary {
-        ReplaySummary {
-            files: self.files.load(Ordering::Relaxed),
-            records: self.records.load(Ordering::Relaxed),
-            bytes: self.bytes_total.load(Ordering::Relaxed),
-            events: self.events.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            seconds: self.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            streamed_recordings: recordings::MAX_STREAMED,
+            merge_views: true,
         }
     }
 }
@@ -173,11 +90,14 @@ pub struct EvidenceSource {
     counters: Arc<ReplayCounters>,
 }
 
-/// One file's host offsets (host, seconds east, exact); its events went to
+/// One file's host offsets (host, seconds east, exact, host-local time
+/// seen); its events went to
 /// the [`Orderer`].
 #[derive(Default)]
 struct FileOut {
-    offsets: Vec<(String, i64, bool)>,
+    offsets: Vec<(String, i64, bool, Timestamp)>,
+    /// Read to its end (not cut short by the stop token).
+    complete: bool,
 }
 
 impl EvidenceSource {
@@ -196,25 +116,58 @@ impl EvidenceSource {
     }
 
     /// Decodes everything and returns the ordered events without an
-    /// emitter (tests, benchmarks). Bad input goes to `on_error`.
+    /// emitter (tests, benchmarks). Bad input goes to `on_error`; notes
+    /// (skipped files) to [`Self::counters`].
     pub fn collect(
         &mut self,
         on_error: &(dyn Fn(InputError) + Sync),
     ) -> Result<Vec<ProcessEvent>, SourceError> {
         let t0 = Instant::now();
-        let files = expand(&self.inputs, on_error, &self.counters)?;
-        let events: Vec<ProcessEvent> = decode_all(
-            &files,
-            &self.opts,
-            &self.counters,
-            on_error,
-            &StopToken::new(),
-        )
-        .collect();
-        self.counters
-            .nanos
+        let c = &*self.counters;
+        let stop = StopToken::new();
+        let files = expand(&self.inputs, on_error, c);
+        let mut stream = read_all(&files, &self.opts, c, on_error, &stop);
+        report_spill(stream.evidence(), c, on_error);
+        let pull = std::iter::from_fn(|| {
+            let ev = stream.next(c, on_error, &stop);
+            report_spill(stream.evidence(), c, on_error);
+            ev
+        });
+        let events = merged(pull, &self.opts).collect();
+        c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(events)
+    }
+}
+
+/// The stream the engine gets: each process's views merged into one record
+/// ([`Coalesce`]), unless the options ask for every record as decoded.
+fn merged<'a>(
+    pull: impl Iterator<Item = ProcessEvent> + 'a,
+    opts: &ReplayOptions,
+) -> Box<dyn Iterator<Item = ProcessEvent> + 'a> {
+    if opts.merge_views {
+        Box::new(Coalesce::new(pull))
+    } else {
+        Box::new(pull)
+    }
+}
+
+/// Reports the spill-file failures the merge has met since the last call:
+/// each is bad input (events may be lost), counted twice: as an error and
+/// as a spill error.
+fn report_spill(m: &mut Merge, c: &ReplayCounters, on_error: &(dyn Fn(InputError) + Sync)) {
+    if !m.has_failures() {
+        return;
+    }
+    for e in m.take_failures() {
+        c.errors.fetch_add(1, Ordering::Relaxed);
+        c.spill_errors.fetch_add(1, Ordering::Relaxed);
+        on_error(InputError {
+            file: e.path().display().to_string(),
+            location: "spill file".into(),
+            message: e.to_string(),
+        });
     }
 }
 
@@ -227,164 +180,72 @@ impl Source for EvidenceSource {
         let t0 = Instant::now();
         let out_ref: &Emitter = out;
         let on_error = |e: InputError| out_ref.malformed(e);
-        let files = expand(&self.inputs, &on_error, &self.counters)?;
-        let bar = progress_bar(&self.opts, &self.counters);
-        let events = decode_all(&files, &self.opts, &self.counters, &on_error, stop);
+        let c = &*self.counters;
+        let files = expand(&self.inputs, &on_error, c);
+        let mut stream = read_all(&files, &self.opts, c, &on_error, stop);
         tracing::info!(
             seconds = t0.elapsed().as_secs_f64(),
             "evidence decoded; merging"
         );
-        if let Some((bar, handle)) = bar {
-            bar.stop();
-            let _ = handle.join();
-        }
-
-        for ev in events {
-            if stop.is_stopped() {
-                break;
-            }
+        c.decoded.store(true, Ordering::Release);
+        report_spill(stream.evidence(), c, &on_error);
+        // Everything read is handed on, even after a stop: the alerts of
+        // what was read must not be lost (a second Ctrl-C ends the binary).
+        let pull = std::iter::from_fn(|| {
+            let ev = stream.next(c, &on_error, stop);
+            report_spill(stream.evidence(), c, &on_error);
+            ev
+        });
+        for ev in merged(pull, &self.opts) {
             out.emit(ev)?;
         }
-        self.counters
-            .nanos
+        c.nanos
             .store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if self.opts.summary {
-            // Decode, order and hand-off to the detector, end to end.
-            eprintln!("wsmwatch: replay read {}", self.counters.summary());
-        }
         Ok(())
     }
 }
 
-/// The progress bar, drawn by its own thread so decoding threads only bump
-/// atomics.
-struct Bar {
-    done: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Bar {
-    fn stop(&self) {
-        self.done.store(true, Ordering::SeqCst);
-    }
-}
-
-fn progress_bar(
+/// Sniffs every file, decodes the evidence in parallel into the
+/// [`Orderer`], and puts the recordings beside it (`recordings.rs`).
+fn read_all(
+    files: &[InputFile],
     opts: &ReplayOptions,
-    c: &Arc<ReplayCounters>,
-) -> Option<(Bar, std::thread::JoinHandle<()>)> {
-    let show = opts
-        .progress
-        .unwrap_or_else(|| std::io::stderr().is_terminal());
-    if !show {
-        return None;
-    }
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let c = Arc::clone(c);
-    let d = Arc::clone(&done);
-    let handle = std::thread::spawn(move || {
-        let total = c.bytes_total.load(Ordering::Relaxed);
-        let pb = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let t0 = Instant::now();
-        while !d.load(Ordering::SeqCst) {
-            let recs = c.records.load(Ordering::Relaxed);
-            pb.set_position(c.bytes.load(Ordering::Relaxed));
-            pb.set_message(format!(
-                "files {}/{} · {} records ({:.0}/s)",
-                c.files_done.load(Ordering::Relaxed),
-                c.files.load(Ordering::Relaxed),
-                recs,
-                recs as f64 / t0.elapsed().as_secs_f64().max(1e-3)
-            ));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        pb.finish_and_clear();
-    });
-    Some((Bar { done }, handle))
-}
-
-/// Files and folders → the files to read, folders walked recursively in
-/// name order. A missing explicit input ends the replay; an unreadable
-/// folder entry is reported and skipped.
-fn expand(
-    inputs: &[PathBuf],
-    on_error: &(dyn Fn(InputError) + Sync),
     c: &ReplayCounters,
-) -> Result<Vec<(PathBuf, u64)>, SourceError> {
-    let mut out = Vec::new();
-    for p in inputs {
-        // A missing input is bad input, not the end of the replay: the
-        // rest of the evidence is still read and the exit status says so.
-        let md = match std::fs::metadata(p) {
-            Ok(md) => md,
-            Err(e) => {
-                c.errors.fetch_add(1, Ordering::Relaxed);
-                on_error(InputError {
-                    file: p.display().to_string(),
-                    location: "file".into(),
-                    message: format!("cannot read: {e}"),
-                });
+    on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
+) -> Stream {
+    let kinds: Vec<Kind> = files.par_iter().map(kind_of).collect();
+    let natives = kinds.iter().filter(|k| matches!(k, Kind::Native)).count();
+    let stream_natives = natives <= opts.streamed_recordings;
+    let merge = decode_all(files, &kinds, stream_natives, opts, c, on_error, stop);
+    let mut recs = Vec::new();
+    if stream_natives {
+        for (i, (f, k)) in files.iter().zip(&kinds).enumerate() {
+            if !matches!(k, Kind::Native) {
                 continue;
             }
-        };
-        if md.is_dir() {
-            walk(p, &mut out, on_error);
-        } else {
-            out.push((p.clone(), md.len()));
-        }
-    }
-    c.files.store(out.len() as u64, Ordering::Relaxed);
-    c.bytes_total
-        .store(out.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>, on_error: &(dyn Fn(InputError) + Sync)) {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => {
-            on_error(InputError {
-                file: dir.display().to_string(),
-                location: "folder".into(),
-                message: e.to_string(),
-            });
-            return;
-        }
-    };
-    let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        match std::fs::metadata(&p) {
-            Ok(md) if md.is_dir() => walk(&p, out, on_error),
-            Ok(md) => {
-                let ext = p
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .map(str::to_ascii_lowercase);
-                if ext.is_some_and(|e| FOLDER_EXTENSIONS.contains(&e.as_str())) {
-                    out.push((p, md.len()));
+            match recordings::open(f, i as u32) {
+                Ok(r) => recs.push(r),
+                Err(e) => {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                    on_error(InputError {
+                        file: f.path.display().to_string(),
+                        location: "file".into(),
+                        message: format!("cannot open: {e}"),
+                    });
                 }
             }
-            Err(e) => on_error(InputError {
-                file: p.display().to_string(),
-                location: "file".into(),
-                message: e.to_string(),
-            }),
         }
     }
+    Stream::new(merge, recs)
 }
 
-/// Decodes all files in parallel into the [`Orderer`], then merges.
+/// Decodes all files (but streamed recordings) in parallel into the
+/// [`Orderer`], then merges.
 fn decode_all(
-    files: &[(PathBuf, u64)],
+    files: &[InputFile],
+    kinds: &[Kind],
+    stream_natives: bool,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     on_error: &(dyn Fn(InputError) + Sync),
@@ -393,47 +254,80 @@ fn decode_all(
     let orderer = Orderer::new(opts.max_events_in_memory, opts.spill_dir.clone());
     let outs: Vec<FileOut> = files
         .par_iter()
+        .zip(kinds)
         .enumerate()
-        .map(|(i, (path, size))| {
+        .map(|(i, (f, kind))| {
+            if matches!(kind, Kind::Native) && stream_natives {
+                // Read later, as the stream is handed on.
+                return FileOut {
+                    complete: true,
+                    ..FileOut::default()
+                };
+            }
             if stop.is_stopped() {
                 return FileOut::default();
             }
-            let out = decode_file(path, i as u32, *size, opts, c, &orderer, on_error);
-            c.files_done.fetch_add(1, Ordering::Relaxed);
+            let out = decode_file(f, kind, i as u32, opts, c, &orderer, on_error, stop);
+            if out.complete {
+                c.files_done.fetch_add(1, Ordering::Relaxed);
+            }
             out
         })
         .collect();
+    if stop.is_stopped() && outs.iter().any(|o| !o.complete) {
+        c.interrupted.store(true, Ordering::Relaxed);
+    }
+    c.sort_notes();
     let spilled = orderer.spilled();
     if spilled > 0 {
         tracing::info!(spilled, "process events spilled to disk for ordering");
     }
-    let offsets = host_offsets(&outs);
-    orderer.finish(&offsets)
+    let mut warnings = Vec::new();
+    let offsets = host_offsets(&outs, &mut warnings);
+    let merged = orderer.finish(&offsets);
+    for h in merged.unshifted_hosts() {
+        warnings.push(format!(
+            "host {h}: its records carry only host-local time and no UTC offset could be \
+             learned for it (no Sysmon UtcTime, no @timestamp); its times are taken as UTC"
+        ));
+    }
+    warnings.sort();
+    c.warnings.lock().extend(warnings);
+    merged
 }
 
-/// One offset per host (lowercased): exact (Sysmon UtcTime beside
-/// EventTime) wins over approximate (@timestamp).
-fn host_offsets(outs: &[FileOut]) -> HashMap<String, i64> {
-    let mut offsets: HashMap<String, (i64, bool)> = HashMap::new();
+/// Each host's UTC offsets over time (lowercased host → change points in
+/// host-local time): exact ones (Sysmon UtcTime beside EventTime) when the
+/// host has any, else those learned from the export's `@timestamp`, which
+/// also hold the shipping delay and are reported as a warning.
+fn host_offsets(outs: &[FileOut], warnings: &mut Vec<String>) -> HashMap<String, Offsets> {
+    // Per host: (exact, approximate) observations.
+    type Seen = (Vec<(u64, i64)>, Vec<(u64, i64)>);
+    let mut seen: HashMap<String, Seen> = HashMap::new();
     for o in outs {
-        for (host, secs, exact) in &o.offsets {
-            let h = host.to_ascii_lowercase();
-            match offsets.get(&h) {
-                Some((_, true)) => {}
-                Some((_, false)) if !exact => {}
-                _ => {
-                    offsets.insert(h, (*secs, *exact));
-                }
-            }
+        for (host, secs, exact, at) in &o.offsets {
+            let (ex, approx) = seen.entry(host.to_ascii_lowercase()).or_default();
+            if *exact { ex } else { approx }.push((at.0, *secs));
         }
     }
-    for (h, (secs, exact)) in &offsets {
-        if !exact {
-            tracing::warn!(host = %h, offset_secs = secs,
-                "host-local EventTime shifted by an offset learned from @timestamp (no Sysmon UtcTime for this host)");
-        }
+    let mut out = HashMap::new();
+    for (h, (exact, approx)) in seen {
+        let mut points = if exact.is_empty() {
+            warnings.push(format!(
+                "host {h}: no Sysmon UtcTime beside its local EventTime; its local times are \
+                 shifted by an offset learned from @timestamp ({} s), which includes the \
+                 export's shipping delay",
+                approx.first().map_or(0, |p| p.1)
+            ));
+            approx
+        } else {
+            exact
+        };
+        points.sort_unstable();
+        points.dedup_by(|b, a| a.1 == b.1);
+        out.insert(h, Offsets(points));
     }
-    offsets.into_iter().map(|(h, (s, _))| (h, s)).collect()
+    out
 }
 
 /// Turns a decoded event into an ordering entry and its clock. `last` is
@@ -477,39 +371,86 @@ const PUSH_BATCH: usize = 4096;
 
 /// [`decode_file_inner`], with a panic in a third-party parser contained
 /// to the file it was reading.
+#[allow(clippy::too_many_arguments)]
 fn decode_file(
-    path: &Path,
+    f: &InputFile,
+    kind: &Kind,
     file: u32,
-    size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
 ) -> FileOut {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_file_inner(path, file, size, opts, c, orderer, on_error)
+        decode_file_inner(f, kind, file, opts, c, orderer, on_error, stop)
     }))
     .unwrap_or_else(|_| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         on_error(InputError {
-            file: path.display().to_string(),
+            file: f.path.display().to_string(),
             location: "file".into(),
             message: "the reader panicked on this file; its events were dropped".into(),
         });
-        FileOut::default()
+        FileOut {
+            complete: true,
+            ..FileOut::default()
+        }
     })
 }
 
+/// How one input is read, from its first bytes.
+enum Kind {
+    /// A wsmwatch recording (stdin always is one).
+    Native,
+    /// A format of [`format::FORMATS`].
+    Evidence,
+    /// Nothing replay reads: the reason.
+    Unread(String),
+    /// It could not be opened or read: the reason (bad input).
+    Failed(String),
+}
+
+/// Sniffs one input. Never reads stdin (it is a recording).
+fn kind_of(f: &InputFile) -> Kind {
+    if f.is_stdin() {
+        return Kind::Native;
+    }
+    let sniffed = File::open(&f.path).and_then(|file| {
+        let mut r = BufReader::with_capacity(64 << 10, file);
+        if sniff::is_native(&mut r) {
+            return Ok(Kind::Native);
+        }
+        r.rewind()?;
+        let mut head = Vec::with_capacity(format::HEAD);
+        r.take(format::HEAD as u64).read_to_end(&mut head)?;
+        let head = sniff::strip_bom(&head);
+        Ok(if format::detect(head).is_some() {
+            Kind::Evidence
+        } else {
+            Kind::Unread(sniff::why_unread(head, &f.path.display().to_string()))
+        })
+    });
+    sniffed.unwrap_or_else(|e| Kind::Failed(format!("cannot open: {e}")))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn decode_file_inner(
-    path: &Path,
+    input: &InputFile,
+    kind: &Kind,
     file: u32,
-    size: u64,
     opts: &ReplayOptions,
     c: &ReplayCounters,
     orderer: &Orderer,
     on_error: &(dyn Fn(InputError) + Sync),
+    stop: &StopToken,
 ) -> FileOut {
-    let name = path.display().to_string();
+    let (path, size) = (&input.path, input.size);
+    let name = if input.is_stdin() {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
     let report = |location: String, message: String| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         on_error(InputError {
@@ -518,16 +459,46 @@ fn decode_file_inner(
             message,
         });
     };
-    let mut out = FileOut::default();
-    let mut f = match File::open(path) {
+    let mut out = FileOut {
+        complete: true,
+        ..FileOut::default()
+    };
+    match kind {
+        Kind::Evidence => {}
+        Kind::Native => {
+            // More recordings than are streamed: ordered with the evidence.
+            let r: Box<dyn BufRead> = if input.is_stdin() {
+                Box::new(BufReader::new(std::io::stdin()))
+            } else {
+                match File::open(path) {
+                    Ok(f) => Box::new(BufReader::with_capacity(256 << 10, f)),
+                    Err(e) => {
+                        report("file".into(), format!("cannot open: {e}"));
+                        return out;
+                    }
+                }
+            };
+            out.complete = recordings::read_into(r, &name, file, c, orderer, on_error, stop);
+            c.bytes.fetch_add(size, Ordering::Relaxed);
+            return out;
+        }
+        Kind::Unread(reason) => {
+            c.skip(name.clone(), String::new(), format!("skipped: {reason}"));
+            c.bytes.fetch_add(size, Ordering::Relaxed);
+            return out;
+        }
+        Kind::Failed(message) => {
+            report("file".into(), message.clone());
+            return out;
+        }
+    }
+    let f = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
             report("file".into(), format!("cannot open: {e}"));
             return out;
         }
     };
-    let mut head = [0u8; 8];
-    let n = read_head(&mut f, &mut head);
     let mut batch = Vec::new();
     let mut seq = 0u64;
     let mut clock = None;
@@ -544,8 +515,16 @@ fn decode_file_inner(
                 push(&mut batch);
             }
         }
-        Item::Offset { host, secs, exact } => out.offsets.push((host, secs, exact)),
+        Item::Offset {
+            host,
+            secs,
+            exact,
+            at,
+        } => out.offsets.push((host, secs, exact, at)),
         Item::Bad { location, message } => report(location, message),
+        Item::Skipped { location, reason } => {
+            c.skip(name.clone(), location, format!("skipped: {reason}"));
+        }
     };
     // Progress bytes added while decoding; settled to the file size after.
     let added = AtomicU64::new(0);
@@ -553,39 +532,19 @@ fn decode_file_inner(
         added.fetch_add(n, Ordering::Relaxed);
         c.bytes.fetch_add(n, Ordering::Relaxed);
     };
-    match sniff(&head[..n]) {
-        Some(Format::Evtx) => {
-            let on_chunk = |records: u64| {
-                c.records.fetch_add(records, Ordering::Relaxed);
-                add(65536);
-            };
-            match super::evtx::decode(f, &mut sink, &on_chunk) {
-                Ok(s) => tracing::debug!(file = %name, records = s.records, rendered = s.rendered,
-                    chunks_skipped = s.chunks_skipped, "evtx done"),
-                Err(e) => report("file".into(), e.to_string()),
-            }
-        }
-        Some(Format::Zip) => {
-            match jsonlog::decode_zip(BufReader::new(f), &opts.zip, &mut sink, &add) {
-                Ok(s) => {
-                    c.records.fetch_add(s.records, Ordering::Relaxed);
-                }
-                Err(e) => report("file".into(), e.to_string()),
-            }
-        }
-        Some(Format::JsonLines) => {
-            match jsonlog::decode_lines(BufReader::with_capacity(256 << 10, f), "", &mut sink, &add)
-            {
-                Ok(n) => {
-                    c.records.fetch_add(n, Ordering::Relaxed);
-                }
-                Err((line, e)) => report(format!("line {line}"), format!("unreadable: {e}")),
-            }
-        }
-        None => report(
-            "file".into(),
-            "unknown format: not EVTX, zip or JSON lines".into(),
-        ),
+    let on_records = |n: u64| {
+        c.records.fetch_add(n, Ordering::Relaxed);
+    };
+    let mut cx = Cx {
+        sink: &mut sink,
+        on_records: &on_records,
+        on_bytes: &add,
+        zip: &opts.zip,
+        depth: 0,
+    };
+    match format::decode(Payload::File(BufReader::new(f)), &mut cx) {
+        Ok(name) => tracing::debug!(file = %path.display(), format = name, "decoded"),
+        Err(message) => report("file".into(), message),
     }
     push(&mut batch);
     let added = added.load(Ordering::Relaxed);
@@ -595,18 +554,4 @@ fn decode_file_inner(
         c.bytes.fetch_sub(added - size, Ordering::Relaxed);
     }
     out
-}
-
-fn read_head(f: &mut File, head: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(_) => break,
-        }
-    }
-    use std::io::Seek;
-    let _ = f.seek(std::io::SeekFrom::Start(0));
-    n
 }

@@ -32,7 +32,7 @@ pub(crate) struct Shape {
 
 impl Shape {
     /// The literal text of element `name`.
-    pub fn text(&self, name: &str) -> Option<&str> {
+    pub(crate) fn text(&self, name: &str) -> Option<&str> {
         self.texts
             .iter()
             .find(|(n, _)| n == name)

@@ -18,36 +18,15 @@
 //! Sysmon records carrying both `EventTime` and `UtcTime` (or, failing
 //! that, from `@timestamp`). See `docs/FORMATS.md`.
 
-use std::collections::HashSet;
-use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::collections::HashMap;
+use std::io::{self, BufRead};
 
 use serde::Deserialize;
 
+use super::format::{Cx, Format, Payload};
 use super::winlog::{self, Envelope, Fields, Flex, Item, Mapped, Provider, TimeBasis};
 use crate::event::{Origin, ProcessEvent, Timestamp};
 use crate::source::lines::{read_line, Line as ReadLine, MAX_LINE};
-
-/// Limits on what a `.zip` member may expand to (zip-bomb guard).
-#[derive(Clone, Copy, Debug)]
-pub struct ZipLimits {
-    /// Largest decompressed member, in bytes.
-    pub max_member_bytes: u64,
-    /// Largest decompressed/compressed ratio. Log JSON compresses about
-    /// 20–30×, EVTX 10–20×; deflate's own ceiling is about 1032×.
-    pub max_ratio: u64,
-    /// Largest `.evtx` member, which is read into memory to be parsed.
-    pub max_evtx_member_bytes: u64,
-}
-
-impl Default for ZipLimits {
-    fn default() -> Self {
-        ZipLimits {
-            max_member_bytes: 16 << 30,
-            max_ratio: 200,
-            max_evtx_member_bytes: 2 << 30,
-        }
-    }
-}
 
 #[allow(non_snake_case)]
 #[derive(Deserialize, Default)]
@@ -106,8 +85,27 @@ fn s<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
 /// Per-stream decoding state: which hosts' offsets were already reported.
 #[derive(Default)]
 struct State {
-    exact: HashSet<String>,
-    fallback: HashSet<String>,
+    /// The last offset reported per host, and whether it was exact: a new
+    /// one is reported when it changes (daylight saving) or improves.
+    last: HashMap<String, (i64, bool)>,
+}
+
+impl State {
+    /// Reports `secs` for `host` at local time `at` unless it says nothing
+    /// new: an exact offset replaces an inexact one, never the reverse.
+    fn offset(&mut self, host: &str, secs: i64, exact: bool, at: Timestamp, sink: &mut dyn FnMut(Item)) {
+        match self.last.get(host) {
+            Some(&(s, e)) if (s == secs && e >= exact) || (e && !exact) => return,
+            _ => {}
+        }
+        self.last.insert(host.to_owned(), (secs, exact));
+        sink(Item::Offset {
+            host: host.to_owned(),
+            secs,
+            exact,
+            at,
+        });
+    }
 }
 
 /// Decodes one line. `Ok(None)` for records that are not process events.
@@ -170,26 +168,12 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
         // Sysmon event id carries it), else roughly from @timestamp.
         let utc = s(&l.UtcTime).and_then(Timestamp::parse_rfc3339);
         if let Some(utc) = utc.filter(|_| provider == Provider::Sysmon) {
-            if !st.exact.contains(h) {
-                if let Some(secs) = winlog::offset_from_pair(local, utc) {
-                    st.exact.insert(h.to_owned());
-                    sink(Item::Offset {
-                        host: h.to_owned(),
-                        secs,
-                        exact: true,
-                    });
-                }
+            if let Some(secs) = winlog::offset_from_pair(local, utc) {
+                st.offset(h, secs, true, local, sink);
             }
         } else if let Some(t) = ts {
-            if !st.fallback.contains(h) && !st.exact.contains(h) {
-                if let Some(secs) = winlog::offset_from_pair(local, t) {
-                    st.fallback.insert(h.to_owned());
-                    sink(Item::Offset {
-                        host: h.to_owned(),
-                        secs,
-                        exact: false,
-                    });
-                }
+            if let Some(secs) = winlog::offset_from_pair(local, t) {
+                st.offset(h, secs, false, local, sink);
             }
         }
     }
@@ -261,171 +245,33 @@ pub fn decode_lines<R: BufRead>(
     }
 }
 
-/// A reader that fails once more than `limit` bytes came out of it.
-struct Capped<R> {
-    inner: R,
-    left: u64,
-    what: String,
-}
+/// JSON lines: one event-log record (NXLog flat or Winlogbeat/ECS) per line.
+#[derive(Debug)]
+pub(crate) struct JsonLines;
 
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            return Err(io::Error::other(self.what.clone()));
-        }
-        self.left -= n as u64;
-        Ok(n)
+impl Format for JsonLines {
+    fn name(&self) -> &'static str {
+        "json-lines"
     }
-}
-
-/// What a zip member holds, from its name.
-fn member_kind(name: &str) -> Option<&'static str> {
-    let n = name.to_ascii_lowercase();
-    if n.ends_with(".evtx") {
-        Some("evtx")
-    } else if n.ends_with(".json") || n.ends_with(".jsonl") || n.ends_with(".ndjson") {
-        Some("json")
-    } else {
-        None
+    fn sniff(&self, head: &[u8]) -> bool {
+        head.trim_ascii_start().first() == Some(&b'{')
     }
-}
-
-/// Why a zip could not be read at all (bad members are reported as
-/// [`Item::Bad`] instead, and the next member is read).
-#[derive(Debug, thiserror::Error)]
-pub enum ZipFileError {
-    /// No readable central directory.
-    #[error("not a readable zip: {0}")]
-    Archive(#[source] zip::result::ZipError),
-}
-
-/// Totals for one zip.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ZipStats {
-    /// Records read across members.
-    pub records: u64,
-    /// Members read.
-    pub members: u64,
-}
-
-/// Decodes every `.json`/`.jsonl`/`.ndjson`/`.evtx` member of a zip, in
-/// archive order, without extracting it to disk. Deflate and stored only:
-/// the reader stays pure Rust. A member that cannot be read is reported
-/// (named) and the next one is read.
-pub fn decode_zip<R: Read + Seek>(
-    input: R,
-    limits: &ZipLimits,
-    sink: &mut dyn FnMut(Item),
-    on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<ZipStats, ZipFileError> {
-    let mut zip = zip::ZipArchive::new(input).map_err(ZipFileError::Archive)?;
-    let mut stats = ZipStats::default();
-    for i in 0..zip.len() {
-        let mut bad = |location: String, message: String| sink(Item::Bad { location, message });
-        let mut m = match zip.by_index(i) {
-            Ok(m) => m,
-            Err(e) => {
-                bad(format!("member #{i}"), format!("unreadable: {e}"));
-                continue;
-            }
-        };
-        if m.is_dir() {
-            continue;
+    fn decode(&self, input: Payload<'_>, cx: &mut Cx<'_>) -> Result<(), String> {
+        match decode_lines(input.reader(), "", cx.sink, cx.on_bytes) {
+            Ok(n) => (cx.on_records)(n),
+            Err((line, e)) => (cx.sink)(Item::Bad {
+                location: format!("line {line}"),
+                message: format!("unreadable: {e}"),
+            }),
         }
-        let name = m.name().to_owned();
-        let Some(kind) = member_kind(&name) else {
-            tracing::debug!(member = %name, "zip member skipped: not .json/.jsonl/.ndjson/.evtx");
-            continue;
-        };
-        let comp = m.compressed_size();
-        let cap = limits
-            .max_member_bytes
-            .min(comp.saturating_mul(limits.max_ratio).max(1 << 20));
-        if m.size() > cap {
-            bad(
-                format!("member {name}"),
-                format!(
-                    "refused: declares {} bytes from {comp} compressed, over the {cap}-byte cap \
-                     (ratio {}, max {} bytes; possible zip bomb)",
-                    m.size(),
-                    limits.max_ratio,
-                    limits.max_member_bytes
-                ),
-            );
-            continue;
-        }
-        stats.members += 1;
-        let what = format!(
-            "decompressed past the {cap}-byte cap (ratio {} of {comp} compressed bytes; \
-             possible zip bomb)",
-            limits.max_ratio
-        );
-        let capped = Capped {
-            inner: &mut m,
-            left: cap,
-            what,
-        };
-        if kind == "evtx" {
-            let mut data = Vec::new();
-            let limit = cap.min(limits.max_evtx_member_bytes);
-            match capped.take(limit + 1).read_to_end(&mut data) {
-                Ok(n) if n as u64 > limit => {
-                    bad(
-                        format!("member {name}"),
-                        format!("EVTX member larger than {limit} bytes; extract it first"),
-                    );
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    bad(format!("member {name}"), format!("unreadable: {e}"));
-                    continue;
-                }
-            }
-            let mut inner = |it: Item| match it {
-                Item::Bad { location, message } => sink(Item::Bad {
-                    location: format!("member {name} {location}"),
-                    message,
-                }),
-                other => sink(other),
-            };
-            match super::evtx::decode(std::io::Cursor::new(data), &mut inner, &|_| {}) {
-                Ok(s) => stats.records += s.records,
-                Err(e) => sink(Item::Bad {
-                    location: format!("member {name}"),
-                    message: e.to_string(),
-                }),
-            }
-            on_bytes(comp);
-            continue;
-        }
-        let prefix = format!("member {name} ");
-        let r = decode_lines(
-            BufReader::with_capacity(256 << 10, capped),
-            &prefix,
-            sink,
-            &|_| {},
-        );
-        on_bytes(comp);
-        match r {
-            Ok(n) => stats.records += n,
-            Err((line, e)) => {
-                sink(Item::Bad {
-                    location: format!("member {name} line {line}"),
-                    message: format!("unreadable: {e}"),
-                });
-            }
-        }
+        Ok(())
     }
-    Ok(stats)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::EventKind;
-    use std::io::Write;
 
     fn run(text: &str) -> Vec<Item> {
         let mut v = Vec::new();
@@ -448,8 +294,11 @@ mod tests {
         for i in items {
             match i {
                 Item::Event(m) => evs.push(m),
-                Item::Offset { host, secs, exact } => offsets.push((host, secs, exact)),
+                Item::Offset {
+                    host, secs, exact, ..
+                } => offsets.push((host, secs, exact)),
                 Item::Bad { location, message } => bad.push((location, message)),
+                Item::Skipped { location, reason } => bad.push((location, reason)),
             }
         }
         assert_eq!(offsets, vec![("WS6".to_string(), -4 * 3600, true)]);
@@ -487,53 +336,5 @@ mod tests {
         };
         assert_eq!(m.event.kind, EventKind::Stop);
         assert_eq!(m.event.origin, Origin::Replay);
-    }
-
-    fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let opt = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        for (n, d) in members {
-            w.start_file(*n, opt).unwrap();
-            w.write_all(d).unwrap();
-        }
-        w.finish().unwrap().into_inner()
-    }
-
-    #[test]
-    fn zip_members_and_bomb_cap() {
-        let z = zip_of(&[
-            ("a.json", format!("{NX_SEC}\n").as_bytes()),
-            ("readme.txt", b"x"),
-            ("big.json", &vec![b' '; 4 << 20]),
-        ]);
-        let mut items = Vec::new();
-        let st = decode_zip(
-            std::io::Cursor::new(z),
-            &ZipLimits::default(),
-            &mut |i| items.push(i),
-            &|_| {},
-        )
-        .unwrap();
-        assert_eq!(st.members, 1, "{items:?}");
-        items.retain(|i| !matches!(i, Item::Offset { .. }));
-        assert!(matches!(items[0], Item::Event(_)));
-        let Item::Bad { location, message } = &items[1] else {
-            panic!("{items:?}")
-        };
-        assert_eq!(location, "member big.json");
-        assert!(message.contains("zip bomb"), "{message}");
-        assert_eq!(items.len(), 2);
-    }
-
-    #[test]
-    fn not_a_zip_is_an_error() {
-        let r = decode_zip(
-            std::io::Cursor::new(b"PK\x03\x04garbage".to_vec()),
-            &ZipLimits::default(),
-            &mut |_| {},
-            &|_| {},
-        );
-        assert!(r.is_err());
     }
 }

@@ -15,6 +15,10 @@
 //!
 //! Ties are broken by (file index, position in file), so the order never
 //! depends on thread timing.
+//!
+//! A spill file that cannot be written, reopened or read back is a
+//! failure the caller reports as bad input (the merge keeps going with
+//! what it has): see [`Merge::take_failures`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -25,7 +29,22 @@ use std::sync::{Arc, Mutex};
 
 use crate::event::{ProcessEvent, Timestamp};
 
+use super::spill as codec;
 use super::winlog;
+
+/// A host's UTC offsets as they changed: (host-local time seen, seconds
+/// east), sorted. Each holds from its time until the next; before the first
+/// the first holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Offsets(pub(crate) Vec<(u64, i64)>);
+
+impl Offsets {
+    /// The offset in force at host-local time `local`.
+    pub(crate) fn at(&self, local: u64) -> i64 {
+        let i = self.0.partition_point(|&(t, _)| t <= local);
+        self.0[i.saturating_sub(1)].1
+    }
+}
 
 /// One event with its sort key.
 #[derive(Debug, Clone)]
@@ -41,7 +60,8 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn order(&self) -> (u64, u32, u64) {
+    /// The order key: (sort time, file, position in file).
+    pub(super) fn order(&self) -> (u64, u32, u64) {
         (self.sort_time, self.file, self.seq)
     }
 }
@@ -61,16 +81,46 @@ struct Run {
 
 /// Errors of the spill files (our own temp files, not the evidence).
 #[derive(Debug, thiserror::Error)]
-pub enum OrderError {
-    /// Writing or reading a spill file failed.
-    #[error("spill file {path}: {source}")]
+pub(super) enum OrderError {
+    /// Creating or writing a spill file failed; its events stay in memory.
+    #[error("cannot write: {source}; events kept in memory instead")]
     Spill {
-        /// The file.
+        /// The file (or the spill folder).
         path: PathBuf,
         /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A written spill file could not be opened again: its events are lost.
+    #[error("cannot reopen: {source}; {events} events lost")]
+    Reopen {
+        /// The file.
+        path: PathBuf,
+        /// Events it held.
+        events: u64,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading a spill file back failed: the rest of its events are lost.
+    #[error("cannot read back: {message}; the rest of its events are lost")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+impl OrderError {
+    /// The spill file (or folder) concerned.
+    pub(super) fn path(&self) -> &Path {
+        match self {
+            OrderError::Spill { path, .. }
+            | OrderError::Reopen { path, .. }
+            | OrderError::Read { path, .. } => path,
+        }
+    }
 }
 
 /// Collects events from many decoder threads; see the module docs.
@@ -83,6 +133,7 @@ pub(crate) struct Orderer {
     spilled: std::sync::atomic::AtomicU64,
     next_run: std::sync::atomic::AtomicU64,
     spill_failed: std::sync::atomic::AtomicBool,
+    failures: Mutex<Vec<OrderError>>,
 }
 
 impl std::fmt::Debug for Orderer {
@@ -96,7 +147,7 @@ impl std::fmt::Debug for Orderer {
 impl Orderer {
     /// Holds at most about `max_in_memory` events before spilling to
     /// `spill_dir` (the system temp folder when `None`).
-    pub fn new(max_in_memory: usize, spill_dir: Option<PathBuf>) -> Self {
+    pub(super) fn new(max_in_memory: usize, spill_dir: Option<PathBuf>) -> Self {
         Orderer {
             max_in_memory: max_in_memory.max(1),
             spill_dir,
@@ -106,16 +157,17 @@ impl Orderer {
             spilled: Default::default(),
             next_run: Default::default(),
             spill_failed: Default::default(),
+            failures: Mutex::default(),
         }
     }
 
     /// Events written to spill files so far.
-    pub fn spilled(&self) -> u64 {
+    pub(super) fn spilled(&self) -> u64 {
         self.spilled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Adds a batch; spills when the buffer is full.
-    pub fn push(&self, batch: &mut Vec<(Clock, Entry)>) {
+    pub(super) fn push(&self, batch: &mut Vec<(Clock, Entry)>) {
         let full = {
             let mut b = self.buf.lock().unwrap_or_else(|p| p.into_inner());
             b.append(batch);
@@ -132,7 +184,7 @@ impl Orderer {
             match self.spill(full) {
                 Ok(()) => {}
                 Err((e, back)) => {
-                    tracing::warn!("{e}; keeping events in memory instead");
+                    self.fail(e);
                     self.spill_failed
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                     self.buf
@@ -142,6 +194,13 @@ impl Orderer {
                 }
             }
         }
+    }
+
+    fn fail(&self, e: OrderError) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
     }
 
     fn spill_path(&self) -> Result<PathBuf, std::io::Error> {
@@ -188,11 +247,11 @@ impl Orderer {
             }
             self.spilled
                 .fetch_add((end - start) as u64, std::sync::atomic::Ordering::Relaxed);
-            new_runs.push((clock, path));
+            new_runs.push((clock, path, (end - start) as u64));
             start = end;
         }
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        for (clock, path) in new_runs {
+        for (clock, path, events) in new_runs {
             match File::open(&path) {
                 Ok(f) => runs.push(Run {
                     clock,
@@ -201,15 +260,21 @@ impl Orderer {
                         path,
                     },
                 }),
-                Err(e) => tracing::error!("spill file {}: {e}", path.display()),
+                Err(source) => self.fail(OrderError::Reopen {
+                    path,
+                    events,
+                    source,
+                }),
             }
         }
         Ok(())
     }
 
     /// Merges everything, shifting each host-local run by its host's
-    /// offset (seconds east of UTC; hosts without one stay as they are).
-    pub fn finish(self, offsets: &HashMap<String, i64>) -> Merge {
+    /// offsets (seconds east of UTC, as they changed over time; hosts
+    /// without any stay as they are and are listed by
+    /// [`Merge::unshifted_hosts`]).
+    pub(super) fn finish(self, offsets: &HashMap<String, Offsets>) -> Merge {
         let mut runs = self.runs.into_inner().unwrap_or_else(|p| p.into_inner());
         let rest = self.buf.into_inner().unwrap_or_else(|p| p.into_inner());
         // One run per clock; the entries move into their run, uncopied.
@@ -224,20 +289,28 @@ impl Orderer {
             clock,
             data: RunData::Mem(v.into_iter()),
         }));
+        let mut unshifted: Vec<String> = Vec::new();
         let shifts = runs
             .iter()
             .map(|r| {
-                r.clock
-                    .as_ref()
-                    .and_then(|h| offsets.get(&**h).copied())
-                    .unwrap_or(0)
+                let h = r.clock.as_ref()?;
+                let o = offsets.get(&**h).filter(|o| !o.0.is_empty());
+                if o.is_none() && !unshifted.iter().any(|u| **u == **h) {
+                    unshifted.push(h.to_string());
+                }
+                o.cloned()
             })
             .collect();
         let mut m = Merge {
             runs,
             shifts,
+            unshifted,
             heap: BinaryHeap::new(),
             heads: Vec::new(),
+            failures: self
+                .failures
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner()),
             _dir: self.dir.into_inner().unwrap_or_else(|p| p.into_inner()),
         };
         m.heads = (0..m.runs.len()).map(|_| None).collect();
@@ -283,224 +356,32 @@ fn write_run(path: &Path, v: &[(Clock, Entry)]) -> std::io::Result<()> {
     w.flush()
 }
 
-/// The spill format: a length-prefixed, hand-rolled binary encoding of
-/// [`Entry`] (JSON round trips cost as much as parsing the EVTX itself).
-/// Only this process reads it back, so it has no versioning.
-mod codec {
-    use super::Entry;
-    use crate::event::{EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
-
-    fn u32_(o: &mut Vec<u8>, v: u32) {
-        o.extend_from_slice(&v.to_le_bytes());
+/// The next record of a spill file (`Ok(None)` at its end).
+fn read_record(r: &mut BufReader<File>) -> Result<Option<Entry>, String> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.to_string()),
     }
-    fn u64_(o: &mut Vec<u8>, v: u64) {
-        o.extend_from_slice(&v.to_le_bytes());
-    }
-    fn opt_u32(o: &mut Vec<u8>, v: Option<u32>) {
-        match v {
-            Some(v) => {
-                o.push(1);
-                u32_(o, v);
-            }
-            None => o.push(0),
-        }
-    }
-    fn opt_ts(o: &mut Vec<u8>, v: Option<Timestamp>) {
-        match v {
-            Some(v) => {
-                o.push(1);
-                u64_(o, v.0);
-            }
-            None => o.push(0),
-        }
-    }
-    fn str_(o: &mut Vec<u8>, v: &str) {
-        u32_(o, v.len() as u32);
-        o.extend_from_slice(v.as_bytes());
-    }
-    fn opt_str(o: &mut Vec<u8>, v: &Option<String>) {
-        match v {
-            Some(v) => {
-                o.push(1);
-                str_(o, v);
-            }
-            None => o.push(0),
-        }
-    }
-    fn key(o: &mut Vec<u8>, v: &Option<ProcessKey>) {
-        match v {
-            None => o.push(0),
-            Some(ProcessKey::Sequence(n)) => {
-                o.push(1);
-                u64_(o, *n);
-            }
-            Some(ProcessKey::Guid(g)) => {
-                o.push(2);
-                u64_(o, g.0);
-                u64_(o, g.1);
-            }
-            Some(ProcessKey::CreateTime(t)) => {
-                o.push(3);
-                u64_(o, t.0);
-            }
-        }
-    }
-
-    pub(super) fn encode(e: &Entry, o: &mut Vec<u8>) {
-        u64_(o, e.sort_time);
-        u32_(o, e.file);
-        u64_(o, e.seq);
-        // Destructured so a new event field fails to compile here.
-        let ProcessEvent {
-            kind,
-            time,
-            pid,
-            key: k,
-            ppid,
-            parent_key,
-            creator_pid,
-            create_time,
-            exit_time,
-            exit_code,
-            image,
-            session_id,
-            command_line,
-            user,
-            parent_image,
-            host,
-            origin,
-        } = &e.event;
-        o.push(match kind {
-            EventKind::Start => 0,
-            EventKind::Stop => 1,
-        });
-        u64_(o, time.0);
-        opt_u32(o, *pid);
-        key(o, k);
-        opt_u32(o, *ppid);
-        key(o, parent_key);
-        opt_u32(o, *creator_pid);
-        opt_ts(o, *create_time);
-        opt_ts(o, *exit_time);
-        opt_u32(o, *exit_code);
-        str_(o, image);
-        opt_u32(o, *session_id);
-        opt_str(o, command_line);
-        opt_str(o, user);
-        opt_str(o, parent_image);
-        opt_str(o, host);
-        o.push(match origin {
-            Origin::Live => 0,
-            Origin::Snapshot => 1,
-            Origin::Rundown => 2,
-            Origin::Replay => 3,
-        });
-    }
-
-    struct R<'a>(&'a [u8]);
-
-    impl R<'_> {
-        fn take(&mut self, n: usize) -> Option<&[u8]> {
-            if self.0.len() < n {
-                return None;
-            }
-            let (a, b) = self.0.split_at(n);
-            self.0 = b;
-            Some(a)
-        }
-        fn u8(&mut self) -> Option<u8> {
-            self.take(1).map(|b| b[0])
-        }
-        fn u32(&mut self) -> Option<u32> {
-            self.take(4)
-                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
-        }
-        fn u64(&mut self) -> Option<u64> {
-            self.take(8)
-                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-        }
-        fn opt_u32(&mut self) -> Option<Option<u32>> {
-            Some(match self.u8()? {
-                0 => None,
-                _ => Some(self.u32()?),
-            })
-        }
-        fn opt_ts(&mut self) -> Option<Option<Timestamp>> {
-            Some(match self.u8()? {
-                0 => None,
-                _ => Some(Timestamp(self.u64()?)),
-            })
-        }
-        fn str(&mut self) -> Option<String> {
-            let n = self.u32()? as usize;
-            String::from_utf8(self.take(n)?.to_vec()).ok()
-        }
-        fn opt_str(&mut self) -> Option<Option<String>> {
-            Some(match self.u8()? {
-                0 => None,
-                _ => Some(self.str()?),
-            })
-        }
-        fn key(&mut self) -> Option<Option<ProcessKey>> {
-            Some(match self.u8()? {
-                0 => None,
-                1 => Some(ProcessKey::Sequence(self.u64()?)),
-                2 => Some(ProcessKey::Guid(Guid(self.u64()?, self.u64()?))),
-                _ => Some(ProcessKey::CreateTime(Timestamp(self.u64()?))),
-            })
-        }
-    }
-
-    pub(super) fn decode(b: &[u8]) -> Option<Entry> {
-        let mut r = R(b);
-        let (k, f, s) = (r.u64()?, r.u32()?, r.u64()?);
-        let kind = if r.u8()? == 0 {
-            EventKind::Start
-        } else {
-            EventKind::Stop
-        };
-        let e = ProcessEvent {
-            kind,
-            time: Timestamp(r.u64()?),
-            pid: r.opt_u32()?,
-            key: r.key()?,
-            ppid: r.opt_u32()?,
-            parent_key: r.key()?,
-            creator_pid: r.opt_u32()?,
-            create_time: r.opt_ts()?,
-            exit_time: r.opt_ts()?,
-            exit_code: r.opt_u32()?,
-            image: r.str()?,
-            session_id: r.opt_u32()?,
-            command_line: r.opt_str()?,
-            user: r.opt_str()?,
-            parent_image: r.opt_str()?,
-            host: r.opt_str()?,
-            origin: match r.u8()? {
-                0 => Origin::Live,
-                1 => Origin::Snapshot,
-                2 => Origin::Rundown,
-                _ => Origin::Replay,
-            },
-        };
-        Some(Entry {
-            sort_time: k,
-            file: f,
-            seq: s,
-            event: e,
-        })
-    }
+    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut buf).map_err(|e| e.to_string())?;
+    codec::decode(&buf)
+        .map(Some)
+        .ok_or_else(|| "an unreadable record".to_owned())
 }
 
 /// A run's head in the merge heap: its order key and the run's index.
-type HeapItem = Reverse<((u64, u32, u64), usize)>;
+pub(super) type HeapItem = Reverse<((u64, u32, u64), usize)>;
 
 /// The merged, UTC, time-ordered stream.
 pub(crate) struct Merge {
     runs: Vec<Run>,
-    shifts: Vec<i64>,
+    shifts: Vec<Option<Offsets>>,
+    unshifted: Vec<String>,
     heap: BinaryHeap<HeapItem>,
     heads: Vec<Option<Entry>>,
+    failures: Vec<OrderError>,
     // Keeps the spill folder alive until the merge is done.
     _dir: Option<tempfile::TempDir>,
 }
@@ -514,35 +395,47 @@ impl std::fmt::Debug for Merge {
 }
 
 impl Merge {
+    /// Hosts whose host-local records had no offset: left as they were.
+    pub(super) fn unshifted_hosts(&self) -> &[String] {
+        &self.unshifted
+    }
+
+    /// True when [`Merge::take_failures`] has something.
+    pub(super) fn has_failures(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
+    /// The spill failures met so far (writing, reopening, reading back).
+    pub(super) fn take_failures(&mut self) -> Vec<OrderError> {
+        std::mem::take(&mut self.failures)
+    }
+
     fn read(&mut self, i: usize) -> Option<Entry> {
-        match &mut self.runs[i].data {
-            RunData::Mem(it) => it.next(),
-            RunData::File { r, path } => {
-                let mut len = [0u8; 4];
-                match r.read_exact(&mut len) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
-                    Err(e) => {
-                        tracing::error!("spill file {}: {e}", path.display());
-                        return None;
-                    }
-                }
-                let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
-                let decoded = r
-                    .read_exact(&mut buf)
-                    .ok()
-                    .and_then(|()| codec::decode(&buf));
-                if decoded.is_none() {
-                    tracing::error!("spill file {}: unreadable record", path.display());
-                }
-                decoded
-            }
+        let r = match &mut self.runs[i].data {
+            RunData::Mem(it) => return it.next(),
+            RunData::File { r, .. } => r,
+        };
+        match read_record(r) {
+            Ok(e) => e,
+            Err(message) => self.read_failed(message, i),
         }
+    }
+
+    /// Records a read failure and ends run `i` (the rest of it is lost).
+    fn read_failed(&mut self, message: String, i: usize) -> Option<Entry> {
+        if let RunData::File { path, .. } = &self.runs[i].data {
+            self.failures.push(OrderError::Read {
+                path: path.clone(),
+                message,
+            });
+        }
+        self.runs[i].data = RunData::Mem(Vec::new().into_iter());
+        None
     }
 
     fn advance(&mut self, i: usize) {
         if let Some(mut e) = self.read(i) {
-            let s = self.shifts[i];
+            let s = self.shifts[i].as_ref().map_or(0, |o| o.at(e.sort_time));
             if s != 0 {
                 e.sort_time = Timestamp(e.sort_time).minus_secs(s).0;
                 winlog::shift_to_utc(&mut e.event, s);
@@ -553,14 +446,21 @@ impl Merge {
     }
 }
 
+impl Merge {
+    /// The next entry in order, its sort time in UTC.
+    pub(super) fn next_entry(&mut self) -> Option<Entry> {
+        let Reverse((_, i)) = self.heap.pop()?;
+        let e = self.heads[i].take()?;
+        self.advance(i);
+        Some(e)
+    }
+}
+
 impl Iterator for Merge {
     type Item = ProcessEvent;
 
     fn next(&mut self) -> Option<ProcessEvent> {
-        let Reverse((_, i)) = self.heap.pop()?;
-        let e = self.heads[i].take()?;
-        self.advance(i);
-        Some(e.event)
+        self.next_entry().map(|e| e.event)
     }
 }
 
@@ -593,7 +493,7 @@ mod tests {
         }
         let spilled = o.spilled();
         let mut off = HashMap::new();
-        off.insert("h".to_string(), -3600);
+        off.insert("h".to_string(), Offsets(vec![(0, -3600)]));
         let out: Vec<(u64, u32)> = o.finish(&off).map(|e| (e.time.0, e.pid.unwrap())).collect();
         (out, spilled)
     }
@@ -613,12 +513,63 @@ mod tests {
         e.event.parent_image = Some("p.exe".into());
         e.event.host = Some("h".into());
         e.event.origin = Origin::Replay;
+        e.event.precision = crate::event::Precision::Second;
         let mut b = Vec::new();
         codec::encode(&e, &mut b);
         let back = codec::decode(&b).unwrap();
         assert_eq!((back.sort_time, back.file, back.seq), (5, 6, 7));
         assert_eq!(back.event, e.event);
         assert!(codec::decode(&b[..b.len() - 1]).is_none());
+    }
+
+    /// Issue 11: a spill file that could not be read back was only logged,
+    /// its events silently lost.
+    #[test]
+    fn an_unreadable_spill_file_is_a_failure_not_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Orderer::new(4, Some(dir.path().to_path_buf()));
+        for s in 0..20u64 {
+            o.push(&mut vec![(None, entry(s, 0, s))]);
+        }
+        assert!(o.spilled() > 0);
+        // Cut every run inside its first record.
+        for d in std::fs::read_dir(dir.path()).unwrap() {
+            for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(f.unwrap().path())
+                    .unwrap();
+                f.set_len(10).unwrap();
+            }
+        }
+        let mut m = o.finish(&HashMap::new());
+        let read = m.by_ref().count();
+        assert!(read < 20, "{read}");
+        let failures = m.take_failures();
+        assert!(!failures.is_empty());
+        assert!(
+            failures
+                .iter()
+                .all(|f| matches!(f, OrderError::Read { .. })),
+            "{failures:?}"
+        );
+        assert!(!m.has_failures());
+    }
+
+    #[test]
+    fn a_spill_folder_that_cannot_be_made_is_a_failure_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let o = Orderer::new(4, Some(file));
+        for s in 0..20u64 {
+            o.push(&mut vec![(None, entry(s, 0, s))]);
+        }
+        let mut m = o.finish(&HashMap::new());
+        assert_eq!(m.by_ref().count(), 20);
+        let failures = m.take_failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(matches!(failures[0], OrderError::Spill { .. }));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::event::{EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
+use crate::event::{Precision, EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
 
 /// The provider a record belongs to; only these two are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,6 +316,14 @@ pub enum Item {
         /// What was wrong.
         message: String,
     },
+    /// A container member that was not read at all: its format is unknown
+    /// or unsupported (an ETL trace). Counted as skipped, not as an error.
+    Skipped {
+        /// `member a.etl`.
+        location: String,
+        /// Why.
+        reason: String,
+    },
     /// A host's UTC offset (seconds east), learned from a record.
     Offset {
         /// The host, as the records name it.
@@ -326,11 +334,15 @@ pub enum Item {
         /// same instant in both clocks); `false` when from the export's
         /// `@timestamp`, which also holds the shipping delay.
         exact: bool,
+        /// The host-local time it was seen at: offsets change with daylight
+        /// saving, so each holds from when it was seen.
+        at: Timestamp,
     },
 }
 
 /// Why a wanted record could not be mapped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MapError {
     /// Neither the data nor the envelope gave a usable time.
     #[error("event {0}: no usable time (UtcTime/TimeCreated/EventTime)")]
@@ -373,13 +385,25 @@ fn guid(v: &Option<Flex<'_>>) -> Option<ProcessKey> {
     }
 }
 
-/// `Key: value` from a rendered NXLog `Message`, for exports whose Sysmon
-/// records lost a field but kept the message.
+/// A field from a rendered `Message`, for exports that lost it from the
+/// event data. Sysmon renders `Key: value`, Security `\tKey:\t\tvalue`;
+/// `-` and empty mean unknown, as in the fields themselves.
+///
+/// NXLog (`im_msvistalog`) flattens the event data next to the header and
+/// drops a data field whose name differs from a header field only by case:
+/// `ProcessId` loses to the header's `ProcessID`, the pid of the *writer*
+/// (4 for Security). The message is then the only place that holds it.
 fn message_field<'m>(msg: &'m str, key: &str) -> Option<&'m str> {
     msg.split(['\r', '\n'])
-        .filter_map(|l| l.split_once(": "))
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            // `C:\…` values are not keys: a key's colon is followed by
+            // white space or the end of the line.
+            (v.is_empty() || v.starts_with([' ', '\t'])).then_some((k, v))
+        })
         .find(|(k, _)| k.trim() == key)
         .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty() && *v != "-")
 }
 
 fn account(domain: Option<&str>, name: Option<&str>) -> Option<String> {
@@ -428,6 +452,12 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
         parent_image: None,
         host: env.host.map(str::to_owned),
         origin: Origin::Replay,
+        // NXLog's EventTime keeps whole seconds whatever the value; other
+        // times are as precise as their digits show.
+        precision: match basis {
+            TimeBasis::HostLocal => Precision::Second,
+            TimeBasis::Utc => Precision::of(time),
+        },
     };
     // Sysmon fields fall back to the rendered Message text (some exports
     // keep only that).
@@ -466,17 +496,29 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
         }
         (Provider::Security, 4688) => {
             ev.create_time = Some(time);
-            ev.pid = Some(num(&f.NewProcessId).ok_or(MapError::Missing {
-                event: eid,
-                field: "NewProcessId",
-            })?);
-            // 4688 names only the creator; it is the parent unless the
-            // parent was spoofed, which the creator field exposes.
-            ev.creator_pid = num(&f.ProcessId);
-            ev.ppid = ev.creator_pid;
-            ev.image = text(&f.NewProcessName).unwrap_or_default().to_owned();
-            ev.parent_image = text(&f.ParentProcessName).map(str::to_owned);
-            ev.command_line = text(&f.CommandLine).map(str::to_owned);
+            ev.pid = Some(
+                num(&f.NewProcessId)
+                    .or_else(|| msg_u32("New Process ID"))
+                    .ok_or(MapError::Missing {
+                        event: eid,
+                        field: "NewProcessId",
+                    })?,
+            );
+            // 4688 names only the creator. It is kept as the creator, not
+            // the parent: the table takes it as the parent when no other
+            // record names one, and a Sysmon record of the same process
+            // adds the reported parent, so a spoofed parent shows.
+            ev.creator_pid = num(&f.ProcessId).or_else(|| msg_u32("Creator Process ID"));
+            ev.image = text(&f.NewProcessName)
+                .or_else(|| from_msg("New Process Name"))
+                .unwrap_or_default()
+                .to_owned();
+            ev.parent_image = text(&f.ParentProcessName)
+                .or_else(|| from_msg("Creator Process Name"))
+                .map(str::to_owned);
+            ev.command_line = text(&f.CommandLine)
+                .or_else(|| from_msg("Process Command Line"))
+                .map(str::to_owned);
             // The new process runs as the target account (4688 v2); older
             // versions only name the creator.
             ev.user = account(text(&f.TargetDomainName), text(&f.TargetUserName))
@@ -485,12 +527,19 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
         (Provider::Security, 4689) => {
             ev.kind = EventKind::Stop;
             ev.exit_time = Some(time);
-            ev.pid = Some(num(&f.ProcessId).ok_or(MapError::Missing {
-                event: eid,
-                field: "ProcessId",
-            })?);
-            ev.image = text(&f.ProcessName).unwrap_or_default().to_owned();
-            ev.exit_code = num(&f.Status);
+            ev.pid = Some(
+                num(&f.ProcessId)
+                    .or_else(|| msg_u32("Process ID"))
+                    .ok_or(MapError::Missing {
+                        event: eid,
+                        field: "ProcessId",
+                    })?,
+            );
+            ev.image = text(&f.ProcessName)
+                .or_else(|| from_msg("Process Name"))
+                .unwrap_or_default()
+                .to_owned();
+            ev.exit_code = num(&f.Status).or_else(|| msg_u32("Exit Status"));
             ev.user = account(text(&f.SubjectDomainName), text(&f.SubjectUserName));
         }
         _ => return Ok(None),
@@ -576,9 +625,10 @@ mod tests {
         let m = to_event(&env, &f).unwrap().unwrap();
         assert_eq!(m.basis, TimeBasis::HostLocal);
         let e = m.event;
+        // The creator is not the reported parent: 4688 has none.
         assert_eq!(
             (e.pid, e.ppid, e.creator_pid),
-            (Some(9036), Some(960), Some(960))
+            (Some(9036), None, Some(960))
         );
         assert_eq!(e.user.as_deref(), Some("THESHIRE\\pgustavo"));
         assert_eq!(

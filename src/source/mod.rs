@@ -38,6 +38,7 @@ pub trait Source: Send {
 
 /// Errors that end a source.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// An input file could not be opened or read at all.
     #[error("{path}: {source}")]

@@ -4,7 +4,7 @@
 //! Events are replayed in file order: a recording keeps the order the live
 //! source delivered, out-of-order children included, so replay gives the
 //! same answer live tracing did. Blank lines and lines starting with `#`
-//! are skipped.
+//! are skipped, and so is a UTF-8 byte-order mark before the first line.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -38,43 +38,98 @@ pub fn read_events(
     out: &mut Emitter,
     stop: &StopToken,
 ) -> Result<(), SourceError> {
-    let mut r = r;
-    let mut buf = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
-    loop {
-        if stop.is_stopped() {
-            return Ok(());
-        }
-        line_no += 1;
-        let bad = |message: String| InputError {
-            file: name.to_owned(),
-            location: format!("line {line_no}"),
-            message,
-        };
-        match read_line(&mut r, &mut buf, MAX_LINE) {
-            Ok(Line::Eof) => return Ok(()),
-            Ok(Line::TooLong(n)) => {
-                out.malformed(bad(format!(
-                    "line of {n} bytes exceeds the {MAX_LINE}-byte limit"
-                )));
-                continue;
-            }
-            Ok(Line::Ok) => {}
-            Err(e) => {
-                out.malformed(bad(format!("read error: {e}; rest of file skipped")));
-                return Ok(());
-            }
-        }
-        let trimmed = buf.trim_ascii();
-        if trimmed.is_empty() || trimmed.starts_with(b"#") {
-            continue;
-        }
-        match serde_json::from_slice::<ProcessEvent>(trimmed) {
-            Ok(ev) => out.emit(ev)?,
-            Err(e) => out.malformed(bad(e.to_string())),
+    let mut lines = NativeReader::new(r, name);
+    let out: &Emitter = out;
+    while !stop.is_stopped() {
+        match lines.next_event(&mut |e| out.malformed(e)) {
+            Some(ev) => out.emit(ev)?,
+            None => break,
         }
     }
+    Ok(())
 }
+
+/// A pull reader of native JSON lines, behind [`read_events`] and replay:
+/// events in file order; a UTF-8 byte-order mark before the first line,
+/// blank lines and `#` comments skipped.
+pub(crate) struct NativeReader<R> {
+    r: R,
+    name: String,
+    buf: Vec<u8>,
+    line_no: u64,
+    done: bool,
+}
+
+impl<R: BufRead> NativeReader<R> {
+    /// A reader of `r`, naming it `name` in bad-line reports.
+    pub(crate) fn new(r: R, name: &str) -> Self {
+        NativeReader {
+            r,
+            name: name.to_owned(),
+            buf: Vec::with_capacity(1024),
+            line_no: 0,
+            done: false,
+        }
+    }
+
+    /// Lines read so far.
+    #[cfg_attr(not(feature = "replay"), allow(dead_code))]
+    pub(crate) fn lines(&self) -> u64 {
+        self.line_no
+    }
+
+    /// The next event, each bad line on the way to `on_bad`; `None` at the
+    /// end of the input (or after a read error, reported).
+    pub(crate) fn next_event(
+        &mut self,
+        on_bad: &mut dyn FnMut(InputError),
+    ) -> Option<ProcessEvent> {
+        while !self.done {
+            let line_no = self.line_no + 1;
+            let bad = |message: String| InputError {
+                file: self.name.clone(),
+                location: format!("line {line_no}"),
+                message,
+            };
+            match read_line(&mut self.r, &mut self.buf, MAX_LINE) {
+                Ok(Line::Eof) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Line::TooLong(n)) => {
+                    on_bad(bad(format!(
+                        "line of {n} bytes exceeds the {MAX_LINE}-byte limit"
+                    )));
+                    self.line_no = line_no;
+                    continue;
+                }
+                Ok(Line::Ok) => {}
+                Err(e) => {
+                    on_bad(bad(format!("read error: {e}; rest of file skipped")));
+                    self.line_no = line_no;
+                    self.done = true;
+                    return None;
+                }
+            }
+            self.line_no = line_no;
+            let mut trimmed = self.buf.trim_ascii();
+            if line_no == 1 {
+                trimmed = trimmed.strip_prefix(BOM).unwrap_or(trimmed).trim_ascii();
+            }
+            if trimmed.is_empty() || trimmed.starts_with(b"#") {
+                continue;
+            }
+            match serde_json::from_slice::<ProcessEvent>(trimmed) {
+                Ok(ev) => return Some(ev),
+                Err(e) => on_bad(bad(e.to_string())),
+            }
+        }
+        None
+    }
+}
+
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Source for NativeFile {
     fn name(&self) -> String {
@@ -159,6 +214,31 @@ mod tests {
             errs[1]
         );
         assert_eq!(c.snapshot().malformed, 2);
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_leading_comments_are_skipped() {
+        let input = concat!(
+            "\u{feff}# recorded by wsmwatch\n",
+            r#"{"kind":"start","time":"2020-01-01T00:00:00Z","pid":4,"image":"System"}"#,
+            "\n"
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, erx) = crossbeam_channel::unbounded();
+        let c = Arc::new(SourceCounters::default());
+        let mut em = Emitter::new(tx, Backpressure::Block, c, etx);
+        read_events(input.as_bytes(), "t.jsonl", &mut em, &StopToken::new()).unwrap();
+        assert_eq!(erx.try_iter().count(), 0);
+        assert_eq!(rx.len(), 1);
+        let bom_first = concat!(
+            "\u{feff}",
+            r#"{"kind":"start","time":"2020-01-01T00:00:00Z","pid":4,"image":"System"}"#
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, erx) = crossbeam_channel::unbounded();
+        let mut em = Emitter::new(tx, Backpressure::Block, Arc::default(), etx);
+        read_events(bom_first.as_bytes(), "t.jsonl", &mut em, &StopToken::new()).unwrap();
+        assert_eq!((rx.len(), erx.try_iter().count()), (1, 0));
     }
 
     /// Fuzz regression (native_lines crash-664dbb62): an integer FILETIME

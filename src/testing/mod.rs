@@ -5,3 +5,32 @@
 pub mod demo;
 pub mod fake_session;
 pub mod synthetic;
+
+use std::path::PathBuf;
+
+/// A path inside the shared public evidence (`../shared/datasets` beside
+/// the repository, or `$WSMWATCH_DATASETS`) that the tests replay.
+///
+/// `Err` says why it is missing, for the test to print as its skip. Under
+/// CI (`CI=true`) a missing dataset panics instead: there a skip would
+/// hide a failure. For tests only; every test reading the datasets goes
+/// through here.
+pub fn shared_dataset(rel: &str) -> Result<PathBuf, String> {
+    let root = std::env::var_os("WSMWATCH_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
+    let p = root.join(rel);
+    if p.exists() {
+        return Ok(p);
+    }
+    let why = format!(
+        "{} not found: the real evidence lives beside the repo in ../shared/datasets \
+         (or set WSMWATCH_DATASETS)",
+        p.display()
+    );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and a dataset is missing (tests must not skip under CI): {why}"
+    );
+    Err(why)
+}

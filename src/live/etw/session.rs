@@ -89,6 +89,7 @@ pub enum StartFailure {
 
 /// Errors of the ETW session layer, with what the user should do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// Not elevated.
     #[error("{step}: access denied ({code}): run wsmwatch as Administrator (an elevated prompt); real-time ETW sessions need it")]

@@ -30,6 +30,7 @@ pub struct SnapshotProcess {
 
 /// Why a snapshot buffer could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SnapshotError {
     /// An entry runs past the end of the buffer.
     #[error(
@@ -56,15 +57,15 @@ pub enum SnapshotError {
 /// Offsets in the x64 `SYSTEM_PROCESS_INFORMATION` (phnt; the `windows`
 /// crate's struct has the same layout with `Reserved` names).
 mod off {
-    pub const NEXT: usize = 0;
-    pub const CREATE_TIME: usize = 32;
-    pub const NAME_LENGTH: usize = 56;
-    pub const NAME_BUFFER: usize = 64;
-    pub const PID: usize = 80;
-    pub const PPID: usize = 88;
-    pub const SESSION_ID: usize = 100;
+    pub(super) const NEXT: usize = 0;
+    pub(super) const CREATE_TIME: usize = 32;
+    pub(super) const NAME_LENGTH: usize = 56;
+    pub(super) const NAME_BUFFER: usize = 64;
+    pub(super) const PID: usize = 80;
+    pub(super) const PPID: usize = 88;
+    pub(super) const SESSION_ID: usize = 100;
     /// Bytes read from each entry.
-    pub const MIN_ENTRY: usize = 104;
+    pub(super) const MIN_ENTRY: usize = 104;
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {

@@ -38,6 +38,7 @@ const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 
 /// Why a datagram could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
     /// Fewer bytes than the structure being read needs.
     #[error("truncated {what}: need {need} bytes, have {have}")]

@@ -4,6 +4,6 @@
 //! socket and loop are in `live/linux.rs`.
 
 pub mod canary;
-pub mod cn_proc;
+decoder_mod!(cn_proc);
 pub mod procfs;
 pub mod tracker;

@@ -139,7 +139,7 @@ impl PropertiesBuf {
     }
 
     /// `Wnode.HistoricalContext`: after a QUERY, the session's handle.
-    pub fn session_handle(&self) -> u64 {
+    pub(super) fn session_handle(&self) -> u64 {
         // SAFETY: reading a plain `u64` member of a union of integers (all
         // bit patterns are valid); the struct was zero-initialised.
         unsafe { self.props.Wnode.Anonymous1.HistoricalContext }
@@ -147,13 +147,13 @@ impl PropertiesBuf {
 
     /// True when the OS filled the block in (a real session answered);
     /// Wine's stubs return success and leave it zeroed.
-    pub fn answered(&self) -> bool {
+    pub(super) fn answered(&self) -> bool {
         self.props.BufferSize != 0 || self.props.NumberOfBuffers != 0
     }
 
     /// The loss counters, each kind on its own (events and buffers are
     /// different units; `LogBuffersLost` matters with `--etl`).
-    pub fn losses(&self) -> OsLosses {
+    pub(super) fn losses(&self) -> OsLosses {
         OsLosses {
             events: u64::from(self.props.EventsLost),
             realtime_buffers: u64::from(self.props.RealTimeBuffersLost),
@@ -267,7 +267,7 @@ impl std::fmt::Debug for FerrisControl {
 impl FerrisControl {
     /// Session properties from the pure settings
     /// (`live::etw::settings` says why these values).
-    pub fn properties(s: &SessionSettings) -> TraceProperties {
+    pub(super) fn properties(s: &SessionSettings) -> TraceProperties {
         TraceProperties {
             buffer_size: s.buffer_kib,
             min_buffer: s.min_buffers,

@@ -20,7 +20,7 @@ pub(super) struct InstanceGuard {
 
 impl InstanceGuard {
     /// Opens (or creates) the host-wide mutex and decides whether to run.
-    pub fn acquire(takeover: bool) -> Result<InstanceGuard, InstanceError> {
+    pub(super) fn acquire(takeover: bool) -> Result<InstanceGuard, InstanceError> {
         let name = super::etw::wide(INSTANCE_MUTEX);
         // SAFETY: `name` is NUL-terminated and outlives the call; no
         // security attributes are passed; not taking ownership (its

@@ -16,7 +16,7 @@ use crate::live::etw::snapshot::{parse_process_information, to_events, SnapshotP
 
 /// Why the snapshot failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SnapshotFailure {
+pub(super) enum SnapshotFailure {
     /// The system call failed.
     #[error("NtQuerySystemInformation(SystemProcessInformation): NTSTATUS 0x{0:08X}")]
     Status(u32),
@@ -26,7 +26,7 @@ pub enum SnapshotFailure {
 }
 
 /// The raw process list.
-pub fn processes() -> Result<Vec<SnapshotProcess>, SnapshotFailure> {
+pub(super) fn processes() -> Result<Vec<SnapshotProcess>, SnapshotFailure> {
     // u64 elements: the OS writes 8-byte-aligned structures.
     let mut words = 1usize << 17; // 1 MiB
     for _ in 0..8 {
@@ -75,7 +75,7 @@ fn filetime(f: FILETIME) -> u64 {
 /// The NT path of process `pid`, if it can be opened and is still the
 /// incarnation created at `create_time` (guards against pid reuse between
 /// the snapshot and the open).
-pub fn full_image(pid: u32, create_time: Timestamp) -> Option<String> {
+pub(super) fn full_image(pid: u32, create_time: Timestamp) -> Option<String> {
     // SAFETY: no pointers are passed; failure is reported as Err.
     let h = Handle(unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, pid) }.ok()?);
     let (mut c, mut e, mut k, mut u) = (
@@ -103,7 +103,7 @@ pub fn full_image(pid: u32, create_time: Timestamp) -> Option<String> {
 
 /// Seed events (origin Snapshot) for every running process, with full NT
 /// paths where allowed and the bare name otherwise.
-pub fn seed_events(host: Option<&str>) -> Result<Vec<ProcessEvent>, SnapshotFailure> {
+pub(super) fn seed_events(host: Option<&str>) -> Result<Vec<ProcessEvent>, SnapshotFailure> {
     let mut procs = processes()?;
     for p in procs.iter_mut().filter(|p| p.pid > 4) {
         if let Some(path) = full_image(p.pid, p.create_time) {

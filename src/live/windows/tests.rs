@@ -1,5 +1,6 @@
 //! Windows-only tests. They run under Wine in CI (`.ci/windows-test.sh`),
 //! where ETW consumers are stubs, and on a real Windows runner.
+#![allow(clippy::print_stderr, reason = "a test under Wine says what it saw")]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

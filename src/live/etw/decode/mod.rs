@@ -49,7 +49,7 @@ use super::{
     EVENT_HEADER_FLAG_32_BIT_HEADER, EVENT_HEADER_FLAG_64_BIT_HEADER, EVENT_ID_PROCESS_RUNDOWN,
     EVENT_ID_PROCESS_START, EVENT_ID_PROCESS_STOP, KERNEL_PROCESS_PROVIDER,
 };
-use crate::event::{EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
+use crate::event::{EventKind, Guid, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 
 mod reader;
 mod sid;
@@ -319,6 +319,7 @@ pub fn to_process_event(record: KernelProcessRecord, header: &EventHeaderInfo) -
             parent_image: None,
             host: None,
             origin: Origin::Live,
+            precision: Precision::Tick,
         },
     }
 }
@@ -342,5 +343,6 @@ fn start_event(d: ProcessStartData, header: &EventHeaderInfo, origin: Origin) ->
         parent_image: None,
         host: None,
         origin,
+        precision: Precision::Tick,
     }
 }

@@ -5,9 +5,6 @@
 //! test prints `SKIP: …` and passes otherwise. The tests share the machine's
 //! process stream, so they run one at a time (a fork storm would otherwise
 //! cost another test its events).
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -300,6 +297,12 @@ fn fork_storm(n: usize, threads: usize) -> HashSet<u32> {
 #[test]
 fn fork_storm_every_start_seen_or_counted_and_memory_bounded() {
     let _g = serial();
+    // RSS is the whole process's: measure it without the other tests.
+    if !crate::util::alone_in_process(
+        "linux_live::fork_storm_every_start_seen_or_counted_and_memory_bounded",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("events.jsonl");
     let Some(tr) = Tracer::start(Some(&rec)) else {
@@ -500,8 +503,8 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 /// Exec→alert-written latency: the kernel's exec timestamp (the alert's
 /// `@timestamp`) to the moment the sink holds the alert. Prints p50/p99 for
 /// a burst (children back to back) and a paced session (one child per
-/// ~10 ms). Run: `cargo test --release --test linux_live -- --ignored
-/// --nocapture measure_latency`.
+/// ~10 ms). Run: `cargo test --release --test it -- --ignored --nocapture
+/// linux_live::measure_latency`.
 #[test]
 #[ignore = "measurement; prints figures for docs/PERFORMANCE.md"]
 fn measure_latency() {
@@ -574,8 +577,8 @@ fn subshell_storm(n: usize, shells: usize) {
 
 /// The start rate the tracer keeps up with, with zero losses. Each round is
 /// a fresh tracer and one storm; prints rate, losses and drops. Run:
-/// `cargo test --release --test linux_live -- --ignored --nocapture
-/// measure_rate`.
+/// `cargo test --release --test it -- --ignored --nocapture
+/// linux_live::measure_rate`.
 #[test]
 #[ignore = "measurement; prints figures for docs/PERFORMANCE.md"]
 fn measure_rate() {
@@ -677,15 +680,15 @@ fn overruns_are_counted_exactly() {
     assert!(missing <= c.upstream_lost);
 }
 
-/// The example binary (see `common::bin`).
+/// The example binary (see `crate::util::bin`).
 ///
-/// A plain `cargo test` builds examples; `cargo test --test linux_live` does
-/// not, so the example is (re)built here once, with the same cargo and
+/// A plain `cargo test` builds examples; `cargo test --test it linux_live`
+/// does not, so the example is (re)built here once, with the same cargo and
 /// profile, and a stale binary is never tested.
 fn bin() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
-        let release = common::profile_dir().ends_with("release");
+        let release = crate::util::profile_dir().ends_with("release");
         let mut c = Command::new(env!("CARGO"));
         c.args(["build", "--quiet", "--example", "wsmwatch"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -695,7 +698,7 @@ fn bin() -> PathBuf {
         let st = c.status().expect("running cargo to build the example");
         assert!(st.success(), "cargo build --example wsmwatch failed");
     });
-    common::bin()
+    crate::util::bin()
 }
 
 /// `wsmwatch live` as a user runs it: PowerShell-over-SSH sessions stream

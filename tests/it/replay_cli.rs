@@ -5,22 +5,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-mod common;
-use common::bin;
+use crate::util::{bin, dataset};
 
 fn datasets() -> Option<PathBuf> {
-    let p = std::env::var_os("WSMWATCH_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-    if p.join("otrf").is_dir() && p.join("evtx-attack-samples").is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found: the real evidence lives beside the repo in ../shared/datasets",
-            p.display()
-        );
-        None
-    }
+    let (otrf, _) = (dataset("otrf")?, dataset("evtx-attack-samples")?);
+    otrf.parent().map(PathBuf::from)
 }
 
 fn sessions(stdout: &[u8]) -> Vec<(String, String, u64)> {

@@ -1,7 +1,7 @@
 //! Replay against the real public evidence in `../shared/datasets/` (see its
 //! `GROUND_TRUTH.md`): the exact sessions, hosts, pids, times and children.
 //! When that folder is absent (or `WSMWATCH_DATASETS` points nowhere), each
-//! test prints that it was skipped and why.
+//! test prints that it was skipped and why — and fails under `CI=true`.
 
 use std::path::PathBuf;
 
@@ -10,25 +10,8 @@ use wsmwatch::event::image_file_name;
 use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
 use wsmwatch::{Engine, EngineConfig, Timestamp};
 
-fn dataset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("WSMWATCH_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-    let p = root.join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found: the real evidence lives beside the repo in \
-             ../shared/datasets (or set WSMWATCH_DATASETS)",
-            p.display()
-        );
-        None
-    }
-}
-
-mod common;
-use common::evidence_events as events;
+use crate::util::dataset;
+use crate::util::{evidence_events as events, evidence_records as records};
 
 fn run(paths: Vec<PathBuf>) -> Vec<Alert> {
     let (evs, errors) = events(paths);
@@ -211,7 +194,7 @@ fn every_process_record_is_decoded() {
         let Some(p) = dataset(f) else {
             return;
         };
-        let (evs, errors) = events(vec![p]);
+        let (evs, errors) = records(vec![p]);
         assert!(errors.is_empty(), "{f}: {errors:?}");
         assert_eq!(evs.len(), n, "{f}");
         assert!(
@@ -254,14 +237,14 @@ fn spilling_to_disk_gives_the_same_stream_as_memory() {
     let (Some(otrf), Some(evtx)) = (dataset("otrf"), dataset("evtx-attack-samples")) else {
         return;
     };
-    let (mem, e1) = events(vec![otrf.clone(), evtx.clone()]);
+    let (mem, e1) = records(vec![otrf.clone(), evtx.clone()]);
     let spill_dir = tempfile::tempdir().unwrap();
     let mut src = EvidenceSource::new(
         vec![otrf, evtx],
         ReplayOptions {
-            progress: Some(false),
             max_events_in_memory: 50,
             spill_dir: Some(spill_dir.path().to_owned()),
+            merge_views: false,
             ..ReplayOptions::default()
         },
     );

@@ -4,8 +4,7 @@ use std::process::{Command, Output};
 
 use wsmwatch::testing::demo::EXPECTED_ALERTS;
 
-mod common;
-use common::bin;
+use crate::util::bin;
 
 fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-const SCRIPT: &str = include_str!("../scripts/windows-acceptance.ps1");
+const SCRIPT: &str = include_str!("../../scripts/windows-acceptance.ps1");
 
 /// Lexes PowerShell code from `i`, tracking brackets; stops at an unmatched
 /// `)` when `until_paren` (the end of a `$(…)` subexpression).
@@ -202,7 +202,7 @@ fn every_helper_called_is_defined() {
 /// docs/WINDOWS.md lists the same steps.
 #[test]
 fn every_step_is_present_and_tied_to_a_defect() {
-    let docs = include_str!("../docs/WINDOWS.md");
+    let docs = include_str!("../../docs/WINDOWS.md");
     let steps: Vec<(String, String)> = SCRIPT
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Invoke-WwStep '"))

@@ -57,12 +57,28 @@ fn lookalike_names_are_caught_and_never_start_a_session() {
         let img = format!(r"C:\Windows\System32\{name}");
         assert_eq!(actions_for(&img), ["wsmprovhost_lookalike"], "{name:?}");
     }
+    // Typos of the name (one or two edits) where the real one lives.
+    for name in [
+        "wsmprovhots.exe",
+        "wsmpovhost.exe",
+        "wsrnprovhost.exe",
+        "wsmprovhost2.exe",
+    ] {
+        let img = format!(r"C:\Windows\System32\{name}");
+        assert_eq!(actions_for(&img), ["wsmprovhost_lookalike"], "{name:?}");
+        // Elsewhere a near name is just a name.
+        assert!(
+            actions_for(&format!(r"C:\Tools\{name}")).is_empty(),
+            "{name}"
+        );
+    }
     // Honest neighbours are left alone.
     for name in [
         "wsmprovhost.dll",
         "winrshost.exe",
-        "wsmprovhost2.exe",
         "wmiprvse.exe",
+        "sihost.exe",
+        "smphost.exe",
     ] {
         let img = format!(r"C:\Windows\System32\{name}");
         assert!(actions_for(&img).is_empty(), "{name}");

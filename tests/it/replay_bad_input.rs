@@ -4,24 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-mod common;
-use common::evidence_events as replay;
+use crate::util::evidence_records as replay;
 
 fn real(rel: &str) -> Option<Vec<u8>> {
-    let root = std::env::var_os("WSMWATCH_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-    let p = root.join(rel);
-    match std::fs::read(&p) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!(
-                "SKIPPED: cannot read {} ({e}): the real evidence lives in ../shared/datasets",
-                p.display()
-            );
-            None
-        }
-    }
+    Some(std::fs::read(crate::util::dataset(rel)?).unwrap())
 }
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
@@ -99,8 +85,15 @@ fn zip_bomb_is_refused_with_a_clear_error() {
 fn unknown_and_missing_files() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "x.bin", b"\x00\x01garbage");
-    let (_, errs) = replay(vec![p]);
-    assert!(errs[0].contains("unknown format"), "{errs:?}");
+    // Not bad input: a file no format claims is named and counted as
+    // skipped, and with nothing else read the binary exits 3.
+    let (_, errs, notes, sum) = crate::util::evidence_with_notes(vec![p]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert!(
+        notes[0].contains("x.bin: skipped: unknown format"),
+        "{notes:?}"
+    );
+    assert!(sum.nothing_decoded(), "{sum:?}");
     let (_, errs) = replay(vec![d.path().join("nope.evtx")]);
     assert!(errs[0].contains("nope.evtx: file: cannot read"), "{errs:?}");
 }

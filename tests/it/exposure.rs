@@ -9,14 +9,12 @@
 //!
 //! Linux only: the checks read `/proc`, and the source scan needs to run on
 //! one platform only (CI's Linux job), not again under Wine.
-#![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::bin;
+use crate::util::bin;
 
 /// Runs the binary under `umask 000`, so a mode it gets right is its own
 /// doing, not the caller's umask.

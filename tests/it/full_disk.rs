@@ -2,14 +2,12 @@
 //! (every write fails with ENOSPC) must say so and exit 3, never exit 0 as
 //! if the alerts had been written. `src/sink` tests the same with a failing
 //! writer; this proves the binary passes it on.
-#![cfg(target_os = "linux")]
 
 use std::process::Command;
 
 use wsmwatch::testing::demo::EXPECTED_ALERTS;
 
-mod common;
-use common::bin;
+use crate::util::bin;
 
 #[test]
 fn alerts_to_a_full_disk_are_reported_and_fail_the_run() {
