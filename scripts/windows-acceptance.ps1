@@ -31,8 +31,14 @@ param(
     [string[]]$Only = @('*')
 )
 
-Set-StrictMode -Version 2.0
-$ErrorActionPreference = 'Stop'
+# Version 1: alerts and records omit absent fields, which stricter modes
+# would turn into errors when a filter looks at them.
+Set-StrictMode -Version 1.0
+# 'Continue', not 'Stop': Windows PowerShell 5.1 turns any stderr line of a
+# native command (taskkill, logman) into a terminating error under 'Stop'.
+# Steps fail through Assert-Ww (throw) and -ErrorAction Stop where a cmdlet
+# must succeed.
+$ErrorActionPreference = 'Continue'
 $Session = 'wsmwatch-kernel-process'
 $script:Results = New-Object System.Collections.Generic.List[object]
 
@@ -210,7 +216,7 @@ function Enable-WwRemoting {
     $listening = $false
     try { Test-WSMan -ComputerName localhost -ErrorAction Stop | Out-Null; $listening = $true } catch { }
     $script:WinRm = [pscustomobject]@{ Status = $svc.Status; StartType = $svc.StartType; Listening = $listening }
-    if (-not $listening) { Enable-PSRemoting -Force -SkipNetworkProfileCheck | Out-Null }
+    if (-not $listening) { Enable-PSRemoting -Force -SkipNetworkProfileCheck -ErrorAction Stop | Out-Null }
 }
 
 function Restore-WwRemoting {
@@ -268,7 +274,7 @@ public static class WwSpoof {
 $id = [Security.Principal.WindowsIdentity]::GetCurrent()
 $admin = (New-Object Security.Principal.WindowsPrincipal $id).IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
 if (-not $admin) { Write-Host 'FAIL preconditions: run this script from an elevated PowerShell'; exit 1 }
-$Exe = (Resolve-Path $Exe).Path
+$Exe = (Resolve-Path $Exe -ErrorAction Stop).Path
 New-Item -ItemType Directory -Force -Path $Work | Out-Null
 Write-Host "wsmwatch: $Exe"
 Write-Host "work:     $Work"
@@ -294,10 +300,10 @@ Invoke-WwStep 'remote-session-alerts' 'CAR' {
     Enable-WwRemoting
     $t = Start-WwTracer 'remoting'
     Wait-WwTracerReady $t
-    $s = New-PSSession -ComputerName localhost
-    Invoke-Command -Session $s -ScriptBlock { whoami.exe | Out-Null; hostname.exe | Out-Null }
+    $s = New-PSSession -ComputerName localhost -ErrorAction Stop
+    Invoke-Command -Session $s -ScriptBlock { whoami.exe | Out-Null; hostname.exe | Out-Null } -ErrorAction Stop
     Remove-PSSession $s
-    Invoke-Command -ComputerName localhost -ScriptBlock { whoami.exe } | Out-Null
+    Invoke-Command -ComputerName localhost -ScriptBlock { whoami.exe } -ErrorAction Stop | Out-Null
     $ok = Wait-WwUntil -Seconds 20 -Condition {
         $a = Get-WwAlerts $t
         @($a | Where-Object { $_.event.action -eq 'remote_session_ended' }).Count -ge 1
@@ -317,8 +323,9 @@ Invoke-WwStep 'rundown-and-creator' 'D1/T1134.004' {
     Wait-WwTracerReady $t
     $me = $PID
     $child = Start-Process -FilePath cmd.exe -ArgumentList '/c', 'ping -n 3 127.0.0.1 >nul' -PassThru -WindowStyle Hidden
-    $explorer = Get-Process explorer -ErrorAction SilentlyContinue | Select-Object -First 1
-    $parent = if ($explorer) { $explorer.Id } else { (Get-Process -Name svchost | Select-Object -First 1).Id }
+    # A decoy parent of our own: opening it needs no SeDebugPrivilege.
+    $decoy = Start-Process -FilePath ping.exe -ArgumentList '-n', '30', '127.0.0.1' -PassThru -WindowStyle Hidden
+    $parent = $decoy.Id
     $spoofed = Start-WwSpoofedChild -ParentId $parent -CommandLine 'cmd.exe /c ping -n 2 127.0.0.1 >nul'
     $null = Wait-WwUntil -Seconds 10 -Condition { @(Get-WwAlerts $t | Where-Object { $_.event.action -eq 'parent_pid_spoofed' }).Count -ge 1 }
     $ev = Get-WwEvents $t
@@ -330,6 +337,7 @@ Invoke-WwStep 'rundown-and-creator' 'D1/T1134.004' {
     Assert-Ww ($c.ppid -eq $me -and $c.creator_pid -eq $me) "creator/parent of a normal child: ppid $($c.ppid), creator $($c.creator_pid), expected $me"
     $flag = @(Get-WwAlerts $t | Where-Object { $_.event.action -eq 'parent_pid_spoofed' -and $_.process.pid -eq $spoofed })
     Assert-Ww ($flag.Count -ge 1) "spoofed child $spoofed (parent $parent) not flagged"
+    Stop-Process -Id $decoy.Id -Force -ErrorAction SilentlyContinue
     "rundown $($rundown.Count) processes; creator = parent for a normal child; spoof of $spoofed flagged"
 }
 

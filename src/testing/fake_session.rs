@@ -1,7 +1,7 @@
 //! A scripted [`TraceSession`] for testing the live life cycle (start,
 //! tampering, restart, ordered shutdown) without an OS session, on every
 //! platform. It is also a [`Source`], so the tamper path runs end to end
-//! through the real pipeline in `tests/tamper.rs`.
+//! through the real pipeline in `tests/it/tamper.rs`.
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -142,3 +142,22 @@ fn stats_json_is_machine_readable() {
     assert_eq!(v["stats"]["engine"]["alerts"], 11);
     assert_eq!(v["stats"]["totals"]["dropped"], 0);
 }
+
+/// Issue 15's live options are on the command line, with their defaults
+/// explained (the buffer defaults depend on `--etl`).
+#[test]
+fn live_help_lists_takeover_no_restart_and_the_etl_trade_off() {
+    let out = run(&["live", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--takeover",
+        "--no-restart",
+        "--etl",
+        "--flush-ms",
+        "--buffer-kib",
+    ] {
+        assert!(help.contains(want), "{want} missing from:\n{help}");
+    }
+    assert!(help.contains("off with --etl"), "{help}");
+}

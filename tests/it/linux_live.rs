@@ -369,7 +369,8 @@ fn fork_storm_every_start_seen_or_counted_and_memory_bounded() {
     // Nothing missing silently: every unseen start is covered by a counted loss.
     assert!(
         missing <= lost,
-        "{missing} storm starts missing but only {lost} events counted lost"
+        "{missing} storm starts missing but only {lost} events counted lost (monitoring gaps: {:?})",
+        out.stats.gaps
     );
     if lost == 0 {
         assert_eq!(seen.len(), n);
@@ -838,4 +839,52 @@ fn binary_without_privileges_says_so() {
     assert!(err.contains("permission denied"), "{err}");
     assert!(err.contains("CAP_NET_ADMIN"), "{err}");
     assert!(out.stdout.is_empty());
+}
+
+/// The tamper path's restart on the real kernel: a second `start` opens a
+/// new connector socket, subscribes again and re-seeds from `/proc`, and
+/// live events then flow on the new socket. (Unsubscribing for real would
+/// silence every listener on the machine, so the loss itself is only
+/// simulated by calling the restart directly.)
+#[test]
+fn restart_resubscribes_and_reseeds_on_the_real_connector() {
+    use wsmwatch::live::supervise::{PumpEnd, TraceSession};
+    let _g = serial();
+    let Some(mut src) = live_source(LiveConfig::default()) else {
+        return;
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (etx, _erx) = crossbeam_channel::unbounded();
+    let counters = Arc::new(SourceCounters::default());
+    let mut em = Emitter::new(tx, Backpressure::Block, counters, etx);
+    let me = std::process::id();
+    let seeded_self = |rx: &crossbeam_channel::Receiver<ProcessEvent>| {
+        rx.try_iter()
+            .filter(|e| e.pid == Some(me) && e.kind == EventKind::Start)
+            .count()
+    };
+    src.start(&mut em, false).unwrap();
+    assert_eq!(seeded_self(&rx), 1, "first seed has this process");
+    src.abandon(&mut em);
+    src.start(&mut em, true).unwrap();
+    assert_eq!(seeded_self(&rx), 1, "the restart re-seeds");
+    let child = Command::new("/bin/sleep").arg("0.2").spawn().unwrap();
+    let pid = child.id();
+    let stop = StopToken::new();
+    let s2 = stop.clone();
+    let stopper = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(1500));
+        s2.stop();
+    });
+    assert_eq!(src.pump(&mut em, &stop).unwrap(), PumpEnd::Requested);
+    src.shutdown(&mut em);
+    stopper.join().unwrap();
+    let mut child = child;
+    let _ = child.wait();
+    let live: Vec<_> = rx
+        .try_iter()
+        .filter(|e| e.pid == Some(pid) && e.kind == EventKind::Start)
+        .collect();
+    assert_eq!(live.len(), 1, "the new subscription delivers live events");
+    assert_eq!(live[0].origin, Origin::Live);
 }

@@ -17,7 +17,7 @@
 //! - An exec by an already reported process (`sh -c 'exec pwsh …'`) is
 //!   another start with the same pid and key and the new image.
 //! - Losses are counted exactly from the connector's per-CPU sequence
-//!   numbers ([`LossCounter`]); `ENOBUFS` alone only says that some occurred.
+//!   numbers (`cn_proc`'s `LossCounter`); `ENOBUFS` alone only says that some occurred.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;

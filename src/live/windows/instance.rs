@@ -3,9 +3,10 @@
 
 use windows::core::PCWSTR;
 use windows::Win32::Foundation::{
-    CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, HANDLE,
+    CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND,
+    HANDLE,
 };
-use windows::Win32::System::Threading::CreateMutexW;
+use windows::Win32::System::Threading::{CreateMutexW, OpenMutexW, SYNCHRONIZATION_SYNCHRONIZE};
 
 use crate::live::instance::{decide, Instance, InstanceError, INSTANCE_MUTEX};
 
@@ -29,8 +30,13 @@ impl InstanceGuard {
         let (handle, another) = match created {
             // SAFETY: reads this thread's last error right after the call.
             Ok(h) => (h, unsafe { GetLastError() } == ERROR_ALREADY_EXISTS),
-            // Created by another (elevated) user: it exists, we may not open it.
-            Err(e) if e.code() == ERROR_ACCESS_DENIED.to_hresult() => (HANDLE::default(), true),
+            // Either the mutex exists and belongs to another (elevated)
+            // user, or we may not create global objects at all (a standard
+            // user lacks SeCreateGlobalPrivilege): only an open tells which.
+            // Not elevated, the ETW start then fails with its own message.
+            Err(e) if e.code() == ERROR_ACCESS_DENIED.to_hresult() => {
+                (HANDLE::default(), exists(&name))
+            }
             Err(e) => return Err(InstanceError::Os(e.to_string())),
         };
         let mut guard = InstanceGuard {
@@ -40,6 +46,26 @@ impl InstanceGuard {
         // On refusal `?` drops the guard, which closes the handle.
         guard.instance = decide(another, takeover)?;
         Ok(guard)
+    }
+}
+
+/// True when a mutex of that name exists (opened, or refused to us).
+fn exists(name: &[u16]) -> bool {
+    // SAFETY: `name` is NUL-terminated and outlives the call; the handle,
+    // if any, is closed at once.
+    match unsafe {
+        OpenMutexW(
+            SYNCHRONIZATION_SYNCHRONIZE,
+            false,
+            PCWSTR::from_raw(name.as_ptr()),
+        )
+    } {
+        Ok(h) => {
+            // SAFETY: `h` came from OpenMutexW and is closed once.
+            let _ = unsafe { CloseHandle(h) };
+            true
+        }
+        Err(e) => e.code() != ERROR_FILE_NOT_FOUND.to_hresult(),
     }
 }
 

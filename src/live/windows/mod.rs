@@ -254,6 +254,7 @@ impl TraceSession for LiveSource {
             return;
         };
         let mut steps = EtwStop {
+            name: SESSION_NAME,
             running: &mut running,
             out,
             devices: &self.devices,
@@ -272,6 +273,7 @@ impl TraceSession for LiveSource {
     fn abandon(&mut self, out: &mut Emitter) {
         if let Some(mut running) = self.running.take() {
             let mut steps = EtwStop {
+                name: SESSION_NAME,
                 running: &mut running,
                 out,
                 devices: &self.devices,
@@ -322,6 +324,8 @@ fn forward(
 
 /// [`StopSteps`] over the running session.
 struct EtwStop<'a> {
+    /// The session name STOP is sent to ([`SESSION_NAME`]; tests use another).
+    name: &'a str,
     running: &'a mut Running,
     out: &'a mut Emitter,
     devices: &'a DeviceMap,
@@ -340,7 +344,7 @@ impl EtwStop<'_> {
 
 impl StopSteps for EtwStop<'_> {
     fn stop_by_name(&mut self) -> Result<Option<OsLosses>, String> {
-        etw::stop(SESSION_NAME).map_err(|c| c.to_string())
+        etw::stop(self.name).map_err(|c| c.to_string())
     }
 
     fn drain(&mut self, wait: Duration) -> bool {

@@ -417,3 +417,53 @@ fn loss_counters_are_kept_apart() {
         }
     );
 }
+
+/// Defect 2 at the Windows edge: after the STOP, what the consumer still
+/// delivers is forwarded (with its DOS path and host) until `ProcessTrace`
+/// returns, and only then is the trace released. A scripted consumer thread
+/// stands in for `ProcessTrace`; the STOP goes to a session that does not
+/// exist.
+#[test]
+fn ordered_shutdown_forwards_what_arrives_until_the_consumer_returns() {
+    use crate::event::{ProcessEvent, Timestamp};
+    use crate::live::etw::lifecycle::ordered_shutdown;
+    let (tx, rx) = bounded(16);
+    let (done_tx, done_rx) = bounded(1);
+    let consumer = std::thread::spawn(move || {
+        for pid in [10, 11] {
+            std::thread::sleep(Duration::from_millis(100));
+            let ev = ProcessEvent::start(Timestamp(1), pid, 4, r"\Device\HarddiskVolume9\late.exe");
+            tx.send(Msg::Event(ev)).unwrap();
+        }
+        let _ = done_tx.send(Ok(()));
+    });
+    let mut running = Running {
+        trace: None,
+        rx,
+        done_rx,
+        consumer: Some(consumer),
+        consumer_done: false,
+    };
+    let (etx, erx) = crossbeam_channel::unbounded();
+    let (itx, _irx) = crossbeam_channel::unbounded();
+    let mut out = Emitter::new(
+        etx,
+        Backpressure::Block,
+        Arc::new(SourceCounters::default()),
+        itx,
+    );
+    let devices = DeviceMap::new([("Q:", r"\Device\HarddiskVolume9")]);
+    let mut steps = EtwStop {
+        name: "wsmwatch-test-no-such-session",
+        running: &mut running,
+        out: &mut out,
+        devices: &devices,
+        host: Some("h"),
+    };
+    let o = ordered_shutdown(&mut steps, Duration::from_secs(5));
+    assert!(o.consumer_done);
+    let evs: Vec<_> = erx.try_iter().collect();
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert_eq!(evs[0].image, r"Q:\late.exe");
+    assert_eq!(evs[0].host.as_deref(), Some("h"));
+}
