@@ -71,7 +71,7 @@ function Invoke-WwStep {
     try {
         $detail = [string](& $Body)
         if ($detail -like 'SKIP:*') {
-            Write-WwResult $Name $Defect 'SKIP' $detail.Substring(5).Trim()
+            Write-WwResult $Name $Defect 'SKIP' ($detail.Substring(5).Trim())
         } else {
             Write-WwResult $Name $Defect 'PASS' $detail
         }

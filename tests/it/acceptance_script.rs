@@ -1,8 +1,9 @@
 //! `scripts/windows-acceptance.ps1` is run by hand on a real Windows host
-//! and by the Windows workflow; no PowerShell or PowerShell parser installs
-//! here (Debian has no `powershell` package, and no parser is published to
-//! the registries this machine reaches). So this is a structural check that
-//! catches what breaks a script before it runs: unbalanced brackets or
+//! and by the Windows workflow; PowerShell itself does not install here
+//! (Debian has no `powershell` package). CI parses it with a real grammar
+//! (`.ci/ps-parse.sh`, tree-sitter-powershell from PyPI); this test, which
+//! needs nothing installed, is a structural check that catches what breaks
+//! a script before it runs: unbalanced brackets or
 //! quotes (including `$(…)` inside strings and here-strings), a helper
 //! called but never defined, a step without the defect it guards, and the
 //! PASS/FAIL reporting.
