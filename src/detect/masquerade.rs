@@ -21,8 +21,29 @@ use crate::table::{Improvement, ProcRef};
 const NAME: &str = "wsmprovhost.exe";
 
 /// The masquerade detector.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Masquerade;
+#[derive(Debug, Default, Clone)]
+pub struct Masquerade {
+    /// Typosquat verdicts by file name: a host starts the same few hundred
+    /// names over and over, and the edit distance is the costly check.
+    typos: rustc_hash::FxHashMap<Box<str>, Option<&'static str>>,
+}
+
+/// Names whose typosquat verdict is remembered at most (then forgotten).
+const TYPO_CACHE: usize = 4096;
+
+impl Masquerade {
+    fn typosquat(&mut self, name: &str) -> Option<&'static str> {
+        if let Some(&v) = self.typos.get(name) {
+            return v;
+        }
+        let v = typosquat_of(name);
+        if self.typos.len() >= TYPO_CACHE {
+            self.typos.clear();
+        }
+        self.typos.insert(name.into(), v);
+        v
+    }
+}
 
 /// True when `dir_and_name` sits in a system directory WinRM uses.
 fn in_system_dir(image: &str) -> bool {
@@ -82,20 +103,25 @@ const PROTECTED: [&str; 2] = ["wsmprovhost", "svchost"];
 /// (`System32\sihost.exe`, `System32\smphost.exe`, …): never typosquats.
 const REAL_NEAR_NAMES: &[&str] = &["sihost", "smphost", "svchost", "wsmprovhost"];
 
-/// Edit distance with adjacent transpositions (optimal string alignment),
-/// on ASCII-lowercased bytes; only called on short names.
+/// Longest stem compared: the protected stems are 7 and 11 bytes, and a
+/// typo is at most two edits away.
+const MAX_STEM: usize = 13;
+
+/// Edit distance with adjacent transpositions (optimal string alignment) on
+/// ASCII-lowercased bytes, for stems of at most [`MAX_STEM`] bytes: on the
+/// stack, no allocation (this runs for every start in a system folder).
 fn edit_distance(a: &[u8], b: &[u8]) -> usize {
     let (n, m) = (a.len(), b.len());
-    let mut d = vec![vec![0usize; m + 1]; n + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+    let mut d = [[0u8; MAX_STEM + 1]; MAX_STEM + 1];
+    for (i, row) in d.iter_mut().enumerate().take(n + 1) {
+        row[0] = i as u8;
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
+    for (j, cell) in d[0].iter_mut().enumerate().take(m + 1) {
+        *cell = j as u8;
     }
     for i in 1..=n {
         for j in 1..=m {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let cost = u8::from(a[i - 1] != b[j - 1]);
             let mut v = (d[i - 1][j] + 1)
                 .min(d[i][j - 1] + 1)
                 .min(d[i - 1][j - 1] + cost);
@@ -105,24 +131,32 @@ fn edit_distance(a: &[u8], b: &[u8]) -> usize {
             d[i][j] = v;
         }
     }
-    d[n][m]
+    usize::from(d[n][m])
 }
 
 /// The protected name (`wsmprovhost.exe`, `svchost.exe`) that `name` is a
 /// typo of — one or two edits away, swapped letters counting as one — or
 /// `None`. Real Windows names that happen to be that close are allowed.
 pub fn typosquat_of(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    let stem = lower.strip_suffix(".exe")?;
-    if REAL_NEAR_NAMES.contains(&stem) {
+    // Cheap tests first, without allocating: most names fail on length.
+    let b = name.as_bytes();
+    let stem_len = b.len().checked_sub(4)?;
+    if !(5..=MAX_STEM).contains(&stem_len) || !b[stem_len..].eq_ignore_ascii_case(b".exe") {
+        return None;
+    }
+    let mut stem = [0u8; MAX_STEM];
+    for (d, s) in stem.iter_mut().zip(&b[..stem_len]) {
+        *d = s.to_ascii_lowercase();
+    }
+    let stem = &stem[..stem_len];
+    if REAL_NEAR_NAMES.iter().any(|r| r.as_bytes() == stem) {
         return None;
     }
     PROTECTED.iter().find_map(|p| {
-        // Cheap length test first: this runs on every start.
         if stem.len().abs_diff(p.len()) > 2 {
             return None;
         }
-        let d = edit_distance(stem.as_bytes(), p.as_bytes());
+        let d = edit_distance(stem, p.as_bytes());
         let real = if *p == "svchost" { "svchost.exe" } else { NAME };
         (1..=2).contains(&d).then_some(real)
     })
@@ -231,7 +265,7 @@ impl Detector for Masquerade {
                 Self::raise(cx, p, ev, Action::Lookalike, msg, false);
             } else if ev.image.contains(['\\', '/']) && in_system_dir(&ev.image) {
                 // A typo of a protected name where the real one lives.
-                if let Some(real) = typosquat_of(name) {
+                if let Some(real) = self.typosquat(name) {
                     let msg = format!("process name {name:?} in a system folder imitates {real}");
                     Self::raise(cx, p, ev, Action::Lookalike, msg, false);
                 }

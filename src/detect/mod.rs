@@ -194,7 +194,7 @@ fn key_string(k: &ProcessKey, pid: Option<u32>) -> String {
 pub fn default_detectors() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(session::RemoteSessions::new(rules::session_rules())),
-        Box::new(masquerade::Masquerade),
+        Box::new(masquerade::Masquerade::default()),
         Box::new(ppid_spoof::PpidSpoof),
     ]
 }
