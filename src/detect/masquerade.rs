@@ -263,9 +263,10 @@ impl Detector for Masquerade {
             if is_lookalike(name) {
                 let msg = format!("process name {name:?} imitates {NAME}");
                 Self::raise(cx, p, ev, Action::Lookalike, msg, false);
-            } else if ev.image.contains(['\\', '/']) && in_system_dir(&ev.image) {
-                // A typo of a protected name where the real one lives.
-                if let Some(real) = self.typosquat(name) {
+            } else if let Some(real) = self.typosquat(name) {
+                // A typo of a protected name where the real one lives (the
+                // folder is checked only for the rare name that is one).
+                if ev.image.contains(['\\', '/']) && in_system_dir(&ev.image) {
                     let msg = format!("process name {name:?} in a system folder imitates {real}");
                     Self::raise(cx, p, ev, Action::Lookalike, msg, false);
                 }

@@ -131,6 +131,9 @@ impl RemoteSessions {
     /// The open session `p` is the host of, if any.
     fn hosted_by(&self, cx: &Context<'_>, p: ProcRef) -> Option<u32> {
         let tag = cx.table().get(p).map_or(0, |e| e.session);
+        if tag == 0 {
+            return None;
+        }
         self.sessions.get(&tag).filter(|s| s.host == p).map(|_| tag)
     }
 
