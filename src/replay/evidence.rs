@@ -366,6 +366,15 @@ fn entry(m: Mapped, file: u32, seq: u64, last: &mut Option<Arc<str>>) -> (Clock,
     )
 }
 
+/// A location inside file `name` as (file, location): a container member's
+/// chain goes onto the file name, `outer.tgz!inner.zip!file.json: line 9`.
+fn on_file(name: &str, location: String) -> (String, String) {
+    match split_member_chain(&location) {
+        Some((chain, rest)) => (format!("{name}{chain}"), rest.to_owned()),
+        None => (name.to_owned(), location),
+    }
+}
+
 /// Events a decoder buffers before handing them to the orderer.
 const PUSH_BATCH: usize = 4096;
 
@@ -453,12 +462,7 @@ fn decode_file_inner(
     };
     let report = |location: String, message: String| {
         c.errors.fetch_add(1, Ordering::Relaxed);
-        // A container member's chain goes onto the file name:
-        // `outer.tgz!inner.zip!file.json: line 9: …`.
-        let (file, location) = match split_member_chain(&location) {
-            Some((chain, rest)) => (format!("{name}{chain}"), rest.to_owned()),
-            None => (name.clone(), location),
-        };
+        let (file, location) = on_file(&name, location);
         on_error(InputError {
             file,
             location,
@@ -529,11 +533,7 @@ fn decode_file_inner(
         } => out.offsets.push((host, secs, exact, at)),
         Item::Bad { location, message } => report(location, message),
         Item::Skipped { location, reason } => {
-            // Named like errors: `outer.zip!inner.etl: skipped: …`.
-            let (file, location) = match split_member_chain(&location) {
-                Some((chain, rest)) => (format!("{name}{chain}"), rest.to_owned()),
-                None => (name.clone(), location),
-            };
+            let (file, location) = on_file(&name, location);
             c.skip(file, location, format!("skipped: {reason}"));
         }
     };
