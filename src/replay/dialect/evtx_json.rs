@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{emit, provider, text, Dialect, Keys, State};
+use super::{emit, provider, text, Dialect, EventPayload, Keys, State};
 use crate::event::Timestamp;
 use crate::replay::winlog::{Envelope, Fields, Flex, Item, TimeBasis};
 
@@ -66,17 +66,9 @@ struct AttrVals<'a> {
 #[derive(Deserialize)]
 struct DataRec<'a> {
     #[serde(borrow)]
-    Event: DataEv<'a>,
+    Event: EventPayload<'a>,
 }
 
-#[allow(non_snake_case)]
-#[derive(Deserialize)]
-struct DataEv<'a> {
-    #[serde(borrow, default)]
-    EventData: Option<Fields<'a>>,
-    #[serde(borrow, default)]
-    UserData: Option<Fields<'a>>,
-}
 
 impl Dialect for EvtxJson {
     fn name(&self) -> &'static str {
@@ -107,7 +99,7 @@ impl Dialect for EvtxJson {
                 .map(|t| (t, TimeBasis::Utc)),
         };
         let d: DataRec<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
-        let f = d.Event.EventData.or(d.Event.UserData).unwrap_or_default();
+        let f = d.Event.fields();
         emit(&env, &f, sink)
     }
 }

@@ -30,6 +30,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
+use serde::Deserialize;
 
 use super::jsonlog;
 use super::winlog::{self, Envelope, Fields, Flex, Item, Provider, TimeBasis};
@@ -113,6 +114,24 @@ impl State {
         if let Some(secs) = winlog::offset_from_pair(local, utc) {
             self.lines.offset(host, secs, true, local, sink);
         }
+    }
+}
+
+/// An event's data as the EVTX renderers write it (`EventData`, or
+/// `UserData` for events that have no `EventData`).
+#[allow(non_snake_case)]
+#[derive(Deserialize)]
+pub(crate) struct EventPayload<'a> {
+    #[serde(borrow, default)]
+    EventData: Option<Fields<'a>>,
+    #[serde(borrow, default)]
+    UserData: Option<Fields<'a>>,
+}
+
+impl<'a> EventPayload<'a> {
+    /// The fields the mapping reads: `EventData`, else `UserData`.
+    pub(crate) fn fields(self) -> Fields<'a> {
+        self.EventData.or(self.UserData).unwrap_or_default()
     }
 }
 

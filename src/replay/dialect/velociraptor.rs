@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{emit, provider, text, unix_float, Dialect, Keys, State};
+use super::{emit, provider, text, unix_float, Dialect, EventPayload, Keys, State};
 use crate::event::Timestamp;
 use crate::replay::winlog::{Envelope, Fields, Flex, Item, TimeBasis};
 
@@ -73,14 +73,6 @@ enum Time<'a> {
     Text(std::borrow::Cow<'a, str>),
 }
 
-#[allow(non_snake_case)]
-#[derive(Deserialize)]
-struct Data<'a> {
-    #[serde(borrow, default)]
-    EventData: Option<Fields<'a>>,
-    #[serde(borrow, default)]
-    UserData: Option<Fields<'a>>,
-}
 
 impl Dialect for Velociraptor {
     fn name(&self) -> &'static str {
@@ -113,8 +105,8 @@ impl Dialect for Velociraptor {
             host: text(&s.Computer),
             time: time.map(|t| (t, TimeBasis::Utc)),
         };
-        let d: Data<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
-        let f = d.EventData.or(d.UserData).unwrap_or_default();
+        let d: EventPayload<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
+        let f = d.fields();
         emit(&env, &f, sink)
     }
 }
