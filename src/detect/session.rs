@@ -140,7 +140,7 @@ impl RemoteSessions {
     /// A better record of a session host arrived (its own start after a
     /// placeholder, a finer creation time): the session keeps its tag, so
     /// its processes stay counted, and takes the host's new identity.
-    fn refresh(&mut self, cx: &Context<'_>, tag: u32) -> Option<&Session> {
+    fn refresh(&mut self, cx: &Context<'_>, tag: u32) -> Option<&mut Session> {
         let host = self.sessions.get(&tag)?.host;
         let (pid, start, sid) = Self::identity(cx, host);
         let s = self.sessions.get_mut(&tag)?;
@@ -208,9 +208,7 @@ impl Detector for RemoteSessions {
         if let Some(tag) = self.hosted_by(cx, p) {
             if let Some(s) = self.refresh(cx, tag) {
                 if !ev.origin.is_preexisting() && s.found == "inferred_from_child" {
-                    let s = self.sessions.get_mut(&tag).expect("refreshed above");
                     s.found = "started";
-                    let s = &self.sessions[&tag];
                     Self::alert(cx, s, Action::RemoteSessionStarted, Severity::High, p, ev);
                 }
             }
