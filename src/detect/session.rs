@@ -279,6 +279,14 @@ impl Detector for RemoteSessions {
                     self.refresh(cx, tag);
                 }
             }
+            // Host tests read the command line (`pwsh -sshs`): a process
+            // first seen without one is judged again, unless it is already
+            // in a session (then it was counted and nothing changes).
+            Improvement::CommandLineKnown => {
+                if cx.table().get(p).is_some_and(|e| e.session == 0) {
+                    self.on_start(cx, p, ev);
+                }
+            }
         }
     }
 

@@ -290,6 +290,49 @@ mod tests {
         );
     }
 
+    /// The same spawn when `/proc` was read mid-`exec`: the first view of
+    /// pwsh has its image but no command line, the next brings
+    /// `-sshs`. The second view must open the session (seen in CI).
+    #[test]
+    fn a_command_line_known_only_from_a_later_view_opens_the_session() {
+        use crate::event::ProcessKey;
+        let keyed = |mut e: ProcessEvent, k: u64| {
+            e.key = Some(ProcessKey::CreateTime(t(k)));
+            e.create_time = Some(t(k));
+            e
+        };
+        let mut bare = keyed(start(11, 101, 100, "/usr/bin/pwsh", ""), 10);
+        bare.command_line = None;
+        let ev = vec![
+            keyed(start(0, 100, 1, "/usr/sbin/sshd", "sshd: bob@notty"), 0),
+            bare,
+            keyed(
+                start(12, 101, 100, "/usr/bin/pwsh", "/usr/bin/pwsh -sshs"),
+                10,
+            ),
+            keyed(start(20, 102, 101, "/usr/bin/id", "id"), 20),
+            // A third view changes nothing: no second session.
+            keyed(
+                start(21, 101, 100, "/usr/bin/pwsh", "/usr/bin/pwsh -sshs"),
+                10,
+            ),
+            ProcessEvent::stop(t(30), 101, ""),
+        ];
+        let a: Vec<_> = Engine::default()
+            .run(&ev)
+            .iter()
+            .map(|a| a.action)
+            .collect();
+        assert_eq!(
+            a,
+            [
+                Action::RemoteSessionStarted,
+                Action::RemoteSessionActivity,
+                Action::RemoteSessionEnded
+            ]
+        );
+    }
+
     #[test]
     fn already_running_host_with_unknown_parent_is_active() {
         let mut e = start(0, 101, 77, "/usr/bin/pwsh", "pwsh -sshs");

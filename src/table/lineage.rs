@@ -51,6 +51,7 @@ impl ProcessTable {
             placeholder: true,
             implied_exit: false,
             has_alt: false,
+            has_cmdline: false,
             precision: Precision::Tick,
         });
         if pid == NO_PID {

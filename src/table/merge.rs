@@ -158,6 +158,8 @@ impl ProcessTable {
             self.slots.at_mut(r.idx).session = tag;
         }
         let p = self.slots.at_mut(r.idx);
+        let cmdline_known = !p.has_cmdline && ev.command_line.is_some();
+        p.has_cmdline |= cmdline_known;
         if needs_alt {
             p.has_alt = true;
             self.alt_keys.insert(r.idx, key);
@@ -181,6 +183,8 @@ impl ProcessTable {
             Start::Improved(r, Improvement::ParentResolved)
         } else if refined {
             Start::Improved(r, Improvement::TimeRefined)
+        } else if cmdline_known {
+            Start::Improved(r, Improvement::CommandLineKnown)
         } else {
             Start::Duplicate(r)
         }

@@ -115,6 +115,9 @@ pub struct Process {
     pub placeholder: bool,
     implied_exit: bool,
     has_alt: bool,
+    /// A record with a command line has been seen (rules that read it
+    /// judge the process again when a later view first brings it).
+    has_cmdline: bool,
     /// How precise `create_time` is (a later, finer view refines it).
     pub precision: Precision,
 }
@@ -168,6 +171,9 @@ pub enum Improvement {
     ParentResolved,
     /// The creation time is now known more precisely.
     TimeRefined,
+    /// The command line is now known: an earlier view had none (a record
+    /// read mid-`exec`, a channel that omits it).
+    CommandLineKnown,
 }
 
 /// The result of recording a stop.
@@ -460,6 +466,7 @@ impl ProcessTable {
             placeholder: false,
             implied_exit: false,
             has_alt: false,
+            has_cmdline: ev.command_line.is_some(),
             precision: ev.precision,
         });
         if orphan {
