@@ -31,6 +31,9 @@ pub struct EngineStats {
     pub duplicates: u64,
     /// Stops for processes never seen (started before tracing, evicted).
     pub unknown_stops: u64,
+    /// Logons, connections and PowerShell commands seen (session
+    /// attribution's input; the table does not record them).
+    pub activities: u64,
     /// New processes whose parent could not be resolved at all: no CAR
     /// verdict was possible for them.
     pub unresolved_parents: u64,
@@ -127,6 +130,13 @@ impl Engine {
                 Stop::Duplicate(_) => self.stats.duplicates += 1,
                 Stop::Unknown => self.stats.unknown_stops += 1,
             },
+            EventKind::Activity => {
+                self.stats.activities += 1;
+                let mut cx = Context::new(&mut self.table, alerts);
+                for d in &mut self.detectors {
+                    d.on_activity(&mut cx, ev);
+                }
+            }
         }
         // Children that arrived before this parent: judged again now that
         // their lineage is known.

@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::activity::Activity;
 pub use crate::time::Timestamp;
 
 /// Start or stop.
@@ -20,6 +21,10 @@ pub enum EventKind {
     Start,
     /// A process exited.
     Stop,
+    /// Something a process did that is not its start or stop: a logon,
+    /// a connection, a PowerShell command ([`crate::activity::Activity`],
+    /// in [`ProcessEvent::activity`]). The table never records these.
+    Activity,
 }
 
 /// Where an event came from, which tells the detectors how to read it.
@@ -271,6 +276,15 @@ pub struct ProcessEvent {
     /// How precise `time`, `create_time` and `exit_time` are.
     #[serde(default, skip_serializing_if = "Precision::is_tick")]
     pub precision: Precision,
+    /// The logon session (LUID) the process runs in: Sysmon 1 `LogonId`,
+    /// 4688 `TargetLogonId` (else `SubjectLogonId`), the live token's
+    /// `AuthenticationId`. Joins a session host to its 4624.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logon_id: Option<u64>,
+    /// On [`EventKind::Activity`] events: what happened. Boxed so process
+    /// events, the hot path, stay small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Box<Activity>>,
 }
 
 impl ProcessEvent {
@@ -295,6 +309,20 @@ impl ProcessEvent {
             host: None,
             origin: Origin::Live,
             precision: Precision::Tick,
+            logon_id: None,
+            activity: None,
+        }
+    }
+
+    /// An activity of process `pid` (0 when the log does not say).
+    pub fn activity(time: Timestamp, pid: Option<u32>, activity: Activity) -> Self {
+        ProcessEvent {
+            kind: EventKind::Activity,
+            pid,
+            ppid: None,
+            create_time: None,
+            activity: Some(Box::new(activity)),
+            ..ProcessEvent::start(time, 0, 0, "")
         }
     }
 
@@ -356,6 +384,10 @@ impl ProcessEvent {
             _ => {}
         }
         pick(&mut self.host, other.host);
+        pick(&mut self.logon_id, other.logon_id);
+        if self.activity.is_none() {
+            self.activity = other.activity;
+        }
     }
 
     /// The creation time, falling back to the event time for starts.
@@ -363,7 +395,7 @@ impl ProcessEvent {
         match (self.create_time, self.kind) {
             (Some(t), _) => Some(t),
             (None, EventKind::Start) => Some(self.time),
-            (None, EventKind::Stop) => None,
+            (None, EventKind::Stop | EventKind::Activity) => None,
         }
     }
 }

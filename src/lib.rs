@@ -57,6 +57,7 @@ macro_rules! decoder_mod {
     };
 }
 
+pub mod activity;
 pub mod detect;
 pub mod engine;
 pub mod event;

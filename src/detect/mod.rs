@@ -40,6 +40,12 @@ pub trait Detector: Send {
         _what: Improvement,
     ) {
     }
+
+    /// Something a process did besides starting and stopping: a logon, a
+    /// connection, a PowerShell command ([`crate::activity::Activity`],
+    /// in `ev.activity`). Session attribution joins these; most rules
+    /// ignore them.
+    fn on_activity(&mut self, _cx: &mut Context<'_>, _ev: &ProcessEvent) {}
 }
 
 /// What a detector may touch while handling one event: the lineage table

@@ -74,6 +74,11 @@ impl<I: Iterator<Item = ProcessEvent>> Coalesce<I> {
 
     /// Merges `ev` into a waiting view of the same process, or queues it.
     fn add(&mut self, ev: ProcessEvent) {
+        if ev.kind == EventKind::Activity {
+            // Kept in time order, never merged, never anyone's view.
+            self.buf.push_back(Some(ev));
+            return;
+        }
         let found = self.candidates(ev.pid).into_iter().find(|&n| {
             self.get(n)
                 .is_some_and(|b| same_process(b, &ev) && !self.exited_before(b, &ev))
@@ -121,9 +126,13 @@ impl<I: Iterator<Item = ProcessEvent>> Coalesce<I> {
     fn take(&mut self, n: u64) -> Option<ProcessEvent> {
         let i = usize::try_from(n.checked_sub(self.base)?).ok()?;
         let ev = self.buf.get_mut(i)?.take()?;
-        let list = match ev.pid {
-            Some(pid) => self.by_pid.get_mut(&pid),
-            None => Some(&mut self.pidless),
+        let list = if ev.kind == EventKind::Activity {
+            None
+        } else {
+            match ev.pid {
+                Some(pid) => self.by_pid.get_mut(&pid),
+                None => Some(&mut self.pidless),
+            }
         };
         if let Some(list) = list {
             list.retain(|&m| m != n);
@@ -159,6 +168,7 @@ impl<I: Iterator<Item = ProcessEvent>> Coalesce<I> {
     fn must_precede(&self, n: u64) -> Option<u64> {
         let ev = self.get(n)?;
         let (want_pid, latest) = match ev.kind {
+            EventKind::Activity => return None,
             EventKind::Start => (pid_of_parent(ev)?, slack_end(ev.created()?, ev.precision)),
             EventKind::Stop => (
                 ev.pid?,
@@ -247,6 +257,7 @@ fn same_process(a: &ProcessEvent, b: &ProcessEvent) -> bool {
         }
     }
     let (ta, tb) = match a.kind {
+        EventKind::Activity => return false,
         EventKind::Start => (a.created(), b.created()),
         EventKind::Stop => (a.exit_time.or(Some(a.time)), b.exit_time.or(Some(b.time))),
     };

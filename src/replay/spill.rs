@@ -85,10 +85,13 @@ pub(super) fn encode(e: &Entry, o: &mut Vec<u8>) {
         host,
         origin,
         precision,
+        logon_id,
+        activity,
     } = &e.event;
     o.push(match kind {
         EventKind::Start => 0,
         EventKind::Stop => 1,
+        EventKind::Activity => 2,
     });
     u64_(o, time.0);
     opt_u32(o, *pid);
@@ -116,6 +119,18 @@ pub(super) fn encode(e: &Entry, o: &mut Vec<u8>) {
         Precision::Millisecond => 1,
         Precision::Second => 2,
     });
+    match logon_id {
+        Some(id) => {
+            o.push(1);
+            u64_(o, *id);
+        }
+        None => o.push(0),
+    }
+    // Rare next to process records: JSON keeps this simple.
+    let activity = activity
+        .as_ref()
+        .and_then(|a| serde_json::to_string(a).ok());
+    opt_str(o, &activity);
 }
 
 struct R<'a>(&'a [u8]);
@@ -175,10 +190,10 @@ impl R<'_> {
 pub(super) fn decode(b: &[u8]) -> Option<Entry> {
     let mut r = R(b);
     let (k, f, s) = (r.u64()?, r.u32()?, r.u64()?);
-    let kind = if r.u8()? == 0 {
-        EventKind::Start
-    } else {
-        EventKind::Stop
+    let kind = match r.u8()? {
+        0 => EventKind::Start,
+        1 => EventKind::Stop,
+        _ => EventKind::Activity,
     };
     let e = ProcessEvent {
         kind,
@@ -207,6 +222,14 @@ pub(super) fn decode(b: &[u8]) -> Option<Entry> {
             0 => Precision::Tick,
             1 => Precision::Millisecond,
             _ => Precision::Second,
+        },
+        logon_id: match r.u8()? {
+            0 => None,
+            _ => Some(r.u64()?),
+        },
+        activity: match r.opt_str()? {
+            Some(j) => Some(Box::new(serde_json::from_str(&j).ok()?)),
+            None => None,
         },
     };
     Some(Entry {

@@ -458,6 +458,8 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
             TimeBasis::HostLocal => Precision::Second,
             TimeBasis::Utc => Precision::of(time),
         },
+        logon_id: None,
+        activity: None,
     };
     // Sysmon fields fall back to the rendered Message text (some exports
     // keep only that).

@@ -467,6 +467,7 @@ fn source_sees_seed_and_a_live_exec_with_consistent_keys() {
                 match ev.kind {
                     EventKind::Start => start = Some(ev),
                     EventKind::Stop => stopped = Some(ev),
+                    EventKind::Activity => {}
                 }
             }
         }

@@ -181,6 +181,7 @@ fn check_resolution(keys: bool, ops: Vec<Op>, perturb: Vec<(u8, u8)>) -> Result<
             wsmwatch::event::EventKind::Stop => {
                 table.stop(&e);
             }
+            wsmwatch::event::EventKind::Activity => {}
         }
         // Bounded: at most one live entry per pid, plus the tombstones.
         let pids = 12 + 2;

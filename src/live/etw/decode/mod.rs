@@ -320,6 +320,8 @@ pub fn to_process_event(record: KernelProcessRecord, header: &EventHeaderInfo) -
             host: None,
             origin: Origin::Live,
             precision: Precision::Tick,
+            logon_id: None,
+            activity: None,
         },
     }
 }
@@ -344,5 +346,7 @@ fn start_event(d: ProcessStartData, header: &EventHeaderInfo, origin: Origin) ->
         host: None,
         origin,
         precision: Precision::Tick,
+        logon_id: None,
+        activity: None,
     }
 }
