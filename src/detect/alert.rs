@@ -9,6 +9,9 @@
 use serde::ser::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
+pub use crate::detect::attribution::{
+    AttributionStatus, CommandFacts, LogonFacts, OriginFacts, SessionAttribution, TextFacts,
+};
 use crate::event::{image_file_name, Origin, Timestamp};
 use crate::source::TamperReport;
 
@@ -41,6 +44,9 @@ pub enum Action {
     RemoteSessionActivity,
     /// The remote session host exited.
     RemoteSessionEnded,
+    /// PowerShell ran a command inside a remote session (4103, 4104,
+    /// 400/403/800 attributed to the session host's pid).
+    RemoteSessionCommand,
     /// `wsmprovhost.exe` whose parent is not `svchost.exe`.
     UnexpectedParent,
     /// `wsmprovhost.exe` running from outside `\Windows\System32\`.
@@ -63,6 +69,7 @@ impl Action {
             Action::RemoteSessionActive => "remote_session_active",
             Action::RemoteSessionActivity => "remote_session_activity",
             Action::RemoteSessionEnded => "remote_session_ended",
+            Action::RemoteSessionCommand => "remote_session_command",
             Action::UnexpectedParent => "wsmprovhost_unexpected_parent",
             Action::UnexpectedPath => "wsmprovhost_unexpected_path",
             Action::CreatorMismatch => "wsmprovhost_creator_mismatch",
@@ -76,7 +83,7 @@ impl Action {
     fn event_type(self) -> &'static str {
         match self {
             Action::RemoteSessionEnded | Action::SessionStopped => "end",
-            Action::RemoteSessionActive => "info",
+            Action::RemoteSessionActive | Action::RemoteSessionCommand => "info",
             _ => "start",
         }
     }
@@ -155,6 +162,10 @@ pub struct SessionFacts {
     /// How the session was found: started, already running, or inferred
     /// from a child that names it.
     pub found: &'static str,
+    /// PowerShell commands attributed to the session so far.
+    pub command_count: u64,
+    /// Who opened it, from where (`detect::attribution`).
+    pub attribution: Option<Box<SessionAttribution>>,
 }
 
 /// One ancestor in the lineage.
@@ -196,6 +207,8 @@ pub struct Alert {
     /// For tamper alerts: the session that ended, the unmonitored window,
     /// the last event seen and the counters.
     pub monitoring: Option<Box<TamperReport>>,
+    /// For `remote_session_command`: what ran.
+    pub command: Option<Box<CommandFacts>>,
 }
 
 fn put<T: Into<Value>>(m: &mut Map<String, Value>, k: &str, v: Option<T>) {
@@ -236,6 +249,7 @@ impl Alert {
             .map(|t| t.split('.').next().unwrap_or(t))
             .collect();
         let mut ww = Map::new();
+        let mut top = Map::new();
         ww.insert("origin".into(), self.origin.as_str().into());
         if let Some(s) = &self.session {
             let mut sm = Map::new();
@@ -246,6 +260,10 @@ impl Alert {
             put(&mut sm, "duration_ms", s.duration_ms);
             sm.insert("process_count".into(), s.process_count.into());
             sm.insert("found".into(), s.found.into());
+            sm.insert("command_count".into(), s.command_count.into());
+            if let Some(a) = &s.attribution {
+                a.render(&mut top, &mut sm);
+            }
             ww.insert("session".into(), Value::Object(sm));
         }
         if let Some(c) = &self.creator {
@@ -294,6 +312,14 @@ impl Alert {
             "process": Value::Object(process),
             "wsmwatch": Value::Object(ww),
         });
+        if let Some(c) = &self.command {
+            let (ps, meta) = c.render();
+            doc["powershell"] = ps;
+            doc["wsmwatch"]["command"] = meta;
+        }
+        if let Value::Object(d) = &mut doc {
+            d.extend(top);
+        }
         if let Some(m) = &self.monitoring {
             doc["wsmwatch"]["monitoring"] = serde_json::to_value(m).unwrap_or(Value::Null);
         }
@@ -331,14 +357,23 @@ impl Alert {
         }
         if let Some(sess) = &self.session {
             s.push_str(&format!(" session={}", sess.id));
+            if let Some(a) = &sess.attribution {
+                if let Some(who) = a.who() {
+                    s.push_str(&format!(" by={who}"));
+                }
+            }
             if let Some(d) = sess.duration_ms {
                 s.push_str(&format!(
-                    " duration={}.{:03}s processes={}",
+                    " duration={}.{:03}s processes={} commands={}",
                     d / 1000,
                     d % 1000,
-                    sess.process_count
+                    sess.process_count,
+                    sess.command_count
                 ));
             }
+        }
+        if let Some(c) = &self.command {
+            s.push_str(&format!(" command={:?}", c.summary()));
         }
         if let Some(cl) = &self.process.command_line {
             s.push_str(&format!(" cmd={cl:?}"));

@@ -9,6 +9,7 @@ use crate::event::{ProcessEvent, ProcessKey};
 use crate::table::{Improvement, ProcRef, ProcessTable};
 
 pub mod alert;
+pub mod attribution;
 pub mod masquerade;
 pub mod ppid_spoof;
 pub mod rules;
@@ -104,6 +105,7 @@ impl<'a> Context<'a> {
             ancestry: self.ancestry(p),
             origin: ev.origin,
             monitoring: None,
+            command: None,
         }
     }
 

@@ -10,11 +10,14 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
+use super::attribution::{host_key, Evidence, ScriptBlocks, SessionKey};
 use super::rules::SessionRule;
 use super::{Context, Detector};
 use crate::detect::alert::{fmt_pid, Action, Rule, SessionFacts, Severity};
 use crate::event::{image_file_name, ProcessEvent, Timestamp};
 use crate::table::{Improvement, ProcRef};
+
+mod commands;
 
 /// Ended sessions kept so late-arriving children still attribute.
 const ENDED_KEPT: usize = 4096;
@@ -32,6 +35,16 @@ struct Session {
     end: Option<Timestamp>,
     processes: u64,
     found: &'static str,
+    /// The host name as the table has it, and as joins compare it.
+    host_name: String,
+    host_key: String,
+    /// The session host's logon id and user, from its start record(s).
+    logon_id: Option<u64>,
+    user: Option<String>,
+    /// PowerShell commands attributed so far, and the remote user they
+    /// name.
+    commands: u64,
+    connected_user: Option<String>,
 }
 
 impl Session {
@@ -47,7 +60,35 @@ impl Session {
             },
             process_count: self.processes,
             found: self.found,
+            command_count: self.commands,
+            attribution: None,
         }
+    }
+
+    /// Who opened it and from where, from the evidence known now.
+    fn attribution(
+        &self,
+        cx: &Context<'_>,
+        ev: &Evidence,
+    ) -> super::attribution::SessionAttribution {
+        let ssh = self.rule.id == super::ssh_remoting::PSREMOTING_SSH.id;
+        let ancestors: Vec<u32> = if ssh {
+            cx.table()
+                .ancestors(self.host)
+                .filter_map(|a| cx.table().get(a).and_then(|e| e.pid()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        ev.attribute(SessionKey {
+            host: &self.host_name,
+            start: self.start,
+            logon_id: self.logon_id,
+            user: self.user.as_deref(),
+            ssh,
+            ancestor_pids: &ancestors,
+            connected_user: self.connected_user.as_deref(),
+        })
     }
 }
 
@@ -59,6 +100,12 @@ pub struct RemoteSessions {
     ended: VecDeque<u32>,
     opened: VecDeque<u32>,
     next: u32,
+    /// Logons, connections: what attribution joins sessions with.
+    evidence: Evidence,
+    /// Session tags by (host key, host pid): commands find their session.
+    by_pid: FxHashMap<(String, u32), Vec<u32>>,
+    /// Split 4104 script blocks waiting for their other parts.
+    blocks: ScriptBlocks,
 }
 
 impl RemoteSessions {
@@ -70,6 +117,9 @@ impl RemoteSessions {
             ended: VecDeque::new(),
             opened: VecDeque::new(),
             next: 1,
+            evidence: Evidence::default(),
+            by_pid: FxHashMap::default(),
+            blocks: ScriptBlocks::default(),
         }
     }
 
@@ -92,11 +142,18 @@ impl RemoteSessions {
         self.opened.push_back(id);
         while self.sessions.len() >= MAX_SESSIONS {
             match self.opened.pop_front() {
-                Some(old) => {
-                    self.sessions.remove(&old);
-                }
+                Some(old) => self.forget(old),
                 None => break,
             }
+        }
+        let host_name = cx
+            .table()
+            .get(host)
+            .map(|e| cx.table().host_name(e.host).to_owned())
+            .unwrap_or_default();
+        let key = host_key(Some(&host_name));
+        if let Some(pid) = pid {
+            self.by_pid.entry((key.clone(), pid)).or_default().push(id);
         }
         self.sessions.insert(
             id,
@@ -109,9 +166,42 @@ impl RemoteSessions {
                 end: None,
                 processes: 0,
                 found,
+                host_name,
+                host_key: key,
+                logon_id: None,
+                user: None,
+                commands: 0,
+                connected_user: None,
             },
         );
         id
+    }
+
+    /// Drops a session and its pid index entry.
+    fn forget(&mut self, tag: u32) {
+        if let Some(s) = self.sessions.remove(&tag) {
+            if let Some(pid) = s.pid {
+                let k = (s.host_key, pid);
+                if let Some(v) = self.by_pid.get_mut(&k) {
+                    v.retain(|&t| t != tag);
+                    if v.is_empty() {
+                        self.by_pid.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the session host's own record says of its logon and user.
+    fn note_host_record(&mut self, tag: u32, ev: &ProcessEvent) {
+        if let Some(s) = self.sessions.get_mut(&tag) {
+            if s.logon_id.is_none() {
+                s.logon_id = ev.logon_id;
+            }
+            if s.user.is_none() {
+                s.user = ev.user.clone();
+            }
+        }
     }
 
     /// A session host's pid, start and session id (`pid@start`).
@@ -144,6 +234,12 @@ impl RemoteSessions {
         let host = self.sessions.get(&tag)?.host;
         let (pid, start, sid) = Self::identity(cx, host);
         let s = self.sessions.get_mut(&tag)?;
+        if let (None, Some(pid)) = (s.pid, pid) {
+            self.by_pid
+                .entry((s.host_key.clone(), pid))
+                .or_default()
+                .push(tag);
+        }
         s.pid = pid;
         s.start = start;
         s.id = sid;
@@ -152,6 +248,7 @@ impl RemoteSessions {
 
     fn alert(
         cx: &mut Context<'_>,
+        evidence: &Evidence,
         s: &Session,
         action: Action,
         severity: Severity,
@@ -160,7 +257,8 @@ impl RemoteSessions {
     ) {
         let mut alert = cx.alert(p, ev, s.rule, action, severity);
         let (process, parent) = (&alert.process, &alert.parent);
-        let session = s.facts();
+        let mut session = s.facts();
+        session.attribution = Some(Box::new(s.attribution(cx, evidence)));
         alert.message = match action {
             Action::RemoteSessionStarted => format!(
                 "remote session started: {} (pid {}) under {}",
@@ -183,12 +281,18 @@ impl RemoteSessions {
                 s.id
             ),
             _ => format!(
-                "remote session {} ended after {} ms, {} processes started",
+                "remote session {} ended after {} ms, {} processes started, {} commands run",
                 s.id,
                 session.duration_ms.unwrap_or(0),
-                s.processes
+                s.processes,
+                s.commands
             ),
         };
+        if let (Action::RemoteSessionStarted | Action::RemoteSessionActive, Some(who)) =
+            (action, session.attribution.as_ref().and_then(|a| a.who()))
+        {
+            alert.message.push_str(&format!(", opened by {who}"));
+        }
         if let (Action::RemoteSessionEnded, Some(end)) = (action, s.end) {
             alert.timestamp = end;
         }
@@ -203,13 +307,26 @@ impl Detector for RemoteSessions {
     }
 
     fn on_start(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
+        self.evidence.on_start(ev);
         // The host of a session opened from a child's hint, now seen
         // starting itself: the same session, now with a known start.
         if let Some(tag) = self.hosted_by(cx, p) {
-            if let Some(s) = self.refresh(cx, tag) {
-                if !ev.origin.is_preexisting() && s.found == "inferred_from_child" {
+            self.note_host_record(tag, ev);
+            let promote = self
+                .refresh(cx, tag)
+                .is_some_and(|s| !ev.origin.is_preexisting() && s.found == "inferred_from_child");
+            if promote {
+                if let Some(s) = self.sessions.get_mut(&tag) {
                     s.found = "started";
-                    Self::alert(cx, s, Action::RemoteSessionStarted, Severity::High, p, ev);
+                    Self::alert(
+                        cx,
+                        &self.evidence,
+                        s,
+                        Action::RemoteSessionStarted,
+                        Severity::High,
+                        p,
+                        ev,
+                    );
                 }
             }
             return;
@@ -227,7 +344,16 @@ impl Detector for RemoteSessions {
                 ("started", Action::RemoteSessionStarted)
             };
             let id = self.open(cx, rule, p, found);
-            Self::alert(cx, &self.sessions[&id], action, Severity::High, p, ev);
+            self.note_host_record(id, ev);
+            Self::alert(
+                cx,
+                &self.evidence,
+                &self.sessions[&id],
+                action,
+                Severity::High,
+                p,
+                ev,
+            );
             return;
         }
         let mut tag = cx.table().get(p).map_or(0, |e| e.session);
@@ -253,6 +379,7 @@ impl Detector for RemoteSessions {
             s.processes += 1;
             Self::alert(
                 cx,
+                &self.evidence,
                 s,
                 Action::RemoteSessionActivity,
                 Severity::Medium,
@@ -277,6 +404,7 @@ impl Detector for RemoteSessions {
             Improvement::TimeRefined => {
                 if let Some(tag) = self.hosted_by(cx, p) {
                     self.refresh(cx, tag);
+                    self.note_host_record(tag, ev);
                 }
             }
             // Host tests read the command line (`pwsh -sshs`): a process
@@ -290,6 +418,14 @@ impl Detector for RemoteSessions {
         }
     }
 
+    fn on_activity(&mut self, cx: &mut Context<'_>, ev: &ProcessEvent) {
+        match ev.activity.as_deref() {
+            Some(crate::activity::Activity::Command(c)) => self.on_command(cx, ev, c),
+            Some(_) => self.evidence.on_activity(cx.table(), ev),
+            None => {}
+        }
+    }
+
     fn on_stop(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
         let tag = cx.table().get(p).map_or(0, |e| e.session);
         let Some(s) = self.sessions.get_mut(&tag) else {
@@ -298,17 +434,29 @@ impl Detector for RemoteSessions {
         if s.host != p || s.end.is_some() {
             return;
         }
+        self.flush_blocks(cx, tag, ev);
+        let Some(s) = self.sessions.get_mut(&tag) else {
+            return;
+        };
         s.end = Some(
             cx.table()
                 .get(p)
                 .and_then(|e| e.exit_time())
                 .unwrap_or(ev.time),
         );
-        Self::alert(cx, s, Action::RemoteSessionEnded, Severity::Low, p, ev);
+        Self::alert(
+            cx,
+            &self.evidence,
+            s,
+            Action::RemoteSessionEnded,
+            Severity::Low,
+            p,
+            ev,
+        );
         self.ended.push_back(tag);
         if self.ended.len() > ENDED_KEPT {
             if let Some(old) = self.ended.pop_front() {
-                self.sessions.remove(&old);
+                self.forget(old);
             }
         }
         // `opened` only bounds memory: drop ids whose sessions are gone.

@@ -53,6 +53,7 @@ pub fn tamper_alert(r: &TamperReport) -> Alert {
         ancestry: Vec::new(),
         origin: Origin::Live,
         monitoring: Some(Box::new(r.clone())),
+        command: None,
     }
 }
 

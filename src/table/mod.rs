@@ -302,6 +302,15 @@ impl ProcessTable {
         id
     }
 
+    /// The id of a host name already seen (`None` = the local host, id 0),
+    /// without interning a new one.
+    pub fn lookup_host(&self, host: Option<&str>) -> Option<HostId> {
+        match host {
+            None => Some(0),
+            Some(name) => self.hosts.get(name).copied(),
+        }
+    }
+
     fn host_id_slow(&mut self, name: &str) -> HostId {
         if let Some(&id) = self.hosts.get(name) {
             return id;
