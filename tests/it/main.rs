@@ -10,6 +10,7 @@
 mod util;
 
 mod acceptance_script;
+mod attribution;
 mod churn;
 mod cli;
 mod dialect_fixtures;

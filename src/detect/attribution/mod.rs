@@ -136,6 +136,24 @@ struct Outbound {
     ancestry: Vec<Ancestor>,
 }
 
+impl Outbound {
+    fn absorb(&mut self, o: Outbound) {
+        self.host = self.host.take().or(o.host);
+        self.time = self.time.min(o.time);
+        self.pid = self.pid.or(o.pid);
+        // A DOS path reads better than 5156's lower-case NT path.
+        let dos = |s: &str| s.as_bytes().get(1) == Some(&b':');
+        if self.image.is_empty() || (!dos(&self.image) && dos(&o.image)) {
+            self.image = o.image;
+        }
+        self.user = self.user.take().or(o.user);
+        self.command_line = self.command_line.take().or(o.command_line);
+        if self.ancestry.is_empty() {
+            self.ancestry = o.ancestry;
+        }
+    }
+}
+
 /// Everything attribution remembers besides the sessions themselves.
 #[derive(Debug)]
 pub struct Evidence {
@@ -262,18 +280,22 @@ impl Evidence {
                         .filter(|(t, _)| *t <= ev.time)
                         .map(|(_, c)| c.clone())
                 });
-                self.outbound.insert(
-                    (cip.to_owned(), cport, sport),
-                    Outbound {
-                        host: ev.host.clone(),
-                        time: ev.time,
-                        pid: ev.pid,
-                        image: ev.image.clone(),
-                        user: ev.user.clone(),
-                        command_line,
-                        ancestry,
-                    },
-                );
+                let new = Outbound {
+                    host: ev.host.clone(),
+                    time: ev.time,
+                    pid: ev.pid,
+                    image: ev.image.clone(),
+                    user: ev.user.clone(),
+                    command_line,
+                    ancestry,
+                };
+                let key = (cip.to_owned(), cport, sport);
+                match self.outbound.get_mut(&key) {
+                    // Sysmon 3 and 5156 both log it: each fills what the
+                    // other lacks (NXLog loses Sysmon's ProcessId).
+                    Some(old) => old.absorb(new),
+                    None => self.outbound.insert(key, new),
+                }
             }
         }
     }
