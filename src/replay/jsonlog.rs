@@ -42,6 +42,8 @@ struct Line<'a> {
     #[serde(borrow)]
     Hostname: Option<Flex<'a>>,
     #[serde(borrow)]
+    ExecutionProcessID: Option<Flex<'a>>,
+    #[serde(borrow)]
     EventTime: Option<Flex<'a>>,
     #[serde(borrow)]
     UtcTime: Option<Flex<'a>>,
@@ -67,8 +69,18 @@ struct Winlog<'a> {
     provider_name: Option<Flex<'a>>,
     #[serde(borrow)]
     computer_name: Option<Flex<'a>>,
+    /// `winlog.process.pid`: the process that wrote the event.
+    #[serde(borrow)]
+    process: Option<WinlogProcess<'a>>,
     #[serde(borrow)]
     event_data: Option<Fields<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WinlogProcess<'a> {
+    #[serde(borrow)]
+    pid: Option<Flex<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +166,7 @@ fn ecs_fallback<'a>(
             fill(&mut f.ProcessId, p.pid);
             fill(&mut f.ProcessName, p.executable);
         }
+        (Provider::PowerShell | Provider::WindowsPowerShell, _) => {}
     }
 }
 
@@ -238,6 +251,7 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
             event_id,
             host: s(&w.computer_name),
             time: ts.map(|t| (t, TimeBasis::Utc)),
+            execution_pid: w.process.as_ref().and_then(|p| p.pid.as_ref()).and_then(Flex::as_u32),
         };
         // Re-read for the event data only now that the line is wanted.
         let d: EcsData<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
@@ -290,6 +304,7 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
         event_id,
         host,
         time,
+        execution_pid: l.ExecutionProcessID.as_ref().and_then(Flex::as_u32),
     };
     let f: Fields<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
     if let Some(m) = winlog::to_event(&env, &f).map_err(|e| e.to_string())? {
@@ -359,7 +374,7 @@ mod tests {
     #[test]
     fn nxlog_flat_lines() {
         let text = format!(
-            "{NX_SYSMON}\n\n{NX_SEC}\n{{\"EventID\":4624,\"Channel\":\"Security\"}}\nnot json\n"
+            "{NX_SYSMON}\n\n{NX_SEC}\n{{\"EventID\":5158,\"Channel\":\"Security\"}}\nnot json\n"
         );
         let items = run(&text);
         let mut evs = Vec::new();

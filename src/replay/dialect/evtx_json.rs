@@ -43,6 +43,8 @@ struct Sys<'a> {
     Computer: Option<Flex<'a>>,
     #[serde(borrow)]
     TimeCreated: Attrs<'a>,
+    #[serde(borrow)]
+    Execution: Attrs<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -60,6 +62,8 @@ struct AttrVals<'a> {
     Name: Option<Flex<'a>>,
     #[serde(borrow)]
     SystemTime: Option<Flex<'a>>,
+    #[serde(borrow)]
+    ProcessID: Option<Flex<'a>>,
 }
 
 #[allow(non_snake_case)]
@@ -97,6 +101,7 @@ impl Dialect for EvtxJson {
             time: text(&s.TimeCreated.attributes.SystemTime)
                 .and_then(Timestamp::parse_rfc3339)
                 .map(|t| (t, TimeBasis::Utc)),
+            execution_pid: s.Execution.attributes.ProcessID.as_ref().and_then(Flex::as_u32),
         };
         let d: DataRec<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
         let f = d.Event.fields();

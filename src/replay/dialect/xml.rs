@@ -36,12 +36,14 @@ pub(crate) struct XmlEvent {
     pub computer: Option<String>,
     /// `System/TimeCreated/@SystemTime` (UTC).
     pub time: Option<Timestamp>,
+    /// `System/Execution/@ProcessID`: the writer's pid.
+    pub execution_pid: Option<u32>,
     /// The data fields `winlog` reads.
     pub fields: Fields<'static>,
 }
 
 impl XmlEvent {
-    /// Sysmon or Security, when it is one of them.
+    /// The provider, when it is one that is read.
     pub(crate) fn provider(&self) -> Option<Provider> {
         [&self.channel, &self.provider_name]
             .into_iter()
@@ -154,6 +156,7 @@ fn map(x: &XmlEvent, sink: &mut dyn FnMut(Item)) -> Result<(), String> {
         event_id,
         host: x.computer.as_deref(),
         time: x.time.map(|t| (t, TimeBasis::Utc)),
+        execution_pid: x.execution_pid,
     };
     if let Some(m) = winlog::to_event(&env, &x.fields).map_err(|e| e.to_string())? {
         sink(Item::Event(m));
@@ -276,6 +279,11 @@ fn read_system<R: BufRead>(r: &mut Reader<R>, end: &[u8], x: &mut XmlEvent) -> R
                     b"TimeCreated" => {
                         x.time = attr(&e, b"SystemTime").and_then(|t| Timestamp::parse_rfc3339(&t));
                     }
+                    b"Execution" => {
+                        x.execution_pid = attr(&e, b"ProcessID")
+                            .and_then(|p| winlog::parse_num(&p))
+                            .and_then(|p| u32::try_from(p).ok());
+                    }
                     b"EventID" => target = Some(Target::EventId),
                     b"Channel" => target = Some(Target::Channel),
                     b"Computer" => target = Some(Target::Computer),
@@ -306,8 +314,9 @@ fn read_system<R: BufRead>(r: &mut Reader<R>, end: &[u8], x: &mut XmlEvent) -> R
     }
 }
 
-/// `<EventData>`: `<Data Name="X">v</Data>`; `<UserData>`: every leaf
-/// element under its own name.
+/// `<EventData>`: `<Data Name="X">v</Data>`, an unnamed `<Data>` as `Data`
+/// (Windows PowerShell's strings, kept one a line); `<UserData>`: every
+/// leaf element under its own name.
 fn read_data<R: BufRead>(
     r: &mut Reader<R>,
     end: &[u8],
@@ -325,7 +334,7 @@ fn read_data<R: BufRead>(
                 name = if user {
                     Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
                 } else if e.local_name().as_ref() == b"Data" {
-                    attr(&e, b"Name")
+                    attr(&e, b"Name").or_else(|| Some("Data".to_owned()))
                 } else {
                     None
                 };
@@ -335,7 +344,9 @@ fn read_data<R: BufRead>(
                 let n = if user {
                     Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
                 } else {
-                    attr(&e, b"Name")
+                    attr(&e, b"Name").or_else(|| {
+                        (e.local_name().as_ref() == b"Data").then(|| "Data".to_owned())
+                    })
                 };
                 if let Some(n) = n.filter(|n| Fields::reads(n)) {
                     f.set(&n, Flex::Str(Cow::Owned(String::new())));

@@ -88,6 +88,7 @@ impl Dialect for XmlJson {
             event_id,
             host: ev.computer.as_deref().or(text(&r.Computer)),
             time,
+            execution_pid: ev.execution_pid,
         };
         emit(&env, &ev.fields, sink)
     }
