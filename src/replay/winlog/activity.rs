@@ -273,7 +273,12 @@ fn pipeline(f: &Fields<'_>, msg: Option<&str>, ev: &mut ProcessEvent) -> Activit
     // The rendered message repeats the context under `Context:`.
     let ctx = text(&f.ContextInfo).or(msg);
     let kv = |k: &str| ctx.and_then(|c| context_field(c, k)).map(str::to_owned);
-    let value = text(&f.Payload);
+    // Winlogbeat's PowerShell module parses `Payload` away; the message
+    // starts with it, before `Context:`.
+    let value = text(&f.Payload).or_else(|| {
+        let m = msg?;
+        Some(m[..m.find("Context:")?].trim()).filter(|v| !v.is_empty())
+    });
     let invoked = value.and_then(|p| {
         let rest = &p[p.find("CommandInvocation(")? + "CommandInvocation(".len()..];
         Some(rest[..rest.find(')')?].trim()).filter(|n| !n.is_empty())
