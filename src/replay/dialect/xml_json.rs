@@ -37,6 +37,9 @@ struct Rec<'a> {
     TimeCreated: Option<Flex<'a>>,
     #[serde(borrow, alias = "Xml", alias = "EventXml", alias = "EventXML", alias = "RawXml")]
     EventData: Option<XmlText<'a>>,
+    /// The writer's pid, when the XML has no `<System>` to say it.
+    #[serde(borrow, alias = "ProcessId", alias = "ExecutionProcessID")]
+    ProcessID: Option<Flex<'a>>,
 }
 
 /// The XML string (anything else under the key is not this dialect's).
@@ -88,7 +91,9 @@ impl Dialect for XmlJson {
             event_id,
             host: ev.computer.as_deref().or(text(&r.Computer)),
             time,
-            execution_pid: ev.execution_pid,
+            execution_pid: ev
+                .execution_pid
+                .or_else(|| r.ProcessID.as_ref().and_then(Flex::as_u32)),
         };
         emit(&env, &ev.fields, sink)
     }
