@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{emit, provider, text, Dialect, EventPayload, Keys, State};
 use crate::event::Timestamp;
-use crate::replay::winlog::{Envelope, Fields, Flex, Item, TimeBasis};
+use crate::replay::winlog::{Envelope, Flex, Item, TimeBasis};
 
 /// The `evtx_dump`/Chainsaw/Hayabusa dialect.
 pub(super) struct EvtxJson;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{emit, provider, text, unix_float, Dialect, EventPayload, Keys, State};
 use crate::event::Timestamp;
-use crate::replay::winlog::{Envelope, Fields, Flex, Item, TimeBasis};
+use crate::replay::winlog::{Envelope, Flex, Item, TimeBasis};
 
 /// The Velociraptor dialect.
 pub(super) struct Velociraptor;
