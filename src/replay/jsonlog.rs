@@ -230,7 +230,10 @@ fn ecs_fallback<'a>(provider: Provider, event_id: u32, f: &mut Fields<'a>, d: Ec
             if f.User.is_none() {
                 f.User = ecs_account(user.as_ref()).and_then(owned);
             }
-            let (src, dst) = (d.source.unwrap_or_default(), d.destination.unwrap_or_default());
+            let (src, dst) = (
+                d.source.unwrap_or_default(),
+                d.destination.unwrap_or_default(),
+            );
             fill(&mut f.SourceIp, src.ip);
             fill(&mut f.SourcePort, src.port);
             fill(&mut f.SourceHostname, src.domain);
@@ -261,11 +264,23 @@ fn ecs_fallback<'a>(provider: Provider, event_id: u32, f: &mut Fields<'a>, d: Ec
             let classic = provider == Provider::WindowsPowerShell;
             let lines = [
                 (["Host Name", "HostName"], s(&p.title).map(str::to_owned)),
-                (["Host Application", "HostApplication"], s(&p.command_line).map(str::to_owned)),
-                (["Runspace ID", "RunspaceId"], s(&ps.runspace_id).map(str::to_owned)),
-                (["Command Name", "CommandName"], s(&cmd.name).map(str::to_owned)),
+                (
+                    ["Host Application", "HostApplication"],
+                    s(&p.command_line).map(str::to_owned),
+                ),
+                (
+                    ["Runspace ID", "RunspaceId"],
+                    s(&ps.runspace_id).map(str::to_owned),
+                ),
+                (
+                    ["Command Name", "CommandName"],
+                    s(&cmd.name).map(str::to_owned),
+                ),
                 (["User", "UserId"], ecs_account(user.as_ref())),
-                (["Connected User", "-"], ecs_account(ps.connected_user.as_ref())),
+                (
+                    ["Connected User", "-"],
+                    ecs_account(ps.connected_user.as_ref()),
+                ),
                 (["-", "CommandLine"], s(&cmd.value).map(str::to_owned)),
             ];
             let mut ctx = String::new();
@@ -275,7 +290,11 @@ fn ecs_fallback<'a>(provider: Provider, event_id: u32, f: &mut Fields<'a>, d: Ec
                     (k, Some(v)) => ctx.push_str(&format!("{k} = {v}\n")),
                 }
             }
-            let slot = if classic { &mut f.Data } else { &mut f.ContextInfo };
+            let slot = if classic {
+                &mut f.Data
+            } else {
+                &mut f.ContextInfo
+            };
             if slot.is_none() && !ctx.is_empty() {
                 *slot = owned(ctx);
             }
@@ -387,7 +406,11 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
             event_id,
             host: s(&w.computer_name),
             time: ts.map(|t| (t, TimeBasis::Utc)),
-            execution_pid: w.process.as_ref().and_then(|p| p.pid.as_ref()).and_then(Flex::as_u32),
+            execution_pid: w
+                .process
+                .as_ref()
+                .and_then(|p| p.pid.as_ref())
+                .and_then(Flex::as_u32),
         };
         // Re-read for the event data only now that the line is wanted.
         let mut d: EcsData<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;

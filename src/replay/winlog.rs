@@ -338,14 +338,12 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
         (Provider::Security, 4689) => {
             ev.kind = EventKind::Stop;
             ev.exit_time = Some(time);
-            ev.pid = Some(
-                num(&f.ProcessId)
-                    .or_else(|| msg_u32("Process ID"))
-                    .ok_or(MapError::Missing {
-                        event: eid,
-                        field: "ProcessId",
-                    })?,
-            );
+            ev.pid = Some(num(&f.ProcessId).or_else(|| msg_u32("Process ID")).ok_or(
+                MapError::Missing {
+                    event: eid,
+                    field: "ProcessId",
+                },
+            )?);
             ev.image = text(&f.ProcessName)
                 .or_else(|| from_msg("Process Name"))
                 .unwrap_or_default()

@@ -277,7 +277,10 @@ pub fn session() -> Vec<Rec> {
                 ("MessageNumber", V::U(1)),
                 ("MessageTotal", V::U(1)),
                 ("ScriptBlockText", V::S("whoami")),
-                ("ScriptBlockId", V::S("3242cd3c-027b-48e5-88cc-d0a26b4eeda2")),
+                (
+                    "ScriptBlockId",
+                    V::S("3242cd3c-027b-48e5-88cc-d0a26b4eeda2"),
+                ),
                 ("Path", V::S("")),
             ],
         },
@@ -583,22 +586,31 @@ pub fn ecs_doc(r: &Rec) -> Value {
             };
             take("SourceIsIpv6");
             take("DestinationIsIpv6");
-            network.push(("network", json!({
-                "transport": take("Protocol"),
-                "protocol": take("DestinationPortName"),
-                "direction": direction,
-                "type": "ipv4",
-            })));
-            network.push(("source", json!({
-                "ip": take("SourceIp"),
-                "port": num(take("SourcePort")),
-                "domain": take("SourceHostname"),
-            })));
-            network.push(("destination", json!({
-                "ip": take("DestinationIp"),
-                "port": num(take("DestinationPort")),
-                "domain": take("DestinationHostname"),
-            })));
+            network.push((
+                "network",
+                json!({
+                    "transport": take("Protocol"),
+                    "protocol": take("DestinationPortName"),
+                    "direction": direction,
+                    "type": "ipv4",
+                }),
+            ));
+            network.push((
+                "source",
+                json!({
+                    "ip": take("SourceIp"),
+                    "port": num(take("SourcePort")),
+                    "domain": take("SourceHostname"),
+                }),
+            ));
+            network.push((
+                "destination",
+                json!({
+                    "ip": take("DestinationIp"),
+                    "port": num(take("DestinationPort")),
+                    "domain": take("DestinationHostname"),
+                }),
+            ));
         }
         let user = take("User");
         let (domain, name) = user.as_str().unwrap().split_once('\\').unwrap();

@@ -144,17 +144,32 @@ fn every_dialect_gives_the_nxlog_activities() {
     // session host's connection.
     assert_eq!(want.len(), 3, "{want:#?}");
     assert!(want[0].contains(r#"{"logon":{"logon_id":443890,"user":"pgustavo","domain":"THESHIRE.LOCAL","logon_type":3,"auth_package":"Kerberos","source_ip":"172.18.39.5","source_port":57967}}"#), "{want:#?}");
-    assert!(want[1].contains("pid=Some(3080)") && want[1].contains(r#""script_block_text":"whoami""#), "{want:#?}");
-    assert!(want[2].contains("pid=Some(9036)") && want[2].contains(r#""direction":"outbound""#) && want[2].contains(r#""local_port":50001"#), "{want:#?}");
+    assert!(
+        want[1].contains("pid=Some(3080)") && want[1].contains(r#""script_block_text":"whoami""#),
+        "{want:#?}"
+    );
+    assert!(
+        want[2].contains("pid=Some(9036)")
+            && want[2].contains(r#""direction":"outbound""#)
+            && want[2].contains(r#""local_port":50001"#),
+        "{want:#?}"
+    );
     for (name, w, _) in DIALECTS {
         let (got, errors) = activities(vec![write(dir.path(), name, &w(&s))]);
         assert!(errors.is_empty(), "{name}: {errors:?}");
         assert_eq!(got, want, "{name}");
     }
     // A bare `<EventData>` string has no `<System>`: no writer's pid.
-    let (got, errors) = activities(vec![write(dir.path(), "x.json", &fxw::xml_in_json(&s, None))]);
+    let (got, errors) = activities(vec![write(
+        dir.path(),
+        "x.json",
+        &fxw::xml_in_json(&s, None),
+    )]);
     assert!(errors.is_empty(), "{errors:?}");
-    let want: Vec<String> = want.iter().map(|w| w.replace("pid=Some(3080)", "pid=None")).collect();
+    let want: Vec<String> = want
+        .iter()
+        .map(|w| w.replace("pid=Some(3080)", "pid=None"))
+        .collect();
     assert_eq!(got, want);
 }
 

@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
+use wsmwatch::activity::{Activity, CommandKind, Direction};
 use wsmwatch::detect::alert::{Action, Alert};
 use wsmwatch::event::image_file_name;
 use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
-use wsmwatch::activity::{Activity, CommandKind, Direction};
 use wsmwatch::{Engine, EngineConfig, EventKind, Timestamp};
 
 use crate::util::dataset;
@@ -311,7 +311,10 @@ fn covenant_session_has_its_logon_connections_and_command() {
         .collect();
     assert_eq!(host.len(), 2, "Sysmon 1 and 4688");
     for e in &host {
-        assert_eq!(image_file_name(&e.image).to_ascii_lowercase(), "wsmprovhost.exe");
+        assert_eq!(
+            image_file_name(&e.image).to_ascii_lowercase(),
+            "wsmprovhost.exe"
+        );
         assert_eq!(e.logon_id, Some(0x1121f34), "{e:?}");
     }
     // Its 4624.
@@ -327,8 +330,18 @@ fn covenant_session_has_its_logon_connections_and_command() {
     };
     assert!(on(e, WS6));
     assert_eq!(
-        (l.user.as_deref(), l.domain.as_deref(), l.logon_type, l.auth_package.as_deref()),
-        (Some("pgustavo"), Some("THESHIRE.LOCAL"), Some(3), Some("Kerberos"))
+        (
+            l.user.as_deref(),
+            l.domain.as_deref(),
+            l.logon_type,
+            l.auth_package.as_deref()
+        ),
+        (
+            Some("pgustavo"),
+            Some("THESHIRE.LOCAL"),
+            Some(3),
+            Some("Kerberos")
+        )
     );
     assert_eq!(l.source_ip, None, "IpAddress '-' (Kerberos)");
     // The WinRM connection accepted on WORKSTATION6: from 5156 (no
@@ -423,7 +436,10 @@ fn evtx_sysmon_network_connections_are_read_from_template_values() {
         .collect();
     assert_eq!(conns.len(), 4, "{conns:#?}");
     for (e, c) in &conns {
-        assert!(e.pid.is_some() && e.key.is_some() && !e.image.is_empty(), "{e:?}");
+        assert!(
+            e.pid.is_some() && e.key.is_some() && !e.image.is_empty(),
+            "{e:?}"
+        );
         assert!(c.local_ip.is_some() && c.remote_ip.is_some(), "{c:?}");
         assert_eq!(c.transport.as_deref(), Some("tcp"));
         assert_eq!(e.host.as_deref(), Some("MSEDGEWIN10"));

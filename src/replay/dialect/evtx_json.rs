@@ -73,7 +73,6 @@ struct DataRec<'a> {
     Event: EventPayload<'a>,
 }
 
-
 impl Dialect for EvtxJson {
     fn name(&self) -> &'static str {
         "evtx-json"
@@ -101,7 +100,12 @@ impl Dialect for EvtxJson {
             time: text(&s.TimeCreated.attributes.SystemTime)
                 .and_then(Timestamp::parse_rfc3339)
                 .map(|t| (t, TimeBasis::Utc)),
-            execution_pid: s.Execution.attributes.ProcessID.as_ref().and_then(Flex::as_u32),
+            execution_pid: s
+                .Execution
+                .attributes
+                .ProcessID
+                .as_ref()
+                .and_then(Flex::as_u32),
         };
         let d: DataRec<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
         let f = d.Event.fields();

@@ -109,7 +109,14 @@ const SYSMON_3: &[&str] = &[
     "DestinationPortName",
 ];
 
-const SYSMON_5: &[&str] = &["RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User"];
+const SYSMON_5: &[&str] = &[
+    "RuleName",
+    "UtcTime",
+    "ProcessGuid",
+    "ProcessId",
+    "Image",
+    "User",
+];
 
 const SEC_4688: &[&str] = &[
     "SubjectUserSid",
@@ -193,7 +200,12 @@ const SEC_4634: &[&str] = &[
     "LogonType",
 ];
 
-const SEC_4647: &[&str] = &["TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId"];
+const SEC_4647: &[&str] = &[
+    "TargetUserSid",
+    "TargetUserName",
+    "TargetDomainName",
+    "TargetLogonId",
+];
 
 const PS_4103: &[&str] = &["ContextInfo", "UserData", "Payload"];
 
@@ -246,7 +258,11 @@ const PREFIXES: &[(Provider, u32, usize)] = &[
 ];
 
 /// The field names of an event with `n` positional values, in order.
-pub(crate) fn order(provider: Provider, event_id: u32, n: usize) -> Option<&'static [&'static str]> {
+pub(crate) fn order(
+    provider: Provider,
+    event_id: u32,
+    n: usize,
+) -> Option<&'static [&'static str]> {
     let same = |(p, id, _): &&Layout| *p == provider && *id == event_id;
     if let Some((_, _, l)) = LAYOUTS.iter().filter(same).find(|(_, _, l)| l.len() == n) {
         return Some(l);
@@ -288,7 +304,13 @@ mod tests {
             assert_eq!(o.len(), n);
         }
         assert_eq!(order(Provider::Security, 4688, 12), None);
-        assert_eq!(order(Provider::Sysmon, 1, 22).unwrap()[21], "ParentCommandLine");
-        assert_eq!(order(Provider::Security, 4688, 15).unwrap()[4], "NewProcessId");
+        assert_eq!(
+            order(Provider::Sysmon, 1, 22).unwrap()[21],
+            "ParentCommandLine"
+        );
+        assert_eq!(
+            order(Provider::Security, 4688, 15).unwrap()[4],
+            "NewProcessId"
+        );
     }
 }

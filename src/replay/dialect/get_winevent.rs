@@ -189,7 +189,9 @@ mod tests {
 
     fn run(rec: &str) -> (Vec<Item>, Result<(), String>) {
         let mut items = Vec::new();
-        let r = GetWinEvent.decode(rec.as_bytes(), &mut State::default(), &mut |i| items.push(i));
+        let r = GetWinEvent.decode(rec.as_bytes(), &mut State::default(), &mut |i| {
+            items.push(i)
+        });
         (items, r)
     }
 
@@ -201,7 +203,10 @@ mod tests {
             {"Value":{"Guid":"d273d0f0-c4f4-5f67-a607-000000000800"}},{"Value":9036},{"Value":"C:\\w\\wsmprovhost.exe"}]}"#;
         let (items, r) = run(rec);
         r.unwrap();
-        let [Item::Offset { secs, exact: true, .. }, Item::Event(m)] = &items[..] else {
+        let [Item::Offset {
+            secs, exact: true, ..
+        }, Item::Event(m)] = &items[..]
+        else {
             panic!("{items:?}")
         };
         assert_eq!(*secs, -4 * 3600);

@@ -84,7 +84,6 @@ enum Time<'a> {
     Text(std::borrow::Cow<'a, str>),
 }
 
-
 impl Dialect for Velociraptor {
     fn name(&self) -> &'static str {
         "velociraptor"

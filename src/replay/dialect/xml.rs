@@ -77,7 +77,12 @@ impl Format for Xml {
             buf.clear();
             let ev = match r.read_event_into(&mut buf) {
                 Ok(ev) => ev,
-                Err(e) => break Err(format!("event {}: bad XML: {e}; the rest is not read", n + 1)),
+                Err(e) => {
+                    break Err(format!(
+                        "event {}: bad XML: {e}; the rest is not read",
+                        n + 1
+                    ))
+                }
             };
             match ev {
                 Event::Start(e) if e.local_name().as_ref() == b"Event" => {
@@ -170,8 +175,16 @@ pub(crate) fn parse_event_str(s: &str) -> Result<Option<XmlEvent>, String> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match r.read_event_into(&mut buf).map_err(|e| format!("bad XML: {e}"))? {
-            Event::Start(e) if matches!(e.local_name().as_ref(), b"Event" | b"EventData" | b"UserData") => {
+        match r
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("bad XML: {e}"))?
+        {
+            Event::Start(e)
+                if matches!(
+                    e.local_name().as_ref(),
+                    b"Event" | b"EventData" | b"UserData"
+                ) =>
+            {
                 let end = e.name().as_ref().to_vec();
                 if e.local_name().as_ref() == b"Event" {
                     return read_event(&mut r, &end, false);
@@ -241,10 +254,11 @@ fn read_event<R: BufRead>(
 }
 
 fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
-    e.try_get_attribute(name)
-        .ok()
-        .flatten()
-        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::default()).ok().map(Cow::into_owned))
+    e.try_get_attribute(name).ok().flatten().and_then(|a| {
+        a.normalized_value(quick_xml::XmlVersion::default())
+            .ok()
+            .map(Cow::into_owned)
+    })
 }
 
 /// Appends an entity or character reference's text.
@@ -274,7 +288,8 @@ fn read_system<R: BufRead>(r: &mut Reader<R>, end: &[u8], x: &mut XmlEvent) -> R
             Event::Start(e) | Event::Empty(e) => {
                 match e.local_name().as_ref() {
                     b"Provider" => {
-                        x.provider_name = attr(&e, b"Name").or_else(|| attr(&e, b"EventSourceName"));
+                        x.provider_name =
+                            attr(&e, b"Name").or_else(|| attr(&e, b"EventSourceName"));
                     }
                     b"TimeCreated" => {
                         x.time = attr(&e, b"SystemTime").and_then(|t| Timestamp::parse_rfc3339(&t));
@@ -301,7 +316,9 @@ fn read_system<R: BufRead>(r: &mut Reader<R>, end: &[u8], x: &mut XmlEvent) -> R
                 }
                 let v = text.trim();
                 match target.take() {
-                    Some(Target::EventId) => x.event_id = winlog::parse_num(v).and_then(|v| u32::try_from(v).ok()),
+                    Some(Target::EventId) => {
+                        x.event_id = winlog::parse_num(v).and_then(|v| u32::try_from(v).ok())
+                    }
                     Some(Target::Channel) => x.channel = Some(v.to_owned()),
                     Some(Target::Computer) => x.computer = Some(v.to_owned()),
                     None => {}
@@ -344,9 +361,8 @@ fn read_data<R: BufRead>(
                 let n = if user {
                     Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
                 } else {
-                    attr(&e, b"Name").or_else(|| {
-                        (e.local_name().as_ref() == b"Data").then(|| "Data".to_owned())
-                    })
+                    attr(&e, b"Name")
+                        .or_else(|| (e.local_name().as_ref() == b"Data").then(|| "Data".to_owned()))
                 };
                 if let Some(n) = n.filter(|n| Fields::reads(n)) {
                     f.set(&n, Flex::Str(Cow::Owned(String::new())));
@@ -386,8 +402,14 @@ mod tests {
         assert_eq!(x.provider(), Some(Provider::Security));
         assert_eq!(x.event_id, Some(4688));
         assert_eq!(x.computer.as_deref(), Some("WS6.corp"));
-        assert_eq!(x.fields.CommandLine.as_ref().and_then(Flex::as_str), Some("a & b A"));
-        assert_eq!(x.fields.NewProcessId.as_ref().and_then(Flex::as_u32), Some(0x234c));
+        assert_eq!(
+            x.fields.CommandLine.as_ref().and_then(Flex::as_str),
+            Some("a & b A")
+        );
+        assert_eq!(
+            x.fields.NewProcessId.as_ref().and_then(Flex::as_u32),
+            Some(0x234c)
+        );
         let mut items = Vec::new();
         let mut sink = |i| items.push(i);
         let mut cx = Cx {
@@ -405,6 +427,9 @@ mod tests {
         let frag = parse_event_str("<EventData><Data Name='ProcessId'>12</Data></EventData>")
             .unwrap()
             .unwrap();
-        assert_eq!(frag.fields.ProcessId.as_ref().and_then(Flex::as_u32), Some(12));
+        assert_eq!(
+            frag.fields.ProcessId.as_ref().and_then(Flex::as_u32),
+            Some(12)
+        );
     }
 }
