@@ -532,3 +532,193 @@ fn process_starts_carry_their_logon_id() {
     let [e] = &json(&child)[..] else { panic!() };
     assert_eq!(e.logon_id, Some(0x3e7));
 }
+
+// ---- one record, three forms ------------------------------------------------
+
+/// The same record as wevtutil XML, `evtx_dump` JSON and Winlogbeat 8
+/// (ECS, no module), string values as the event log renders them.
+fn three_forms(
+    provider: &str,
+    channel: &str,
+    id: u32,
+    data: &[(&str, &str)],
+) -> [Vec<ProcessEvent>; 3] {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let xml_data: String = data
+        .iter()
+        .map(|(k, v)| format!("<Data Name='{k}'>{}</Data>", esc(v)))
+        .collect();
+    let fields: serde_json::Map<String, serde_json::Value> = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    let evtx = serde_json::json!({"Event": {
+        "System": {"Provider": {"#attributes": {"Name": provider}}, "EventID": id,
+            "TimeCreated": {"#attributes": {"SystemTime": "2020-08-06T15:56:22.1234567Z"}},
+            "Execution": {"#attributes": {"ProcessID": 1280, "ThreadID": 1}},
+            "Channel": channel, "Computer": "WORKSTATION6.theshire.local"},
+        "EventData": fields.clone()}});
+    let ecs = serde_json::json!({"@timestamp": "2020-08-06T15:56:22.123Z",
+        "winlog": {"event_id": id.to_string(), "channel": channel, "provider_name": provider,
+            "computer_name": "WORKSTATION6.theshire.local", "process": {"pid": 1280},
+            "event_data": fields}});
+    [
+        xml(&xml_event(provider, channel, id, 1280, &xml_data)),
+        json(&evtx.to_string()),
+        json(&ecs.to_string()),
+    ]
+}
+
+/// The three forms agree (times to the millisecond: ECS has no more) and
+/// give one activity.
+fn agreed(forms: [Vec<ProcessEvent>; 3]) -> (ProcessEvent, Activity) {
+    let [x, e, c] = forms.map(one);
+    let strip = |(mut ev, a): (ProcessEvent, Activity)| {
+        ev.time = crate::event::Timestamp(ev.time.0 / 10_000 * 10_000);
+        ev.precision = crate::event::Precision::Millisecond;
+        (ev, a)
+    };
+    let (x, e, c) = (strip(x), strip(e), strip(c));
+    assert_eq!(x, e, "xml vs evtx-json");
+    assert_eq!(x, c, "xml vs ecs");
+    x
+}
+
+#[test]
+fn every_record_kind_reads_the_same_from_xml_evtx_json_and_ecs() {
+    let (e, a) = agreed(three_forms(
+        SEC,
+        "Security",
+        4624,
+        &[
+            ("TargetUserName", "pgustavo"),
+            ("TargetDomainName", "THESHIRE.LOCAL"),
+            ("TargetLogonId", "0x1121f34"),
+            ("LogonType", "3"),
+            ("AuthenticationPackageName", "Kerberos"),
+            ("WorkstationName", "-"),
+            ("ProcessId", "0x0"),
+            ("ProcessName", "-"),
+            ("IpAddress", "-"),
+            ("IpPort", "-"),
+        ],
+    ));
+    assert!(matches!(
+        a,
+        Activity::Logon(Logon {
+            logon_id: 0x1121f34,
+            logon_type: Some(3),
+            source_ip: None,
+            ..
+        })
+    ));
+    assert_eq!(
+        (e.pid, e.user.as_deref()),
+        (None, Some("THESHIRE.LOCAL\\pgustavo"))
+    );
+
+    let (_, a) = agreed(three_forms(
+        SEC,
+        "Security",
+        4634,
+        &[
+            ("TargetUserName", "pgustavo"),
+            ("TargetDomainName", "THESHIRE"),
+            ("TargetLogonId", "0x1121f34"),
+            ("LogonType", "3"),
+        ],
+    ));
+    assert_eq!(
+        a,
+        Activity::Logoff(Logoff {
+            logon_id: 0x1121f34
+        })
+    );
+
+    let (e, a) = agreed(three_forms(
+        SEC,
+        "Security",
+        5156,
+        &[
+            ("ProcessID", "4"),
+            ("Application", "System"),
+            ("Direction", "%%14592"),
+            ("SourceAddress", "172.18.39.5"),
+            ("SourcePort", "57967"),
+            ("DestAddress", "172.18.39.6"),
+            ("DestPort", "5985"),
+            ("Protocol", "6"),
+            ("LayerName", "%%14610"),
+        ],
+    ));
+    let c = connection(a);
+    assert_eq!(
+        (c.direction, c.local_port, c.remote_port),
+        (Direction::Inbound, Some(5985), Some(57967))
+    );
+    assert_eq!(e.pid, Some(4));
+
+    let sysmon = "Microsoft-Windows-Sysmon";
+    let (e, a) = agreed(three_forms(
+        sysmon,
+        "Microsoft-Windows-Sysmon/Operational",
+        3,
+        &[
+            ("UtcTime", "2020-08-06 15:56:22.974"),
+            ("ProcessGuid", "{49a15388-5c32-5f2b-0100-000000000400}"),
+            ("ProcessId", "4"),
+            ("Image", "System"),
+            ("User", "NT AUTHORITY\\SYSTEM"),
+            ("Protocol", "tcp"),
+            ("Initiated", "false"),
+            ("SourceIp", "172.18.39.5"),
+            ("SourceHostname", "-"),
+            ("SourcePort", "57967"),
+            ("DestinationIp", "172.18.39.6"),
+            ("DestinationHostname", "-"),
+            ("DestinationPort", "5985"),
+        ],
+    ));
+    let c = connection(a);
+    assert_eq!(
+        (c.direction, c.local_port, c.remote_host),
+        (Direction::Inbound, Some(5985), None)
+    );
+    assert_eq!(e.pid, Some(4));
+
+    let ps = "Microsoft-Windows-PowerShell";
+    let (e, a) = agreed(three_forms(
+        ps,
+        "Microsoft-Windows-PowerShell/Operational",
+        4104,
+        &[
+            ("MessageNumber", "1"),
+            ("MessageTotal", "2"),
+            ("ScriptBlockText", "Get-Process | Out-String"),
+            ("ScriptBlockId", "3242cd3c-027b-48e5-88cc-d0a26b4eeda2"),
+            ("Path", ""),
+        ],
+    ));
+    let c = command(a);
+    assert_eq!((e.pid, c.part, c.parts), (Some(1280), Some(1), Some(2)));
+    assert_eq!(
+        c.script_block_text.as_deref(),
+        Some("Get-Process | Out-String")
+    );
+
+    let ctx = CTX.replace("\\r\\n", "\r\n").replace("\\\\", "\\");
+    let (e, a) = agreed(three_forms(
+        ps,
+        "Microsoft-Windows-PowerShell/Operational",
+        4103,
+        &[
+            ("ContextInfo", &ctx),
+            ("UserData", ""),
+            (
+                "Payload",
+                "CommandInvocation(Get-Process): \"Get-Process\"\r\n",
+            ),
+        ],
+    ));
+    assert_eq!((command(a), e.pid), (want_4103(), Some(1280)));
+}
