@@ -1,4 +1,5 @@
-//! EVTX files (Sysmon and Security channels) → process events.
+//! EVTX files (Sysmon, Security and PowerShell channels) → process events
+//! and activities.
 //!
 //! The cost of reading EVTX is rendering each record's BinXML. This reader
 //! renders only the records it maps, and decides that before rendering:

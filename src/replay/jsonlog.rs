@@ -9,8 +9,9 @@
 //!   `winlog.computer_name`, `winlog.event_data.*` and a UTC `@timestamp`.
 //!
 //! A line is first read as a small envelope (every other key is skipped
-//! without being built); only Sysmon 1/5 and Security 4688/4689 lines are
-//! read a second time for their event data.
+//! without being built); only the lines [`Provider::wants`] (process starts
+//! and stops, logons, connections, PowerShell commands) are read a second
+//! time for their event data.
 //!
 //! Times: Sysmon's `UtcTime` is UTC. NXLog's `EventTime` is the host's
 //! local clock, so Security records are marked host-local and the replay
