@@ -1,5 +1,5 @@
 //! One remote PowerShell session (svchost → wsmprovhost → whoami, plus
-//! records that are not process events) written exactly as each exporter
+//! a logon, a script block and a connection) written exactly as each exporter
 //! writes it: field names, value types, nesting, time formats, encodings.
 
 use serde_json::{json, Map, Value};
@@ -184,7 +184,8 @@ const G_WHO: &str = "d273d0f0-c4f7-5f67-a807-000000000800";
 const G_SERVICES: &str = "d273d0f0-e865-5f64-0b00-000000000800";
 
 /// The session, in log order (Sysmon and Security interleaved as a merged
-/// export has them), with records that are not process events among it.
+/// export has them), with activities (a logon, a script block, a
+/// connection) among it.
 pub fn session() -> Vec<Rec> {
     vec![
         sysmon1(

@@ -430,7 +430,7 @@ fn a_real_capture_repacked_in_every_container_reads_the_same() {
 /// Writes the throughput corpus of `scripts/bench-dialects.sh`: the same
 /// records in every dialect, one file each, into `$WSMWATCH_BENCH_DIR`.
 /// The session is repeated `$WSMWATCH_BENCH_COPIES` times a minute apart,
-/// each copy with 30 records that are not process events (logons, network,
+/// each copy with 30 activity records (logons, network connections,
 /// PowerShell), about the share real logs have.
 #[test]
 #[ignore = "writes the benchmark corpus; run by scripts/bench-dialects.sh"]
