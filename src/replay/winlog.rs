@@ -11,6 +11,11 @@
 
 use crate::event::{EventKind, Guid, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 
+mod activity;
+mod fields;
+
+pub use fields::{parse_num, Fields, Flex};
+
 /// The provider a record belongs to; only these are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
@@ -61,11 +66,6 @@ impl Provider {
         }
     }
 }
-
-mod activity;
-mod fields;
-
-pub use fields::{parse_num, Fields, Flex};
 
 /// Where a record's time came from, which tells whether it is UTC yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
