@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::event::{EventKind, ProcessEvent};
+
 /// Running totals, readable while the replay runs and after.
 #[derive(Debug, Default)]
 pub struct ReplayCounters {
@@ -19,8 +21,10 @@ pub struct ReplayCounters {
     pub bytes: AtomicU64,
     /// Total input bytes (on disk).
     pub bytes_total: AtomicU64,
-    /// Process events produced.
+    /// Events produced (process starts and stops, and activities).
     pub events: AtomicU64,
+    /// Of those, activities (logons, connections, PowerShell commands).
+    pub activities: AtomicU64,
     /// Bad records, chunks, lines, members and files.
     pub errors: AtomicU64,
     /// Files and container members not read at all (unknown format, an
@@ -93,8 +97,10 @@ pub struct ReplaySummary {
     pub records: u64,
     /// Input bytes.
     pub bytes: u64,
-    /// Process events produced.
+    /// Events produced (process starts and stops, and activities).
     pub events: u64,
+    /// Of those, activities.
+    pub activities: u64,
     /// Bad inputs reported.
     pub errors: u64,
     /// Files and members not read at all (see [`ReplayCounters::skipped`]).
@@ -123,12 +129,13 @@ impl std::fmt::Display for ReplaySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} files, {} records, {:.1} MB, {} process events, {} errors, skipped: {} \
-             in {:.3} s: {:.0} records/s, {:.1} MB/s",
+            "{} files, {} records, {:.1} MB, {} process events, {} activities, {} errors, \
+             skipped: {} in {:.3} s: {:.0} records/s, {:.1} MB/s",
             self.files,
             self.records,
             self.bytes as f64 / 1e6,
-            self.events,
+            self.events - self.activities,
+            self.activities,
             self.errors,
             self.skipped,
             self.seconds,
@@ -172,6 +179,16 @@ impl ReplayCounters {
         out
     }
 
+    /// Counts events handed to the orderer, activities apart.
+    pub(crate) fn count_events<'e>(&self, evs: impl ExactSizeIterator<Item = &'e ProcessEvent>) {
+        let n = evs.len() as u64;
+        let acts = evs.filter(|e| e.kind == EventKind::Activity).count() as u64;
+        self.events.fetch_add(n, Ordering::Relaxed);
+        if acts > 0 {
+            self.activities.fetch_add(acts, Ordering::Relaxed);
+        }
+    }
+
     /// A snapshot as a summary.
     pub fn summary(&self) -> ReplaySummary {
         ReplaySummary {
@@ -179,6 +196,7 @@ impl ReplayCounters {
             records: self.records.load(Ordering::Relaxed),
             bytes: self.bytes_total.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
+            activities: self.activities.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             seconds: self.nanos.load(Ordering::Relaxed) as f64 / 1e9,

@@ -514,7 +514,7 @@ fn decode_file_inner(
     let mut clock = None;
     // Counted per batch: one shared atomic update per 4,096 events.
     let push = |batch: &mut Vec<(Clock, Entry)>| {
-        c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        c.count_events(batch.iter().map(|(_, e)| &e.event));
         orderer.push(batch);
     };
     let mut sink = |it: Item| match it {

@@ -1,23 +1,25 @@
-//! EVTX files (Sysmon and Security channels) → process events.
+//! EVTX files (Sysmon, Security and PowerShell channels) → process events
+//! and activities.
 //!
 //! The cost of reading EVTX is rendering each record's BinXML. This reader
 //! renders only the records it maps, and decides that before rendering:
 //!
-//! 1. **Per chunk** (64 KiB), a byte search: a chunk whose bytes hold neither
-//!    `Sysmon` nor `Security-Auditing` in UTF-16 holds no record of those
-//!    providers (the provider name is either a substitution value in each
-//!    record or literal text in the chunk's own template), so it is skipped
-//!    without being parsed.
+//! 1. **Per chunk** (64 KiB), a byte search: a chunk whose bytes hold none
+//!    of `Sysmon`, `Security-Auditing` and `PowerShell` in UTF-16 holds no
+//!    record of those providers (the provider name is either a substitution
+//!    value in each record or literal text in the chunk's own template), so
+//!    it is skipped without being parsed.
 //! 2. **Per record**, the template's substitution values: every record the
 //!    Windows event log writes instantiates the system template, whose values
 //!    hold the event id (index 3) and the provider name (index 14). A record
 //!    whose values have that shape and name another provider or event id is
 //!    skipped without rendering. A record of any other shape is rendered and
 //!    checked, so the shortcut can only save work, never lose a record.
-//! 3. Wanted Sysmon records are read from their template values by field
-//!    name (`evtx_template`); anything else wanted
-//!    (Security records, unexpected template shapes) is rendered to JSON.
-//!    Both go through [`winlog::to_event`].
+//! 3. Wanted Sysmon records (1, 3, 5: the bulk of a Sysmon log) are read
+//!    from their template values by field name (`evtx_template`); anything
+//!    else wanted (Security 4624/4634/4647/4688/4689/5156, PowerShell
+//!    4103/4104 and 400/403/800, unexpected template shapes) is rendered
+//!    to JSON. Both go through [`winlog::to_event`].
 //!
 //! Chunks are decoded in parallel on the rayon pool, a bounded batch at a
 //! time, and their results are handed on in chunk order.
@@ -78,7 +80,7 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     s
 }
 
-/// EVTX (`ElfFile\0`): Sysmon 1/5 and Security 4688/4689 records.
+/// EVTX (`ElfFile\0`): the records [`Provider::wants`].
 #[derive(Debug)]
 pub(crate) struct Evtx;
 
@@ -231,11 +233,14 @@ struct ChunkOut {
 
 const SYSMON_U16: &[u8] = b"S\0y\0s\0m\0o\0n\0";
 const SECURITY_U16: &[u8] = b"S\0e\0c\0u\0r\0i\0t\0y\0-\0A\0u\0d\0i\0t\0i\0n\0g\0";
+/// In both `Microsoft-Windows-PowerShell` and the classic `PowerShell`.
+const POWERSHELL_U16: &[u8] = b"P\0o\0w\0e\0r\0S\0h\0e\0l\0l\0";
 
-/// True when the chunk may hold a Sysmon or Security record.
+/// True when the chunk may hold a Sysmon, Security or PowerShell record.
 fn chunk_may_match(data: &[u8]) -> bool {
-    memchr::memmem::find(data, SYSMON_U16).is_some()
-        || memchr::memmem::find(data, SECURITY_U16).is_some()
+    [SYSMON_U16, SECURITY_U16, POWERSHELL_U16]
+        .iter()
+        .any(|p| memchr::memmem::find(data, p).is_some())
 }
 
 fn decode_chunk(data: &mut EvtxChunkData, settings: &Arc<ParserSettings>, fast: bool) -> ChunkOut {
@@ -330,7 +335,9 @@ enum Check {
 }
 
 /// The cheap per-record check: the system template's values hold the event
-/// id (index 3) and the provider name (index 14).
+/// id (index 3) and the provider name (index 14). Exactly the pairs
+/// [`Provider::wants`] pass; everything else (5158, 4105/4106, 600, 53504,
+/// …) is skipped here, unrendered.
 fn check(v: &[BinXmlValue<'_>]) -> Check {
     let (Some(BinXmlValue::UInt16Type(eid)), Some(BinXmlValue::StringType(name))) =
         (v.get(3), v.get(14))
@@ -338,27 +345,38 @@ fn check(v: &[BinXmlValue<'_>]) -> Check {
         return Check::Render;
     };
     let eid = u32::from(*eid);
-    if !matches!(eid, 1 | 5 | 4688 | 4689) {
+    if !matches!(
+        eid,
+        1 | 3 | 5 | 400 | 403 | 800 | 4103 | 4104 | 4624 | 4634 | 4647 | 4688 | 4689 | 5156
+    ) {
         return Check::Skip;
     }
     // Compare the UTF-16 provider name without decoding it.
     let bytes = name.as_bytes();
-    if memchr::memmem::find(bytes, SYSMON_U16).is_some() {
-        if matches!(eid, 1 | 5) {
-            Check::Sysmon(eid)
+    let has = |p: &[u8]| memchr::memmem::find(bytes, p).is_some();
+    let provider = if has(SYSMON_U16) {
+        Provider::Sysmon
+    } else if has(SECURITY_U16) {
+        Provider::Security
+    } else if has(POWERSHELL_U16) {
+        // `Microsoft-Windows-PowerShell` and `PowerShell` want disjoint ids.
+        if matches!(eid, 4103 | 4104) {
+            Provider::PowerShell
         } else {
-            Check::Skip
-        }
-    } else if memchr::memmem::find(bytes, SECURITY_U16).is_some() {
-        if matches!(eid, 4688 | 4689) {
-            Check::Render
-        } else {
-            Check::Skip
+            Provider::WindowsPowerShell
         }
     } else {
-        Check::Skip
+        return Check::Skip;
+    };
+    match provider {
+        _ if !provider.wants(eid) => Check::Skip,
+        Provider::Sysmon => Check::Sysmon(eid),
+        _ => Check::Render,
     }
 }
+
+/// The system template's value holding `Execution/@ProcessID`.
+const EXECUTION_PID: usize = 8;
 
 /// Template shapes of one chunk, by definition offset.
 type Shapes = std::collections::HashMap<u32, Option<evtx_template::Shape>>;
@@ -394,11 +412,16 @@ fn sysmon_fast(
         Some(BinXmlValue::FileTimeType(ft)) => Some((Timestamp(ft.0), TimeBasis::Utc)),
         _ => None,
     };
+    let execution_pid = match outer.values.get(EXECUTION_PID) {
+        Some(BinXmlValue::UInt32Type(p)) => Some(*p),
+        _ => None,
+    };
     let env = Envelope {
         provider: Provider::Sysmon,
         event_id,
         host: Some(&host),
         time,
+        execution_pid,
     };
     Some(winlog::to_event(&env, &fields).map_err(|e| e.to_string()))
 }
@@ -432,6 +455,8 @@ struct System<'a> {
     Channel: Option<Flex<'a>>,
     #[serde(borrow, default)]
     Computer: Option<Flex<'a>>,
+    #[serde(borrow, default)]
+    Execution: Option<Attrs<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -448,6 +473,8 @@ struct AttrValues<'a> {
     Name: Option<Flex<'a>>,
     #[serde(borrow)]
     SystemTime: Option<Flex<'a>>,
+    #[serde(borrow)]
+    ProcessID: Option<Flex<'a>>,
 }
 
 fn attrs<'s, 'a>(a: &'s Option<Attrs<'a>>) -> Option<&'s AttrValues<'a>> {
@@ -489,6 +516,9 @@ pub fn map_json(json: &[u8]) -> Result<Option<Mapped>, String> {
         event_id,
         host: sys.Computer.as_ref().and_then(Flex::as_str),
         time,
+        execution_pid: attrs(&sys.Execution)
+            .and_then(|a| a.ProcessID.as_ref())
+            .and_then(Flex::as_u32),
     };
     let empty = Fields::default();
     let fields = doc.Event.EventData.as_ref().unwrap_or(&empty);
@@ -534,7 +564,7 @@ mod tests {
             Timestamp::parse_rfc3339("2020-01-01T00:00:01Z").unwrap()
         );
 
-        let other = br##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":3},"EventData":null}}"##;
+        let other = br##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":7},"EventData":null}}"##;
         assert!(map_json(other).unwrap().is_none());
         assert!(map_json(b"{").is_err());
     }
@@ -593,7 +623,8 @@ mod tests {
             );
             n += fast.len();
         }
-        assert_eq!(n, 512 + 3 + 1);
+        // Sysmon 1 and 5, and PanacheSysmon's four Sysmon 3 connections.
+        assert_eq!(n, 512 + 3 + 1 + 4);
     }
 
     #[test]

@@ -283,9 +283,11 @@ pub(crate) fn flex(ty: u8, b: &[u8]) -> Option<Flex<'static>> {
             d4.copy_from_slice(&g[8..16]);
             Flex::Guid(Guid((d1 << 32) | (d2 << 16) | d3, u64::from_be_bytes(d4)))
         }
-        // FILETIME, SYSTEMTIME, SID, binary, booleans, floats, arrays: not
-        // fields this reader maps; keep them out of the way.
-        0x11 | 0x12 | 0x13 | 0x0d | 0x0e | 0x0b | 0x0c => Flex::Other,
+        // A 32-bit boolean (Sysmon 3 `Initiated`).
+        0x0d => Flex::Bool(le(4)? != 0),
+        // FILETIME, SYSTEMTIME, SID, binary, floats, arrays: not fields
+        // this reader maps; keep them out of the way.
+        0x11 | 0x12 | 0x13 | 0x0e | 0x0b | 0x0c => Flex::Other,
         _ => return None,
     })
 }

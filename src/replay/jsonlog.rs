@@ -9,8 +9,9 @@
 //!   `winlog.computer_name`, `winlog.event_data.*` and a UTC `@timestamp`.
 //!
 //! A line is first read as a small envelope (every other key is skipped
-//! without being built); only Sysmon 1/5 and Security 4688/4689 lines are
-//! read a second time for their event data.
+//! without being built); only the lines [`Provider::wants`] (process starts
+//! and stops, logons, connections, PowerShell commands) are read a second
+//! time for their event data.
 //!
 //! Times: Sysmon's `UtcTime` is UTC. NXLog's `EventTime` is the host's
 //! local clock, so Security records are marked host-local and the replay
@@ -42,6 +43,8 @@ struct Line<'a> {
     #[serde(borrow)]
     Hostname: Option<Flex<'a>>,
     #[serde(borrow)]
+    ExecutionProcessID: Option<Flex<'a>>,
+    #[serde(borrow)]
     EventTime: Option<Flex<'a>>,
     #[serde(borrow)]
     UtcTime: Option<Flex<'a>>,
@@ -67,8 +70,18 @@ struct Winlog<'a> {
     provider_name: Option<Flex<'a>>,
     #[serde(borrow)]
     computer_name: Option<Flex<'a>>,
+    /// `winlog.process.pid`: the process that wrote the event.
+    #[serde(borrow)]
+    process: Option<WinlogProcess<'a>>,
     #[serde(borrow)]
     event_data: Option<Fields<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WinlogProcess<'a> {
+    #[serde(borrow)]
+    pid: Option<Flex<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +92,78 @@ struct EcsData<'a> {
     process: Option<EcsProcess<'a>>,
     #[serde(borrow, default)]
     user: Option<EcsUser<'a>>,
+    #[serde(borrow, default)]
+    source: Option<EcsEnd<'a>>,
+    #[serde(borrow, default)]
+    destination: Option<EcsEnd<'a>>,
+    #[serde(borrow, default)]
+    network: Option<EcsNetwork<'a>>,
+    #[serde(borrow, default)]
+    powershell: Option<EcsPowerShell<'a>>,
+    /// The rendered message, for fields an export kept only there.
+    #[serde(borrow, default)]
+    message: Option<Flex<'a>>,
+}
+
+/// ECS `source.*`/`destination.*`: where the Sysmon module moves Sysmon
+/// 3's `SourceIp`, `SourcePort`, `SourceHostname` (and `Destination*`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsEnd<'a> {
+    #[serde(borrow)]
+    ip: Option<Flex<'a>>,
+    #[serde(borrow)]
+    port: Option<Flex<'a>>,
+    #[serde(borrow)]
+    domain: Option<Flex<'a>>,
+}
+
+/// ECS `network.*`: Sysmon 3's `Protocol` (`transport`) and `Initiated`
+/// (`direction`: `egress`/`ingress`, `outbound`/`inbound` before 8.0).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsNetwork<'a> {
+    #[serde(borrow)]
+    transport: Option<Flex<'a>>,
+    #[serde(borrow)]
+    direction: Option<Flex<'a>>,
+}
+
+/// ECS `powershell.*`: where Winlogbeat's PowerShell module moves the
+/// 4103/4104 and 400/403/800 fields.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsPowerShell<'a> {
+    #[serde(borrow)]
+    runspace_id: Option<Flex<'a>>,
+    #[serde(borrow)]
+    sequence: Option<Flex<'a>>,
+    #[serde(borrow)]
+    total: Option<Flex<'a>>,
+    #[serde(borrow)]
+    command: Option<EcsPsCommand<'a>>,
+    #[serde(borrow)]
+    file: Option<EcsPsFile<'a>>,
+    #[serde(borrow)]
+    connected_user: Option<EcsUser<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsPsCommand<'a> {
+    #[serde(borrow)]
+    name: Option<Flex<'a>>,
+    #[serde(borrow)]
+    value: Option<Flex<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EcsPsFile<'a> {
+    #[serde(borrow)]
+    script_block_id: Option<Flex<'a>>,
+    #[serde(borrow)]
+    script_block_text: Option<Flex<'a>>,
 }
 
 /// ECS `process.*` (and `process.parent.*`): where Winlogbeat's Sysmon
@@ -95,6 +180,9 @@ struct EcsProcess<'a> {
     executable: Option<Flex<'a>>,
     #[serde(borrow)]
     command_line: Option<Flex<'a>>,
+    /// The PowerShell module's `Host Name`/`HostName`.
+    #[serde(borrow)]
+    title: Option<Flex<'a>>,
     #[serde(borrow)]
     parent: Option<Box<EcsProcess<'a>>>,
 }
@@ -109,22 +197,109 @@ struct EcsUser<'a> {
     domain: Option<Flex<'a>>,
 }
 
-/// Fills the event-data fields Winlogbeat's modules moved to ECS
-/// `process.*`/`user.*` (only where `event_data` lacks them).
-fn ecs_fallback<'a>(
-    provider: Provider,
-    event_id: u32,
-    f: &mut Fields<'a>,
-    p: EcsProcess<'a>,
-    user: Option<EcsUser<'a>>,
-) {
-    fn fill<'a>(slot: &mut Option<Flex<'a>>, v: Option<Flex<'a>>) {
-        if slot.is_none() {
-            *slot = v;
-        }
+fn fill<'a>(slot: &mut Option<Flex<'a>>, v: Option<Flex<'a>>) {
+    if slot.is_none() {
+        *slot = v;
     }
+}
+
+fn ecs_account(u: Option<&EcsUser<'_>>) -> Option<String> {
+    let u = u?;
+    match (s(&u.domain), s(&u.name)) {
+        (Some(d), Some(n)) => Some(format!("{d}\\{n}")),
+        (None, Some(n)) => Some(n.to_owned()),
+        _ => None,
+    }
+}
+
+/// Fills the event-data fields Winlogbeat's modules moved to ECS
+/// `process.*`/`user.*`/`source.*`/`powershell.*` (only where
+/// `event_data` lacks them). The PowerShell module parses the context
+/// text into fields; they are put back as the `Key = Value` lines the
+/// mapping reads.
+fn ecs_fallback<'a>(provider: Provider, event_id: u32, f: &mut Fields<'a>, d: EcsData<'a>) {
+    fill(&mut f.Message, d.message);
+    let p = d.process.unwrap_or_default();
+    let user = d.user;
+    let owned = |v: String| Some(Flex::Str(std::borrow::Cow::Owned(v)));
     let parent = p.parent.map(|b| *b).unwrap_or_default();
     match (provider, event_id) {
+        (Provider::Sysmon, 3) => {
+            fill(&mut f.ProcessId, p.pid);
+            fill(&mut f.ProcessGuid, p.entity_id);
+            fill(&mut f.Image, p.executable);
+            if f.User.is_none() {
+                f.User = ecs_account(user.as_ref()).and_then(owned);
+            }
+            let (src, dst) = (
+                d.source.unwrap_or_default(),
+                d.destination.unwrap_or_default(),
+            );
+            fill(&mut f.SourceIp, src.ip);
+            fill(&mut f.SourcePort, src.port);
+            fill(&mut f.SourceHostname, src.domain);
+            fill(&mut f.DestinationIp, dst.ip);
+            fill(&mut f.DestinationPort, dst.port);
+            fill(&mut f.DestinationHostname, dst.domain);
+            let net = d.network.unwrap_or_default();
+            fill(&mut f.Protocol, net.transport);
+            if f.Initiated.is_none() {
+                f.Initiated = match s(&net.direction) {
+                    Some("egress" | "outbound") => Some(Flex::Bool(true)),
+                    Some("ingress" | "inbound") => Some(Flex::Bool(false)),
+                    _ => None,
+                };
+            }
+        }
+        (Provider::PowerShell, 4104) => {
+            let ps = d.powershell.unwrap_or_default();
+            let file = ps.file.unwrap_or_default();
+            fill(&mut f.MessageNumber, ps.sequence);
+            fill(&mut f.MessageTotal, ps.total);
+            fill(&mut f.ScriptBlockId, file.script_block_id);
+            fill(&mut f.ScriptBlockText, file.script_block_text);
+        }
+        (Provider::PowerShell | Provider::WindowsPowerShell, _) => {
+            let ps = d.powershell.unwrap_or_default();
+            let cmd = ps.command.unwrap_or_default();
+            let classic = provider == Provider::WindowsPowerShell;
+            let lines = [
+                (["Host Name", "HostName"], s(&p.title).map(str::to_owned)),
+                (
+                    ["Host Application", "HostApplication"],
+                    s(&p.command_line).map(str::to_owned),
+                ),
+                (
+                    ["Runspace ID", "RunspaceId"],
+                    s(&ps.runspace_id).map(str::to_owned),
+                ),
+                (
+                    ["Command Name", "CommandName"],
+                    s(&cmd.name).map(str::to_owned),
+                ),
+                (["User", "UserId"], ecs_account(user.as_ref())),
+                (
+                    ["Connected User", "-"],
+                    ecs_account(ps.connected_user.as_ref()),
+                ),
+                (["-", "CommandLine"], s(&cmd.value).map(str::to_owned)),
+            ];
+            let mut ctx = String::new();
+            for (keys, v) in lines {
+                match (keys[usize::from(classic)], v) {
+                    ("-", _) | (_, None) => {}
+                    (k, Some(v)) => ctx.push_str(&format!("{k} = {v}\n")),
+                }
+            }
+            let slot = if classic {
+                &mut f.Data
+            } else {
+                &mut f.ContextInfo
+            };
+            if slot.is_none() && !ctx.is_empty() {
+                *slot = owned(ctx);
+            }
+        }
         (Provider::Sysmon, _) => {
             fill(&mut f.ProcessId, p.pid);
             fill(&mut f.ProcessGuid, p.entity_id);
@@ -134,13 +309,7 @@ fn ecs_fallback<'a>(
             fill(&mut f.ParentProcessGuid, parent.entity_id);
             fill(&mut f.ParentImage, parent.executable);
             if f.User.is_none() {
-                let u = user.unwrap_or_default();
-                let account = match (s(&u.domain), s(&u.name)) {
-                    (Some(d), Some(n)) => Some(format!("{d}\\{n}")),
-                    (None, Some(n)) => Some(n.to_owned()),
-                    _ => None,
-                };
-                f.User = account.map(|a| Flex::Str(std::borrow::Cow::Owned(a)));
+                f.User = ecs_account(user.as_ref()).and_then(owned);
             }
         }
         (Provider::Security, 4688) => {
@@ -238,13 +407,16 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
             event_id,
             host: s(&w.computer_name),
             time: ts.map(|t| (t, TimeBasis::Utc)),
+            execution_pid: w
+                .process
+                .as_ref()
+                .and_then(|p| p.pid.as_ref())
+                .and_then(Flex::as_u32),
         };
         // Re-read for the event data only now that the line is wanted.
-        let d: EcsData<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
-        let mut f = d.winlog.event_data.unwrap_or_default();
-        if let Some(p) = d.process {
-            ecs_fallback(provider, event_id, &mut f, p, d.user);
-        }
+        let mut d: EcsData<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
+        let mut f = d.winlog.event_data.take().unwrap_or_default();
+        ecs_fallback(provider, event_id, &mut f, d);
         if let Some(m) = winlog::to_event(&env, &f).map_err(|e| e.to_string())? {
             sink(Item::Event(m));
         }
@@ -290,6 +462,7 @@ fn decode_line(line: &[u8], st: &mut State, sink: &mut dyn FnMut(Item)) -> Resul
         event_id,
         host,
         time,
+        execution_pid: l.ExecutionProcessID.as_ref().and_then(Flex::as_u32),
     };
     let f: Fields<'_> = serde_json::from_slice(line).map_err(|e| format!("{e}"))?;
     if let Some(m) = winlog::to_event(&env, &f).map_err(|e| e.to_string())? {
@@ -359,7 +532,7 @@ mod tests {
     #[test]
     fn nxlog_flat_lines() {
         let text = format!(
-            "{NX_SYSMON}\n\n{NX_SEC}\n{{\"EventID\":4624,\"Channel\":\"Security\"}}\nnot json\n"
+            "{NX_SYSMON}\n\n{NX_SEC}\n{{\"EventID\":5158,\"Channel\":\"Security\"}}\nnot json\n"
         );
         let items = run(&text);
         let mut evs = Vec::new();

@@ -107,11 +107,11 @@ pub(super) fn read_into(
         };
         batch.push((None, keys.entry(file, ev)));
         if batch.len() >= PUSH_BATCH {
-            c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            c.count_events(batch.iter().map(|(_, e)| &e.event));
             orderer.push(&mut batch);
         }
     }
-    c.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    c.count_events(batch.iter().map(|(_, e)| &e.event));
     orderer.push(&mut batch);
     c.records.fetch_add(reader.lines(), Ordering::Relaxed);
     complete
@@ -197,7 +197,7 @@ impl Stream {
                 };
                 match ev {
                     Some(ev) => {
-                        c.events.fetch_add(1, Ordering::Relaxed);
+                        c.count_events(std::iter::once(&ev));
                         Some(r.keys.entry(r.file, ev))
                     }
                     None => {

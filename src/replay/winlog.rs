@@ -1,5 +1,7 @@
-//! Windows process-audit records (Sysmon 1/5, Security 4688/4689) mapped to
-//! [`ProcessEvent`]s, whatever container they came in.
+//! Windows audit records mapped to [`ProcessEvent`]s, whatever container
+//! they came in: process starts and stops (Sysmon 1/5, Security
+//! 4688/4689) and the activities around them (`activity.rs`: logons,
+//! connections, PowerShell commands).
 //!
 //! EVTX (rendered `EventData`), flat NXLog JSON and Winlogbeat/ECS
 //! `winlog.event_data` all carry the same field names, so they all
@@ -7,274 +9,61 @@
 //! mapping, [`to_event`]. That keeps the traps (hex PIDs in 4688, a Sysmon
 //! record without `ProcessId`, host-local NXLog times) handled in one place.
 
-use std::borrow::Cow;
-use std::fmt;
+use crate::event::{EventKind, Guid, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
+mod activity;
+mod fields;
 
-use crate::event::{Precision, EventKind, Guid, Origin, ProcessEvent, ProcessKey, Timestamp};
+pub use fields::{parse_num, Fields, Flex};
 
-/// The provider a record belongs to; only these two are read.
+/// The provider a record belongs to; only these are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
     /// `Microsoft-Windows-Sysmon` (`…/Operational` channel).
     Sysmon,
     /// `Microsoft-Windows-Security-Auditing` (`Security` channel).
     Security,
+    /// `Microsoft-Windows-PowerShell` (`…/Operational` channel).
+    PowerShell,
+    /// `PowerShell` (the classic `Windows PowerShell` channel).
+    WindowsPowerShell,
 }
 
 impl Provider {
-    /// Classifies a channel or provider name, ASCII case-insensitively:
-    /// exports spell the channel `Security` in one record and `security` in
-    /// the next.
+    /// Classifies a channel or provider name (or the PowerShell provider's
+    /// GUID), ASCII case-insensitively: exports spell the channel
+    /// `Security` in one record and `security` in the next.
     pub fn classify(name: &str) -> Option<Provider> {
         let n = name.trim();
-        if n.eq_ignore_ascii_case("security")
-            || n.eq_ignore_ascii_case("Microsoft-Windows-Security-Auditing")
-        {
+        let is = |s: &str| n.eq_ignore_ascii_case(s);
+        if is("security") || is("Microsoft-Windows-Security-Auditing") {
             Some(Provider::Security)
-        } else if n.eq_ignore_ascii_case("Microsoft-Windows-Sysmon/Operational")
-            || n.eq_ignore_ascii_case("Microsoft-Windows-Sysmon")
-        {
+        } else if is("Microsoft-Windows-Sysmon/Operational") || is("Microsoft-Windows-Sysmon") {
             Some(Provider::Sysmon)
+        } else if is("Microsoft-Windows-PowerShell/Operational")
+            || is("Microsoft-Windows-PowerShell")
+            || is("{A0C1853B-5C40-4B15-8766-3CF1C58F985A}")
+        {
+            Some(Provider::PowerShell)
+        } else if is("Windows PowerShell") || is("PowerShell") {
+            Some(Provider::WindowsPowerShell)
         } else {
             None
         }
     }
 
-    /// True for the event ids this provider's process records use.
+    /// True for the event ids this provider's mapped records use: process
+    /// starts and stops, and the activities of `activity.rs`. Every
+    /// reader checks this before it reads a record's event data.
     pub fn wants(self, event_id: u32) -> bool {
         match self {
-            Provider::Sysmon => matches!(event_id, 1 | 5),
-            Provider::Security => matches!(event_id, 4688 | 4689),
+            Provider::Sysmon => matches!(event_id, 1 | 3 | 5),
+            Provider::Security => {
+                matches!(event_id, 4624 | 4634 | 4647 | 4688 | 4689 | 5156)
+            }
+            Provider::PowerShell => matches!(event_id, 4103 | 4104),
+            Provider::WindowsPowerShell => matches!(event_id, 400 | 403 | 800),
         }
-    }
-}
-
-/// A JSON scalar that exports write either as a number or as a string
-/// (`"ProcessId": 960` in EVTX, `"960"` in NXLog, `"0x3c0"` in 4688), or as
-/// an EVTX `{"#text": …}` element with attributes.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Flex<'a> {
-    /// A string, borrowed from the input when it had no escapes.
-    Str(Cow<'a, str>),
-    /// An unsigned integer.
-    UInt(u64),
-    /// A signed integer (NXLog writes `Keywords` this way).
-    Int(i64),
-    /// A GUID read as binary (EVTX template values).
-    Guid(Guid),
-    /// Anything else (null, bool, float, object without `#text`).
-    Other,
-}
-
-impl<'a> Flex<'a> {
-    /// The value as text, if it is a string.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Flex::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The value as an unsigned number: decimal, or hex with `0x`.
-    pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            Flex::UInt(v) => Some(*v),
-            Flex::Int(v) => u64::try_from(*v).ok(),
-            Flex::Str(s) => parse_num(s),
-            Flex::Guid(_) | Flex::Other => None,
-        }
-    }
-
-    /// The value as a 32-bit number (PIDs, event ids, session ids).
-    pub fn as_u32(&self) -> Option<u32> {
-        self.as_u64().and_then(|v| u32::try_from(v).ok())
-    }
-}
-
-/// Parses `"960"` or `"0x3c0"` (Security writes PIDs as hex strings).
-pub fn parse_num(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok()
-    } else {
-        s.parse().ok()
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Flex<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Flex<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Flex::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Flex::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Flex::Str(Cow::Owned(v)))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Flex::UInt(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(if v >= 0 {
-                    Flex::UInt(v as u64)
-                } else {
-                    Flex::Int(v)
-                })
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Flex::Other)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Flex::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Flex::Other)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Flex::Other)
-            }
-            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-                d.deserialize_any(self)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                while a.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Flex::Other)
-            }
-            // EVTX renders `<EventID Qualifiers="0">4688</EventID>` as
-            // `{"#attributes": {...}, "#text": 4688}`.
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut out = Flex::Other;
-                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
-                    if k == "#text" {
-                        out = m.next_value()?;
-                    } else {
-                        m.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-/// The event-data fields wsmwatch reads, under the names every container
-/// uses. Unknown fields are skipped without being built.
-#[allow(non_snake_case)]
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Fields<'a> {
-    /// Sysmon: creation or exit time, UTC, `2020-09-20 21:09:08.706`.
-    #[serde(borrow)]
-    pub UtcTime: Option<Flex<'a>>,
-    /// Sysmon.
-    #[serde(borrow)]
-    pub ProcessGuid: Option<Flex<'a>>,
-    /// Sysmon: the process; Security 4688: the creator; 4689: the exiting one.
-    #[serde(borrow)]
-    pub ProcessId: Option<Flex<'a>>,
-    /// Sysmon.
-    #[serde(borrow)]
-    pub Image: Option<Flex<'a>>,
-    /// Sysmon, 4688 (when command-line auditing is on).
-    #[serde(borrow)]
-    pub CommandLine: Option<Flex<'a>>,
-    /// Sysmon.
-    #[serde(borrow)]
-    pub User: Option<Flex<'a>>,
-    /// Sysmon.
-    #[serde(borrow)]
-    pub ParentProcessGuid: Option<Flex<'a>>,
-    /// Sysmon.
-    #[serde(borrow)]
-    pub ParentProcessId: Option<Flex<'a>>,
-    /// Sysmon.
-    #[serde(borrow)]
-    pub ParentImage: Option<Flex<'a>>,
-    /// Sysmon.
-    #[serde(borrow)]
-    pub TerminalSessionId: Option<Flex<'a>>,
-    /// Security 4688.
-    #[serde(borrow)]
-    pub NewProcessId: Option<Flex<'a>>,
-    /// Security 4688.
-    #[serde(borrow)]
-    pub NewProcessName: Option<Flex<'a>>,
-    /// Security 4688 (version 2 and later).
-    #[serde(borrow)]
-    pub ParentProcessName: Option<Flex<'a>>,
-    /// Security 4688/4689: who created it or whose process exited.
-    #[serde(borrow)]
-    pub SubjectUserName: Option<Flex<'a>>,
-    /// Security.
-    #[serde(borrow)]
-    pub SubjectDomainName: Option<Flex<'a>>,
-    /// Security 4688 v2: the account the new process runs as.
-    #[serde(borrow)]
-    pub TargetUserName: Option<Flex<'a>>,
-    /// Security 4688 v2.
-    #[serde(borrow)]
-    pub TargetDomainName: Option<Flex<'a>>,
-    /// Security 4689.
-    #[serde(borrow)]
-    pub ProcessName: Option<Flex<'a>>,
-    /// Security 4689: exit status, hex.
-    #[serde(borrow)]
-    pub Status: Option<Flex<'a>>,
-    /// NXLog keeps the rendered message; some exports carry fields only there.
-    #[serde(borrow)]
-    pub Message: Option<Flex<'a>>,
-}
-
-impl<'a> Fields<'a> {
-    /// True for the field names [`Fields::set`] keeps.
-    pub fn reads(name: &str) -> bool {
-        Fields::default().slot(name).is_some()
-    }
-
-    /// Sets the field called `name` (the names every container uses);
-    /// unknown names are ignored. For readers that do not go through serde.
-    pub fn set(&mut self, name: &str, v: Flex<'a>) {
-        if let Some(slot) = self.slot(name) {
-            *slot = Some(v);
-        }
-    }
-
-    /// The field called `name`: the one list of names the mapping reads.
-    fn slot(&mut self, name: &str) -> Option<&mut Option<Flex<'a>>> {
-        Some(match name {
-            "UtcTime" => &mut self.UtcTime,
-            "ProcessGuid" => &mut self.ProcessGuid,
-            "ProcessId" => &mut self.ProcessId,
-            "Image" => &mut self.Image,
-            "CommandLine" => &mut self.CommandLine,
-            "User" => &mut self.User,
-            "ParentProcessGuid" => &mut self.ParentProcessGuid,
-            "ParentProcessId" => &mut self.ParentProcessId,
-            "ParentImage" => &mut self.ParentImage,
-            "TerminalSessionId" => &mut self.TerminalSessionId,
-            "NewProcessId" => &mut self.NewProcessId,
-            "NewProcessName" => &mut self.NewProcessName,
-            "ParentProcessName" => &mut self.ParentProcessName,
-            "SubjectUserName" => &mut self.SubjectUserName,
-            "SubjectDomainName" => &mut self.SubjectDomainName,
-            "TargetUserName" => &mut self.TargetUserName,
-            "TargetDomainName" => &mut self.TargetDomainName,
-            "ProcessName" => &mut self.ProcessName,
-            "Status" => &mut self.Status,
-            "Message" => &mut self.Message,
-            _ => return None,
-        })
     }
 }
 
@@ -291,7 +80,7 @@ pub enum TimeBasis {
 /// One record's envelope, as each container reports it.
 #[derive(Debug)]
 pub struct Envelope<'r> {
-    /// Sysmon or Security.
+    /// The provider.
     pub provider: Provider,
     /// The event id.
     pub event_id: u32,
@@ -300,6 +89,10 @@ pub struct Envelope<'r> {
     /// The record's own time (`TimeCreated`, `EventTime`, `@timestamp`) and
     /// its basis; used when the event data has no `UtcTime`.
     pub time: Option<(Timestamp, TimeBasis)>,
+    /// The process that wrote the event (EVTX `System/Execution/@ProcessID`,
+    /// NXLog `ExecutionProcessID`, Winlogbeat `winlog.process.pid`): for
+    /// PowerShell records, the process that ran the command.
+    pub execution_pid: Option<u32>,
 }
 
 /// What a log decoder reports, in file order.
@@ -378,6 +171,11 @@ fn num(v: &Option<Flex<'_>>) -> Option<u32> {
     v.as_ref().and_then(Flex::as_u32)
 }
 
+/// A logon id (LUID): `0x1121f34` or decimal.
+fn luid(v: &Option<Flex<'_>>) -> Option<u64> {
+    v.as_ref().and_then(Flex::as_u64)
+}
+
 fn guid(v: &Option<Flex<'_>>) -> Option<ProcessKey> {
     match v {
         Some(Flex::Guid(g)) => Some(ProcessKey::Guid(*g)),
@@ -427,6 +225,7 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
     let (time, basis) = match text(&f.UtcTime).and_then(Timestamp::parse_rfc3339) {
         Some(t) => (t, TimeBasis::Utc),
         None => match msg
+            .filter(|_| env.provider == Provider::Sysmon)
             .and_then(|m| message_field(m, "UtcTime"))
             .and_then(Timestamp::parse_rfc3339)
         {
@@ -461,6 +260,10 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
         logon_id: None,
         activity: None,
     };
+    if activity::maps(env.provider, eid) {
+        activity::fill(env, f, &mut ev)?;
+        return Ok(Some(Mapped { event: ev, basis }));
+    }
     // Sysmon fields fall back to the rendered Message text (some exports
     // keep only that).
     let from_msg = |key: &str| msg.and_then(|m| message_field(m, key));
@@ -485,6 +288,7 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
                 .or_else(|| from_msg("ParentImage"))
                 .map(str::to_owned);
             ev.session_id = num(&f.TerminalSessionId);
+            ev.logon_id = luid(&f.LogonId).or_else(|| from_msg("LogonId").and_then(parse_num));
         }
         (Provider::Sysmon, 5) => {
             ev.kind = EventKind::Stop;
@@ -525,18 +329,21 @@ pub fn to_event(env: &Envelope<'_>, f: &Fields<'_>) -> Result<Option<Mapped>, Ma
             // versions only name the creator.
             ev.user = account(text(&f.TargetDomainName), text(&f.TargetUserName))
                 .or_else(|| account(text(&f.SubjectDomainName), text(&f.SubjectUserName)));
+            // The new process's own logon session; `0x0` (4688 v2) and older
+            // versions mean it runs in its creator's.
+            ev.logon_id = luid(&f.TargetLogonId)
+                .filter(|&l| l != 0)
+                .or_else(|| luid(&f.SubjectLogonId));
         }
         (Provider::Security, 4689) => {
             ev.kind = EventKind::Stop;
             ev.exit_time = Some(time);
-            ev.pid = Some(
-                num(&f.ProcessId)
-                    .or_else(|| msg_u32("Process ID"))
-                    .ok_or(MapError::Missing {
-                        event: eid,
-                        field: "ProcessId",
-                    })?,
-            );
+            ev.pid = Some(num(&f.ProcessId).or_else(|| msg_u32("Process ID")).ok_or(
+                MapError::Missing {
+                    event: eid,
+                    field: "ProcessId",
+                },
+            )?);
             ev.image = text(&f.ProcessName)
                 .or_else(|| from_msg("Process Name"))
                 .unwrap_or_default()

@@ -1,5 +1,5 @@
 //! One remote PowerShell session (svchost → wsmprovhost → whoami, plus
-//! records that are not process events) written exactly as each exporter
+//! a logon, a script block and a connection) written exactly as each exporter
 //! writes it: field names, value types, nesting, time formats, encodings.
 
 use serde_json::{json, Map, Value};
@@ -23,6 +23,8 @@ pub enum V {
     Guid(&'static str),
     /// SID.
     Sid(&'static str),
+    /// Boolean (`true`/`false` as text).
+    B(bool),
 }
 
 /// One event-log record.
@@ -182,7 +184,8 @@ const G_WHO: &str = "d273d0f0-c4f7-5f67-a807-000000000800";
 const G_SERVICES: &str = "d273d0f0-e865-5f64-0b00-000000000800";
 
 /// The session, in log order (Sysmon and Security interleaved as a merged
-/// export has them), with records that are not process events among it.
+/// export has them), with activities (a logon, a script block, a
+/// connection) among it.
 pub fn session() -> Vec<Rec> {
     vec![
         sysmon1(
@@ -215,8 +218,32 @@ pub fn session() -> Vec<Rec> {
             utc_ms: T0 + 7000,
             data: vec![
                 ("SubjectUserSid", V::Sid("S-1-0-0")),
+                ("SubjectUserName", V::S("-")),
+                ("SubjectDomainName", V::S("-")),
+                ("SubjectLogonId", V::Hex(0)),
+                ("TargetUserSid", V::Sid("S-1-5-21-1-2-3-1104")),
                 ("TargetUserName", V::S("pgustavo")),
+                ("TargetDomainName", V::S("THESHIRE.LOCAL")),
+                ("TargetLogonId", V::Hex(0x6c5f2)),
                 ("LogonType", V::U(3)),
+                ("LogonProcessName", V::S("Kerberos")),
+                ("AuthenticationPackageName", V::S("Kerberos")),
+                ("WorkstationName", V::S("-")),
+                ("LogonGuid", V::Guid("c44f6d37-5ede-816e-8e08-d6a0c9c0e301")),
+                ("TransmittedServices", V::S("-")),
+                ("LmPackageName", V::S("-")),
+                ("KeyLength", V::U(0)),
+                ("ProcessId", V::Hex(0)),
+                ("ProcessName", V::S("-")),
+                ("IpAddress", V::S("172.18.39.5")),
+                ("IpPort", V::S("57967")),
+                ("ImpersonationLevel", V::S("%%1833")),
+                ("RestrictedAdminMode", V::S("-")),
+                ("TargetOutboundUserName", V::S("-")),
+                ("TargetOutboundDomainName", V::S("-")),
+                ("VirtualAccount", V::S("%%1843")),
+                ("TargetLinkedLogonId", V::Hex(0)),
+                ("ElevatedToken", V::S("%%1842")),
             ],
         },
         sec4688(
@@ -249,7 +276,13 @@ pub fn session() -> Vec<Rec> {
             utc_ms: T0 + 10_000,
             data: vec![
                 ("MessageNumber", V::U(1)),
+                ("MessageTotal", V::U(1)),
                 ("ScriptBlockText", V::S("whoami")),
+                (
+                    "ScriptBlockId",
+                    V::S("3242cd3c-027b-48e5-88cc-d0a26b4eeda2"),
+                ),
+                ("Path", V::S("")),
             ],
         },
         sec4688(
@@ -285,7 +318,20 @@ pub fn session() -> Vec<Rec> {
                 ("UtcTime", V::S("")),
                 ("ProcessGuid", V::Guid(G_WSM)),
                 ("ProcessId", V::U(9036)),
-                ("DestinationPort", V::U(5985)),
+                ("Image", V::S(WSM)),
+                ("User", V::S("THESHIRE\\pgustavo")),
+                ("Protocol", V::S("tcp")),
+                ("Initiated", V::B(true)),
+                ("SourceIsIpv6", V::B(false)),
+                ("SourceIp", V::S("172.18.39.6")),
+                ("SourceHostname", V::S("-")),
+                ("SourcePort", V::U(50001)),
+                ("SourcePortName", V::S("-")),
+                ("DestinationIsIpv6", V::B(false)),
+                ("DestinationIp", V::S("172.18.39.5")),
+                ("DestinationHostname", V::S("WORKSTATION5.theshire.local")),
+                ("DestinationPort", V::U(80)),
+                ("DestinationPortName", V::S("http")),
             ],
         },
         sysmon5(105, 13_500, G_WHO, 4242, WHO),
@@ -386,6 +432,7 @@ impl Rec {
             .map(|(k, v)| {
                 let j = match v {
                     V::U(n) => json!(n),
+                    V::B(b) => json!(b),
                     v => Value::String(text(&v, false)),
                 };
                 (k.to_owned(), j)
@@ -412,6 +459,7 @@ pub fn text(v: &V, upper_guid: bool) -> String {
     match v {
         V::S(s) | V::Sid(s) => (*s).to_owned(),
         V::U(n) => n.to_string(),
+        V::B(b) => b.to_string(),
         V::Hex(n) => format!("0x{n:x}"),
         V::Guid(g) if upper_guid => format!("{{{}}}", g.to_ascii_uppercase()),
         V::Guid(g) => format!("{{{g}}}"),
@@ -460,6 +508,7 @@ pub fn nxlog(recs: &[Rec]) -> Vec<u8> {
         m.insert("Version".into(), json!(r.version));
         m.insert("RecordNumber".into(), json!(r.record_id));
         m.insert("Channel".into(), json!(r.channel));
+        m.insert("ExecutionProcessID".into(), json!(3080));
         m.insert("Message".into(), json!(r.message()));
         m.extend(r.text_data(true));
         m.insert(
@@ -509,7 +558,7 @@ pub fn winlogbeat6(recs: &[Rec]) -> Vec<u8> {
 /// `@timestamp`.
 pub fn ecs_doc(r: &Rec) -> Value {
     let mut doc = ecs_raw(r);
-    if r.sysmon() && matches!(r.id, 1 | 5) {
+    if r.sysmon() && matches!(r.id, 1 | 3 | 5) {
         let data = doc["winlog"]["event_data"].as_object_mut().unwrap();
         let mut take = |k: &str| data.remove(k).unwrap_or(Value::Null);
         let num = |v: Value| json!(v.as_str().unwrap().parse::<u64>().unwrap());
@@ -529,10 +578,48 @@ pub fn ecs_doc(r: &Rec) -> Value {
                 "command_line": take("ParentCommandLine"),
             });
         }
+        let mut network = Vec::new();
+        if r.id == 3 {
+            // The module's network fields (winlogbeat-sysmon.js, event3).
+            let direction = match take("Initiated").as_str() {
+                Some("true") => "egress",
+                _ => "ingress",
+            };
+            take("SourceIsIpv6");
+            take("DestinationIsIpv6");
+            network.push((
+                "network",
+                json!({
+                    "transport": take("Protocol"),
+                    "protocol": take("DestinationPortName"),
+                    "direction": direction,
+                    "type": "ipv4",
+                }),
+            ));
+            network.push((
+                "source",
+                json!({
+                    "ip": take("SourceIp"),
+                    "port": num(take("SourcePort")),
+                    "domain": take("SourceHostname"),
+                }),
+            ));
+            network.push((
+                "destination",
+                json!({
+                    "ip": take("DestinationIp"),
+                    "port": num(take("DestinationPort")),
+                    "domain": take("DestinationHostname"),
+                }),
+            ));
+        }
         let user = take("User");
         let (domain, name) = user.as_str().unwrap().split_once('\\').unwrap();
         doc["user"] = json!({"domain": domain, "name": name});
         doc["process"] = process;
+        for (k, v) in network {
+            doc[k] = v;
+        }
     }
     doc
 }

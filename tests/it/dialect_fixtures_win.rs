@@ -15,7 +15,7 @@ pub fn event_xml(r: &Rec, rendering: bool) -> String {
             .replace('"', "&quot;")
     };
     let mut x = format!(
-        "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='{}' Guid='{}'/><EventID>{}</EventID><Version>{}</Version><Level>0</Level><Task>13312</Task><Opcode>0</Opcode><Keywords>0x8020000000000000</Keywords><TimeCreated SystemTime='{}'/><EventRecordID>{}</EventRecordID><Correlation/><Execution ProcessID='4' ThreadID='4040'/><Channel>{}</Channel><Computer>{}</Computer><Security/></System><EventData>",
+        "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='{}' Guid='{}'/><EventID>{}</EventID><Version>{}</Version><Level>0</Level><Task>13312</Task><Opcode>0</Opcode><Keywords>0x8020000000000000</Keywords><TimeCreated SystemTime='{}'/><EventRecordID>{}</EventRecordID><Correlation/><Execution ProcessID='3080' ThreadID='4040'/><Channel>{}</Channel><Computer>{}</Computer><Security/></System><EventData>",
         r.provider,
         if r.sysmon() { SYSMON_GUID } else { SEC_GUID },
         r.id,
@@ -77,6 +77,7 @@ fn winevent_doc(r: &Rec, ps7: bool) -> Value {
                 V::U(n) | V::Hex(n) => json!(n),
                 V::Guid(g) => json!(g),
                 V::S(s) | V::Sid(s) => json!(s),
+                V::B(b) => json!(b),
             };
             json!({ "Value": j })
         })

@@ -111,6 +111,68 @@ fn every_dialect_gives_the_nxlog_alerts() {
     }
 }
 
+/// The activities of some evidence, as comparable facts (times to the
+/// second, as for the alerts).
+fn activities(paths: Vec<PathBuf>) -> (Vec<String>, Vec<String>) {
+    let (events, errors) = evidence_records(paths);
+    let facts = events
+        .iter()
+        .filter(|e| e.kind == wsmwatch::EventKind::Activity)
+        .map(|e| {
+            format!(
+                "{} {:?} pid={:?} key={:?} image={} user={:?} {}",
+                e.time.0 / wsmwatch::Timestamp::TICKS_PER_SEC,
+                e.host,
+                e.pid,
+                e.key,
+                e.image,
+                e.user,
+                serde_json::to_string(&e.activity).unwrap()
+            )
+        })
+        .collect();
+    (facts, errors)
+}
+
+#[test]
+fn every_dialect_gives_the_nxlog_activities() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = fx::session();
+    let (want, errors) = activities(vec![write(dir.path(), "nxlog.json", &fx::nxlog(&s))]);
+    assert!(errors.is_empty(), "{errors:?}");
+    // The logon, the script block (run by the writer, pid 3080) and the
+    // session host's connection.
+    assert_eq!(want.len(), 3, "{want:#?}");
+    assert!(want[0].contains(r#"{"logon":{"logon_id":443890,"user":"pgustavo","domain":"THESHIRE.LOCAL","logon_type":3,"auth_package":"Kerberos","source_ip":"172.18.39.5","source_port":57967}}"#), "{want:#?}");
+    assert!(
+        want[1].contains("pid=Some(3080)") && want[1].contains(r#""script_block_text":"whoami""#),
+        "{want:#?}"
+    );
+    assert!(
+        want[2].contains("pid=Some(9036)")
+            && want[2].contains(r#""direction":"outbound""#)
+            && want[2].contains(r#""local_port":50001"#),
+        "{want:#?}"
+    );
+    for (name, w, _) in DIALECTS {
+        let (got, errors) = activities(vec![write(dir.path(), name, &w(&s))]);
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+        assert_eq!(got, want, "{name}");
+    }
+    // A bare `<EventData>` string has no `<System>`: no writer's pid.
+    let (got, errors) = activities(vec![write(
+        dir.path(),
+        "x.json",
+        &fxw::xml_in_json(&s, None),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let want: Vec<String> = want
+        .iter()
+        .map(|w| w.replace("pid=Some(3080)", "pid=None"))
+        .collect();
+    assert_eq!(got, want);
+}
+
 /// A folder of per-channel JSON arrays, the event data an XML string.
 #[test]
 fn per_channel_arrays_with_embedded_xml_give_the_nxlog_alerts() {
@@ -255,8 +317,13 @@ fn bad_members_are_named_by_their_chain_and_the_rest_is_read() {
         "{errors:#?}"
     );
     assert_eq!(errors.len(), 2, "{errors:#?}");
-    // svchost, wsmprovhost, whoami from both channels, and their stops.
-    assert_eq!(events.len(), 10, "{events:#?}");
+    // svchost, wsmprovhost, whoami from both channels, and their stops;
+    // the logon, the script block and the connection.
+    let acts = events
+        .iter()
+        .filter(|e| e.kind == wsmwatch::EventKind::Activity)
+        .count();
+    assert_eq!((events.len() - acts, acts), (10, 3), "{events:#?}");
 }
 
 #[test]
@@ -363,7 +430,7 @@ fn a_real_capture_repacked_in_every_container_reads_the_same() {
 /// Writes the throughput corpus of `scripts/bench-dialects.sh`: the same
 /// records in every dialect, one file each, into `$WSMWATCH_BENCH_DIR`.
 /// The session is repeated `$WSMWATCH_BENCH_COPIES` times a minute apart,
-/// each copy with 30 records that are not process events (logons, network,
+/// each copy with 30 activity records (logons, network connections,
 /// PowerShell), about the share real logs have.
 #[test]
 #[ignore = "writes the benchmark corpus; run by scripts/bench-dialects.sh"]

@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 
+use wsmwatch::activity::{Activity, CommandKind, Direction};
 use wsmwatch::detect::alert::{Action, Alert};
 use wsmwatch::event::image_file_name;
 use wsmwatch::replay::evidence::{EvidenceSource, ReplayOptions};
-use wsmwatch::{Engine, EngineConfig, Timestamp};
+use wsmwatch::{Engine, EngineConfig, EventKind, Timestamp};
 
 use crate::util::dataset;
 use crate::util::{evidence_events as events, evidence_records as records};
@@ -169,26 +170,45 @@ fn near_misses_and_baselines_give_no_session() {
 
 #[test]
 fn every_process_record_is_decoded() {
-    // Counts from GROUND_TRUTH.md: Sysmon 1 + Security 4688 + Sysmon 5 + 4689.
-    for (f, n) in [
-        ("otrf/covenant_psremoting_command.zip", 8 + 8 + 5 + 5),
-        ("otrf/empire_psremoting_stager.zip", 5 + 5 + 1 + 1),
-        ("otrf/covenant_com_wsman_automation.zip", 3 + 3 + 2 + 2),
+    // Process counts from GROUND_TRUTH.md: Sysmon 1 + Security 4688 +
+    // Sysmon 5 + 4689. Activities counted with Python's json over the
+    // same files: Sysmon 3 + 4624 + 4634 + 4647 + 5156 + 4103 + 4104 +
+    // 400 + 403 + 800 (5158, 4105/4106, 600, 53504… are not read).
+    for (f, n, activities) in [
+        (
+            "otrf/covenant_psremoting_command.zip",
+            8 + 8 + 5 + 5,
+            55 + 16 + 14 + 112 + 1 + 2 + 2 + 5,
+        ),
+        (
+            "otrf/empire_psremoting_stager.zip",
+            5 + 5 + 1 + 1,
+            10 + 8 + 5 + 63 + 155 + 1 + 2 + 203,
+        ),
+        (
+            "otrf/covenant_com_wsman_automation.zip",
+            3 + 3 + 2 + 2,
+            18 + 3 + 2 + 61 + 1 + 1 + 3,
+        ),
         (
             "otrf/empire_persistence_registry_modification_run_keys_standard_user.zip",
             120 + 546 + 101 + 471,
+            237 + 120 + 58 + 1 + 808 + 353 + 37 + 4 + 1 + 406,
         ),
         (
             "evtx-attack-samples/LM_winrm_exec_sysmon_1_winrshost.evtx",
             3,
+            0,
         ),
         (
             "evtx-attack-samples/PanacheSysmon_vs_AtomicRedTeam01.evtx",
             511 + 1,
+            4,
         ),
         (
             "evtx-attack-samples/LM_PowershellRemoting_sysmon_1_wsmprovhost.evtx",
             1,
+            0,
         ),
     ] {
         let Some(p) = dataset(f) else {
@@ -196,7 +216,11 @@ fn every_process_record_is_decoded() {
         };
         let (evs, errors) = records(vec![p]);
         assert!(errors.is_empty(), "{f}: {errors:?}");
-        assert_eq!(evs.len(), n, "{f}");
+        let acts = evs
+            .iter()
+            .filter(|e| e.kind == wsmwatch::EventKind::Activity)
+            .count();
+        assert_eq!((evs.len() - acts, acts), (n, activities), "{f}");
         assert!(
             evs.windows(2)
                 .all(|w| w[0].time <= w[1].time || w[1].kind == wsmwatch::EventKind::Stop),
@@ -250,8 +274,174 @@ fn spilling_to_disk_gives_the_same_stream_as_memory() {
     );
     let disk = src.collect(&|e| panic!("{e}")).unwrap();
     assert!(e1.is_empty());
-    assert_eq!(mem.len(), 1802);
+    // 1802 process records and 2772 activities (see above).
+    assert_eq!(mem.len(), 1802 + 2772);
     assert_eq!(mem, disk);
     // The spill folder is removed once the merge is done.
     assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
+}
+
+/// The activities of one capture, unmerged, with the process starts.
+fn activities(rel: &str) -> Option<Vec<wsmwatch::ProcessEvent>> {
+    let (evs, errors) = records(vec![dataset(rel)?]);
+    assert!(errors.is_empty(), "{rel}: {errors:?}");
+    Some(evs)
+}
+
+fn act(e: &wsmwatch::ProcessEvent) -> Option<&Activity> {
+    e.activity.as_deref()
+}
+
+fn on(e: &wsmwatch::ProcessEvent, host: &str) -> bool {
+    e.host.as_deref() == Some(host)
+}
+
+const WS5: &str = "WORKSTATION5.theshire.local";
+const WS6: &str = "WORKSTATION6.theshire.local";
+
+#[test]
+fn covenant_session_has_its_logon_connections_and_command() {
+    let Some(evs) = activities("otrf/covenant_psremoting_command.zip") else {
+        return;
+    };
+    // The session host, in both its views, carries the session's logon.
+    let host: Vec<_> = evs
+        .iter()
+        .filter(|e| e.kind == EventKind::Start && e.pid == Some(1280) && on(e, WS6))
+        .collect();
+    assert_eq!(host.len(), 2, "Sysmon 1 and 4688");
+    for e in &host {
+        assert_eq!(
+            image_file_name(&e.image).to_ascii_lowercase(),
+            "wsmprovhost.exe"
+        );
+        assert_eq!(e.logon_id, Some(0x1121f34), "{e:?}");
+    }
+    // Its 4624.
+    let logons: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match act(e) {
+            Some(Activity::Logon(l)) if l.logon_id == 0x1121f34 => Some((e, l)),
+            _ => None,
+        })
+        .collect();
+    let [(e, l)] = &logons[..] else {
+        panic!("{logons:#?}")
+    };
+    assert!(on(e, WS6));
+    assert_eq!(
+        (
+            l.user.as_deref(),
+            l.domain.as_deref(),
+            l.logon_type,
+            l.auth_package.as_deref()
+        ),
+        (
+            Some("pgustavo"),
+            Some("THESHIRE.LOCAL"),
+            Some(3),
+            Some("Kerberos")
+        )
+    );
+    assert_eq!(l.source_ip, None, "IpAddress '-' (Kerberos)");
+    // The WinRM connection accepted on WORKSTATION6: from 5156 (no
+    // process key) and from Sysmon 3 (its ProcessGuid).
+    let inbound = |sysmon: bool| {
+        evs.iter().any(|e| {
+            matches!(act(e), Some(Activity::Connection(c))
+                if on(e, WS6) && e.key.is_some() == sysmon
+                    && c.direction == Direction::Inbound
+                    && c.local_port == Some(5985)
+                    && c.remote_ip.as_deref() == Some("172.18.39.5")
+                    && c.remote_port == Some(57967))
+        })
+    };
+    assert!(inbound(false), "5156");
+    assert!(inbound(true), "Sysmon 3");
+    // The client side, made by the Grunt on WORKSTATION5 (5156: NT path).
+    assert!(evs.iter().any(|e| {
+        matches!(act(e), Some(Activity::Connection(c))
+            if on(e, WS5) && e.pid == Some(7240)
+                && e.image.starts_with("\\device\\")
+                && e.image.ends_with("\\grunthttp.exe")
+                && c.direction == Direction::Outbound
+                && c.local_ip.as_deref() == Some("172.18.39.5")
+                && c.local_port == Some(57967)
+                && c.remote_port == Some(5985))
+    }));
+    // What ran in the session: Get-Process, by the session host.
+    let cmds: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match act(e) {
+            Some(Activity::Command(c)) if c.kind == CommandKind::Pipeline => Some((e, c)),
+            _ => None,
+        })
+        .collect();
+    let [(e, c)] = &cmds[..] else {
+        panic!("{cmds:#?}")
+    };
+    assert!(on(e, WS6));
+    assert_eq!(e.pid, Some(1280));
+    assert_eq!(
+        (c.name.as_deref(), c.host_name.as_deref()),
+        (Some("Get-Process"), Some("ServerRemoteHost"))
+    );
+    assert!(c.is_remote_host());
+}
+
+#[test]
+fn empire_session_command_and_stager_connection() {
+    let Some(evs) = activities("otrf/empire_psremoting_stager.zip") else {
+        return;
+    };
+    assert!(evs.iter().any(|e| {
+        matches!(act(e), Some(Activity::Command(c))
+            if e.pid == Some(9036) && on(e, WS6)
+                && c.kind == CommandKind::Pipeline
+                && c.value.as_deref().is_some_and(|v| v.contains("Out-String")))
+    }));
+    assert!(evs.iter().any(|e| {
+        matches!(act(e), Some(Activity::Connection(c))
+            if on(e, WS5) && e.pid == Some(6404) && e.key.is_none()
+                && c.direction == Direction::Outbound
+                && c.local_port == Some(59770)
+                && c.remote_port == Some(5985))
+    }));
+    // The classic channel names the host as it was set up: the short name.
+    assert!(evs.iter().any(|e| {
+        matches!(act(e), Some(Activity::Command(c)) if c.kind == CommandKind::EngineStart
+            && e.host.as_deref() == Some("WORKSTATION6")
+            && c.host_name.as_deref() == Some("ServerRemoteHost"))
+    }));
+    // Sysmon 3 here lost ProcessId and Message both: the key remains.
+    let s3: Vec<_> = evs
+        .iter()
+        .filter(|e| matches!(act(e), Some(Activity::Connection(_))) && e.key.is_some())
+        .collect();
+    assert_eq!(s3.len(), 10);
+    assert!(s3.iter().all(|e| e.pid.is_none() && !e.image.is_empty()));
+}
+
+#[test]
+fn evtx_sysmon_network_connections_are_read_from_template_values() {
+    let Some(evs) = activities("evtx-attack-samples/PanacheSysmon_vs_AtomicRedTeam01.evtx") else {
+        return;
+    };
+    let conns: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match act(e) {
+            Some(Activity::Connection(c)) => Some((e, c)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(conns.len(), 4, "{conns:#?}");
+    for (e, c) in &conns {
+        assert!(
+            e.pid.is_some() && e.key.is_some() && !e.image.is_empty(),
+            "{e:?}"
+        );
+        assert!(c.local_ip.is_some() && c.remote_ip.is_some(), "{c:?}");
+        assert_eq!(c.transport.as_deref(), Some("tcp"));
+        assert_eq!(e.host.as_deref(), Some("MSEDGEWIN10"));
+    }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{emit, provider, text, Dialect, EventPayload, Keys, State};
 use crate::event::Timestamp;
-use crate::replay::winlog::{Envelope, Fields, Flex, Item, TimeBasis};
+use crate::replay::winlog::{Envelope, Flex, Item, TimeBasis};
 
 /// The `evtx_dump`/Chainsaw/Hayabusa dialect.
 pub(super) struct EvtxJson;
@@ -43,6 +43,8 @@ struct Sys<'a> {
     Computer: Option<Flex<'a>>,
     #[serde(borrow)]
     TimeCreated: Attrs<'a>,
+    #[serde(borrow)]
+    Execution: Attrs<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -60,6 +62,8 @@ struct AttrVals<'a> {
     Name: Option<Flex<'a>>,
     #[serde(borrow)]
     SystemTime: Option<Flex<'a>>,
+    #[serde(borrow)]
+    ProcessID: Option<Flex<'a>>,
 }
 
 #[allow(non_snake_case)]
@@ -68,7 +72,6 @@ struct DataRec<'a> {
     #[serde(borrow)]
     Event: EventPayload<'a>,
 }
-
 
 impl Dialect for EvtxJson {
     fn name(&self) -> &'static str {
@@ -97,6 +100,12 @@ impl Dialect for EvtxJson {
             time: text(&s.TimeCreated.attributes.SystemTime)
                 .and_then(Timestamp::parse_rfc3339)
                 .map(|t| (t, TimeBasis::Utc)),
+            execution_pid: s
+                .Execution
+                .attributes
+                .ProcessID
+                .as_ref()
+                .and_then(Flex::as_u32),
         };
         let d: DataRec<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
         let f = d.Event.fields();

@@ -5,8 +5,11 @@
 //! schema 4.90 for Sysmon 15; earlier layouts from the schemas of the
 //! releases that introduced each field) and the Microsoft-Windows-Security-
 //! Auditing manifest as documented on Microsoft Learn ("4688(S): A new
-//! process has been created", 4689, 4624, 5156: the *Event XML* sections
-//! list `<Data Name=…>` in template order). A layout is picked by the
+//! process has been created", 4689, 4624, 4634, 4647, 5156: the *Event
+//! XML* sections list `<Data Name=…>` in template order), and the
+//! Microsoft-Windows-PowerShell manifest (4103 `ContextInfo`, `UserData`,
+//! `Payload`; 4104 `MessageNumber`, `MessageTotal`, `ScriptBlockText`,
+//! `ScriptBlockId`, `Path`). A layout is picked by the
 //! number of values, which differs between every version of each event.
 
 use crate::replay::winlog::Provider;
@@ -106,7 +109,14 @@ const SYSMON_3: &[&str] = &[
     "DestinationPortName",
 ];
 
-const SYSMON_5: &[&str] = &["RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User"];
+const SYSMON_5: &[&str] = &[
+    "RuleName",
+    "UtcTime",
+    "ProcessGuid",
+    "ProcessId",
+    "Image",
+    "User",
+];
 
 const SEC_4688: &[&str] = &[
     "SubjectUserSid",
@@ -182,6 +192,35 @@ const SEC_5156: &[&str] = &[
     "RemoteMachineID",
 ];
 
+const SEC_4634: &[&str] = &[
+    "TargetUserSid",
+    "TargetUserName",
+    "TargetDomainName",
+    "TargetLogonId",
+    "LogonType",
+];
+
+const SEC_4647: &[&str] = &[
+    "TargetUserSid",
+    "TargetUserName",
+    "TargetDomainName",
+    "TargetLogonId",
+];
+
+const PS_4103: &[&str] = &["ContextInfo", "UserData", "Payload"];
+
+const PS_4104: &[&str] = &[
+    "MessageNumber",
+    "MessageTotal",
+    "ScriptBlockText",
+    "ScriptBlockId",
+    "Path",
+];
+
+/// Windows PowerShell 400/403/800: three unnamed strings, named as
+/// Winlogbeat names them (the `Key=Value` details are in one of them).
+const CLASSIC_PS: &[&str] = &["param1", "param2", "param3"];
+
 /// Whole layouts; shorter versions of the same event are prefixes of the
 /// newest one (Security; Sysmon 3 and 5 without their last fields), except
 /// where a list of its own is given.
@@ -195,6 +234,13 @@ const LAYOUTS: &[Layout] = &[
     (Provider::Security, 4689, SEC_4689),
     (Provider::Security, 4624, SEC_4624),
     (Provider::Security, 5156, SEC_5156),
+    (Provider::Security, 4634, SEC_4634),
+    (Provider::Security, 4647, SEC_4647),
+    (Provider::PowerShell, 4103, PS_4103),
+    (Provider::PowerShell, 4104, PS_4104),
+    (Provider::WindowsPowerShell, 400, CLASSIC_PS),
+    (Provider::WindowsPowerShell, 403, CLASSIC_PS),
+    (Provider::WindowsPowerShell, 800, CLASSIC_PS),
 ];
 
 /// The known versions' value counts per event, for layouts that are a
@@ -212,7 +258,11 @@ const PREFIXES: &[(Provider, u32, usize)] = &[
 ];
 
 /// The field names of an event with `n` positional values, in order.
-pub(crate) fn order(provider: Provider, event_id: u32, n: usize) -> Option<&'static [&'static str]> {
+pub(crate) fn order(
+    provider: Provider,
+    event_id: u32,
+    n: usize,
+) -> Option<&'static [&'static str]> {
     let same = |(p, id, _): &&Layout| *p == provider && *id == event_id;
     if let Some((_, _, l)) = LAYOUTS.iter().filter(same).find(|(_, _, l)| l.len() == n) {
         return Some(l);
@@ -244,12 +294,23 @@ mod tests {
             (Provider::Security, 4689, 7),
             (Provider::Security, 4624, 27),
             (Provider::Security, 5156, 13),
+            (Provider::Security, 4634, 5),
+            (Provider::Security, 4647, 4),
+            (Provider::PowerShell, 4103, 3),
+            (Provider::PowerShell, 4104, 5),
+            (Provider::WindowsPowerShell, 800, 3),
         ] {
             let o = order(p, id, n).unwrap_or_else(|| panic!("{p:?} {id} {n}"));
             assert_eq!(o.len(), n);
         }
         assert_eq!(order(Provider::Security, 4688, 12), None);
-        assert_eq!(order(Provider::Sysmon, 1, 22).unwrap()[21], "ParentCommandLine");
-        assert_eq!(order(Provider::Security, 4688, 15).unwrap()[4], "NewProcessId");
+        assert_eq!(
+            order(Provider::Sysmon, 1, 22).unwrap()[21],
+            "ParentCommandLine"
+        );
+        assert_eq!(
+            order(Provider::Security, 4688, 15).unwrap()[4],
+            "NewProcessId"
+        );
     }
 }

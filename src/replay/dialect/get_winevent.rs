@@ -33,6 +33,9 @@ struct Env<'a> {
     ProviderName: Option<Flex<'a>>,
     #[serde(borrow, default)]
     MachineName: Option<Flex<'a>>,
+    /// The writer's pid (`EventLogRecord.ProcessId`).
+    #[serde(borrow, default)]
+    ProcessId: Option<Flex<'a>>,
 }
 
 #[allow(non_snake_case)]
@@ -121,15 +124,16 @@ impl Dialect for GetWinEvent {
         let host = text(&e.MachineName);
         let mut f = Fields::default();
         let from_xml;
+        let mut xml_pid = None;
         let xml_text = match (&d.Xml, &d.EventData) {
             (Some(x), _) => Some(x),
             (None, Some(EvData::Xml(x))) => Some(x),
             _ => None,
         };
         let fields = if let Some(x) = xml_text {
-            from_xml = xml::parse_event_str(x)?
-                .ok_or("the Xml/EventData string holds no event")?
-                .fields;
+            let x = xml::parse_event_str(x)?.ok_or("the Xml/EventData string holds no event")?;
+            xml_pid = x.execution_pid;
+            from_xml = x.fields;
             &from_xml
         } else if let Some(EvData::Named(named)) = &d.EventData {
             named
@@ -173,6 +177,7 @@ impl Dialect for GetWinEvent {
             event_id,
             host,
             time,
+            execution_pid: e.ProcessId.as_ref().and_then(Flex::as_u32).or(xml_pid),
         };
         emit(&env, fields, sink)
     }
@@ -184,7 +189,9 @@ mod tests {
 
     fn run(rec: &str) -> (Vec<Item>, Result<(), String>) {
         let mut items = Vec::new();
-        let r = GetWinEvent.decode(rec.as_bytes(), &mut State::default(), &mut |i| items.push(i));
+        let r = GetWinEvent.decode(rec.as_bytes(), &mut State::default(), &mut |i| {
+            items.push(i)
+        });
         (items, r)
     }
 
@@ -196,7 +203,10 @@ mod tests {
             {"Value":{"Guid":"d273d0f0-c4f4-5f67-a607-000000000800"}},{"Value":9036},{"Value":"C:\\w\\wsmprovhost.exe"}]}"#;
         let (items, r) = run(rec);
         r.unwrap();
-        let [Item::Offset { secs, exact: true, .. }, Item::Event(m)] = &items[..] else {
+        let [Item::Offset {
+            secs, exact: true, ..
+        }, Item::Event(m)] = &items[..]
+        else {
             panic!("{items:?}")
         };
         assert_eq!(*secs, -4 * 3600);

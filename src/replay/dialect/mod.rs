@@ -140,7 +140,7 @@ pub(crate) fn text<'f>(v: &'f Option<Flex<'_>>) -> Option<&'f str> {
     v.as_ref().and_then(Flex::as_str).filter(|s| !s.is_empty())
 }
 
-/// Sysmon or Security, from a channel or provider name.
+/// The provider, from a channel or provider name.
 pub(crate) fn provider(names: &[Option<&str>]) -> Option<Provider> {
     names.iter().flatten().find_map(|n| Provider::classify(n))
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{emit, provider, text, unix_float, Dialect, EventPayload, Keys, State};
 use crate::event::Timestamp;
-use crate::replay::winlog::{Envelope, Fields, Flex, Item, TimeBasis};
+use crate::replay::winlog::{Envelope, Flex, Item, TimeBasis};
 
 /// The Velociraptor dialect.
 pub(super) struct Velociraptor;
@@ -34,6 +34,17 @@ struct Sys<'a> {
     Computer: Option<Flex<'a>>,
     #[serde(borrow)]
     TimeCreated: Created<'a>,
+    #[serde(borrow)]
+    Execution: Exec<'a>,
+}
+
+/// `System.Execution`: the writer's pid.
+#[allow(non_snake_case)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Exec<'a> {
+    #[serde(borrow)]
+    ProcessID: Option<Flex<'a>>,
 }
 
 #[allow(non_snake_case)]
@@ -73,7 +84,6 @@ enum Time<'a> {
     Text(std::borrow::Cow<'a, str>),
 }
 
-
 impl Dialect for Velociraptor {
     fn name(&self) -> &'static str {
         "velociraptor"
@@ -104,6 +114,7 @@ impl Dialect for Velociraptor {
             event_id,
             host: text(&s.Computer),
             time: time.map(|t| (t, TimeBasis::Utc)),
+            execution_pid: s.Execution.ProcessID.as_ref().and_then(Flex::as_u32),
         };
         let d: EventPayload<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
         let f = d.fields();

@@ -1,6 +1,7 @@
 //! Winlogbeat 5.x–6.x (`wineventlog` input, before ECS): the event log's
 //! fields at the top level — `event_id`, `log_name`, `source_name`,
-//! `computer_name`, `record_number` (a string), `process_id`,
+//! `computer_name`, `record_number` (a string), `process_id` (the writer's
+//! pid),
 //! `event_data.*`, `user_data.*` — and `@timestamp`, the event's own time
 //! in UTC (Winlogbeat sets it from `TimeCreated`).
 
@@ -25,6 +26,8 @@ struct Env<'a> {
     computer_name: Option<Flex<'a>>,
     #[serde(borrow, default, rename = "@timestamp")]
     timestamp: Option<Flex<'a>>,
+    #[serde(borrow, default)]
+    process_id: Option<Flex<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +63,7 @@ impl Dialect for Winlogbeat6 {
             time: text(&e.timestamp)
                 .and_then(Timestamp::parse_rfc3339)
                 .map(|t| (t, TimeBasis::Utc)),
+            execution_pid: e.process_id.as_ref().and_then(Flex::as_u32),
         };
         let d: Data<'_> = serde_json::from_slice(rec).map_err(|e| e.to_string())?;
         let f = d.event_data.or(d.user_data).unwrap_or_default();

@@ -36,12 +36,14 @@ pub(crate) struct XmlEvent {
     pub computer: Option<String>,
     /// `System/TimeCreated/@SystemTime` (UTC).
     pub time: Option<Timestamp>,
+    /// `System/Execution/@ProcessID`: the writer's pid.
+    pub execution_pid: Option<u32>,
     /// The data fields `winlog` reads.
     pub fields: Fields<'static>,
 }
 
 impl XmlEvent {
-    /// Sysmon or Security, when it is one of them.
+    /// The provider, when it is one that is read.
     pub(crate) fn provider(&self) -> Option<Provider> {
         [&self.channel, &self.provider_name]
             .into_iter()
@@ -75,7 +77,12 @@ impl Format for Xml {
             buf.clear();
             let ev = match r.read_event_into(&mut buf) {
                 Ok(ev) => ev,
-                Err(e) => break Err(format!("event {}: bad XML: {e}; the rest is not read", n + 1)),
+                Err(e) => {
+                    break Err(format!(
+                        "event {}: bad XML: {e}; the rest is not read",
+                        n + 1
+                    ))
+                }
             };
             match ev {
                 Event::Start(e) if e.local_name().as_ref() == b"Event" => {
@@ -154,6 +161,7 @@ fn map(x: &XmlEvent, sink: &mut dyn FnMut(Item)) -> Result<(), String> {
         event_id,
         host: x.computer.as_deref(),
         time: x.time.map(|t| (t, TimeBasis::Utc)),
+        execution_pid: x.execution_pid,
     };
     if let Some(m) = winlog::to_event(&env, &x.fields).map_err(|e| e.to_string())? {
         sink(Item::Event(m));
@@ -167,8 +175,16 @@ pub(crate) fn parse_event_str(s: &str) -> Result<Option<XmlEvent>, String> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match r.read_event_into(&mut buf).map_err(|e| format!("bad XML: {e}"))? {
-            Event::Start(e) if matches!(e.local_name().as_ref(), b"Event" | b"EventData" | b"UserData") => {
+        match r
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("bad XML: {e}"))?
+        {
+            Event::Start(e)
+                if matches!(
+                    e.local_name().as_ref(),
+                    b"Event" | b"EventData" | b"UserData"
+                ) =>
+            {
                 let end = e.name().as_ref().to_vec();
                 if e.local_name().as_ref() == b"Event" {
                     return read_event(&mut r, &end, false);
@@ -238,10 +254,11 @@ fn read_event<R: BufRead>(
 }
 
 fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
-    e.try_get_attribute(name)
-        .ok()
-        .flatten()
-        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::default()).ok().map(Cow::into_owned))
+    e.try_get_attribute(name).ok().flatten().and_then(|a| {
+        a.normalized_value(quick_xml::XmlVersion::default())
+            .ok()
+            .map(Cow::into_owned)
+    })
 }
 
 /// Appends an entity or character reference's text.
@@ -271,10 +288,16 @@ fn read_system<R: BufRead>(r: &mut Reader<R>, end: &[u8], x: &mut XmlEvent) -> R
             Event::Start(e) | Event::Empty(e) => {
                 match e.local_name().as_ref() {
                     b"Provider" => {
-                        x.provider_name = attr(&e, b"Name").or_else(|| attr(&e, b"EventSourceName"));
+                        x.provider_name =
+                            attr(&e, b"Name").or_else(|| attr(&e, b"EventSourceName"));
                     }
                     b"TimeCreated" => {
                         x.time = attr(&e, b"SystemTime").and_then(|t| Timestamp::parse_rfc3339(&t));
+                    }
+                    b"Execution" => {
+                        x.execution_pid = attr(&e, b"ProcessID")
+                            .and_then(|p| winlog::parse_num(&p))
+                            .and_then(|p| u32::try_from(p).ok());
                     }
                     b"EventID" => target = Some(Target::EventId),
                     b"Channel" => target = Some(Target::Channel),
@@ -293,7 +316,9 @@ fn read_system<R: BufRead>(r: &mut Reader<R>, end: &[u8], x: &mut XmlEvent) -> R
                 }
                 let v = text.trim();
                 match target.take() {
-                    Some(Target::EventId) => x.event_id = winlog::parse_num(v).and_then(|v| u32::try_from(v).ok()),
+                    Some(Target::EventId) => {
+                        x.event_id = winlog::parse_num(v).and_then(|v| u32::try_from(v).ok())
+                    }
                     Some(Target::Channel) => x.channel = Some(v.to_owned()),
                     Some(Target::Computer) => x.computer = Some(v.to_owned()),
                     None => {}
@@ -306,8 +331,9 @@ fn read_system<R: BufRead>(r: &mut Reader<R>, end: &[u8], x: &mut XmlEvent) -> R
     }
 }
 
-/// `<EventData>`: `<Data Name="X">v</Data>`; `<UserData>`: every leaf
-/// element under its own name.
+/// `<EventData>`: `<Data Name="X">v</Data>`, an unnamed `<Data>` as `Data`
+/// (Windows PowerShell's strings, kept one a line); `<UserData>`: every
+/// leaf element under its own name.
 fn read_data<R: BufRead>(
     r: &mut Reader<R>,
     end: &[u8],
@@ -325,7 +351,7 @@ fn read_data<R: BufRead>(
                 name = if user {
                     Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
                 } else if e.local_name().as_ref() == b"Data" {
-                    attr(&e, b"Name")
+                    attr(&e, b"Name").or_else(|| Some("Data".to_owned()))
                 } else {
                     None
                 };
@@ -336,6 +362,7 @@ fn read_data<R: BufRead>(
                     Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
                 } else {
                     attr(&e, b"Name")
+                        .or_else(|| (e.local_name().as_ref() == b"Data").then(|| "Data".to_owned()))
                 };
                 if let Some(n) = n.filter(|n| Fields::reads(n)) {
                     f.set(&n, Flex::Str(Cow::Owned(String::new())));
@@ -375,8 +402,14 @@ mod tests {
         assert_eq!(x.provider(), Some(Provider::Security));
         assert_eq!(x.event_id, Some(4688));
         assert_eq!(x.computer.as_deref(), Some("WS6.corp"));
-        assert_eq!(x.fields.CommandLine.as_ref().and_then(Flex::as_str), Some("a & b A"));
-        assert_eq!(x.fields.NewProcessId.as_ref().and_then(Flex::as_u32), Some(0x234c));
+        assert_eq!(
+            x.fields.CommandLine.as_ref().and_then(Flex::as_str),
+            Some("a & b A")
+        );
+        assert_eq!(
+            x.fields.NewProcessId.as_ref().and_then(Flex::as_u32),
+            Some(0x234c)
+        );
         let mut items = Vec::new();
         let mut sink = |i| items.push(i);
         let mut cx = Cx {
@@ -394,6 +427,9 @@ mod tests {
         let frag = parse_event_str("<EventData><Data Name='ProcessId'>12</Data></EventData>")
             .unwrap()
             .unwrap();
-        assert_eq!(frag.fields.ProcessId.as_ref().and_then(Flex::as_u32), Some(12));
+        assert_eq!(
+            frag.fields.ProcessId.as_ref().and_then(Flex::as_u32),
+            Some(12)
+        );
     }
 }

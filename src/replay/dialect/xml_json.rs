@@ -29,14 +29,38 @@ struct Rec<'a> {
     EventID: Option<Flex<'a>>,
     #[serde(borrow, alias = "LogName", alias = "log_name", alias = "channel")]
     Channel: Option<Flex<'a>>,
-    #[serde(borrow, alias = "ProviderName", alias = "SourceName", alias = "Provider")]
+    #[serde(
+        borrow,
+        alias = "ProviderName",
+        alias = "SourceName",
+        alias = "Provider"
+    )]
     ProviderName: Option<Flex<'a>>,
-    #[serde(borrow, alias = "MachineName", alias = "Hostname", alias = "computer_name")]
+    #[serde(
+        borrow,
+        alias = "MachineName",
+        alias = "Hostname",
+        alias = "computer_name"
+    )]
     Computer: Option<Flex<'a>>,
-    #[serde(borrow, alias = "SystemTime", alias = "TimeGenerated", alias = "@timestamp")]
+    #[serde(
+        borrow,
+        alias = "SystemTime",
+        alias = "TimeGenerated",
+        alias = "@timestamp"
+    )]
     TimeCreated: Option<Flex<'a>>,
-    #[serde(borrow, alias = "Xml", alias = "EventXml", alias = "EventXML", alias = "RawXml")]
+    #[serde(
+        borrow,
+        alias = "Xml",
+        alias = "EventXml",
+        alias = "EventXML",
+        alias = "RawXml"
+    )]
     EventData: Option<XmlText<'a>>,
+    /// The writer's pid, when the XML has no `<System>` to say it.
+    #[serde(borrow, alias = "ProcessId", alias = "ExecutionProcessID")]
+    ProcessID: Option<Flex<'a>>,
 }
 
 /// The XML string (anything else under the key is not this dialect's).
@@ -72,7 +96,8 @@ impl Dialect for XmlJson {
         let Some(ev) = xml::parse_event_str(x)? else {
             return Err("the event XML string holds no event".into());
         };
-        let (Some(provider), Some(event_id)) = (ev.provider().or(json_provider), ev.event_id.or(json_id))
+        let (Some(provider), Some(event_id)) =
+            (ev.provider().or(json_provider), ev.event_id.or(json_id))
         else {
             return Ok(());
         };
@@ -88,6 +113,9 @@ impl Dialect for XmlJson {
             event_id,
             host: ev.computer.as_deref().or(text(&r.Computer)),
             time,
+            execution_pid: ev
+                .execution_pid
+                .or_else(|| r.ProcessID.as_ref().and_then(Flex::as_u32)),
         };
         emit(&env, &ev.fields, sink)
     }

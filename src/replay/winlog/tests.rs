@@ -46,6 +46,7 @@ fn security_4688_hex_pids_and_creator() {
             Timestamp::parse_rfc3339("2020-09-20 17:09:08").unwrap(),
             TimeBasis::HostLocal,
         )),
+        execution_pid: None,
     };
     let m = to_event(&env, &f).unwrap().unwrap();
     assert_eq!(m.basis, TimeBasis::HostLocal);
@@ -75,6 +76,7 @@ fn sysmon_without_process_id_keeps_guid_and_parent() {
         event_id: 1,
         host: None,
         time: None,
+        execution_pid: None,
     };
     let m = to_event(&env, &f).unwrap().unwrap();
     assert_eq!(m.basis, TimeBasis::Utc);
@@ -99,6 +101,7 @@ fn sysmon_fields_from_message_when_missing() {
         event_id: 1,
         host: None,
         time: None,
+        execution_pid: None,
     };
     let e = to_event(&env, &f).unwrap().unwrap().event;
     assert_eq!((e.pid, e.ppid), (Some(1820), Some(4)));
@@ -114,6 +117,7 @@ fn stop_events_and_errors() {
         event_id: 4689,
         host: None,
         time: Some((t, TimeBasis::Utc)),
+        execution_pid: None,
     };
     let e = to_event(&env, &f).unwrap().unwrap().event;
     assert_eq!(
@@ -134,9 +138,10 @@ fn stop_events_and_errors() {
         event_id: 1,
         host: None,
         time: None,
+        execution_pid: None,
     };
     assert_eq!(to_event(&env, &Fields::default()), Err(MapError::NoTime(1)));
-    let env = Envelope { event_id: 3, ..env };
+    let env = Envelope { event_id: 7, ..env };
     assert_eq!(to_event(&env, &Fields::default()), Ok(None));
 }
 
