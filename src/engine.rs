@@ -138,6 +138,15 @@ impl Engine {
                 }
             }
         }
+        // Replayed evidence is ordered by its logs' (often whole-second)
+        // stamps, so a rule may hold an alert a moment for late evidence.
+        // Live sources never take this branch.
+        if ev.origin == crate::event::Origin::Replay {
+            let mut cx = Context::new(&mut self.table, alerts);
+            for d in &mut self.detectors {
+                d.on_time(&mut cx, ev.time);
+            }
+        }
         // Children that arrived before this parent: judged again now that
         // their lineage is known.
         for child in self.table.take_relinked() {
@@ -153,12 +162,24 @@ impl Engine {
         self.stats.alerts += (alerts.len() - before) as u64;
     }
 
+    /// The stream ended: alerts rules still held are appended to `alerts`.
+    /// Callers that feed [`Engine::process`] themselves call this last.
+    pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
+        let before = alerts.len();
+        let mut cx = Context::new(&mut self.table, alerts);
+        for d in &mut self.detectors {
+            d.on_finish(&mut cx);
+        }
+        self.stats.alerts += (alerts.len() - before) as u64;
+    }
+
     /// Convenience: process a whole stream and return every alert.
     pub fn run<'a>(&mut self, events: impl IntoIterator<Item = &'a ProcessEvent>) -> Vec<Alert> {
         let mut out = Vec::new();
         for ev in events {
             self.process(ev, &mut out);
         }
+        self.finish(&mut out);
         out
     }
 

@@ -47,6 +47,13 @@ pub trait Detector: Send {
     /// in `ev.activity`). Session attribution joins these; most rules
     /// ignore them.
     fn on_activity(&mut self, _cx: &mut Context<'_>, _ev: &ProcessEvent) {}
+
+    /// Replay's stream reached `now` (called after every replayed event):
+    /// an alert a rule held for evidence that may still arrive is due.
+    fn on_time(&mut self, _cx: &mut Context<'_>, _now: crate::event::Timestamp) {}
+
+    /// The stream ended: raise everything still held.
+    fn on_finish(&mut self, _cx: &mut Context<'_>) {}
 }
 
 /// What a detector may touch while handling one event: the lineage table

@@ -106,7 +106,17 @@ pub struct RemoteSessions {
     by_pid: FxHashMap<(String, u32), Vec<u32>>,
     /// Split 4104 script blocks waiting for their other parts.
     blocks: ScriptBlocks,
+    /// Replayed session starts whose alert waits for late evidence (see
+    /// [`HOLD`]): (due, session tag, host, the start record).
+    held: VecDeque<(Timestamp, u32, ProcRef, ProcessEvent)>,
 }
+
+/// How long (stream time) a replayed session's `started` alert waits for
+/// its attribution evidence: replay orders records by their logs' stamps,
+/// often whole seconds, and Sysmon logs network events seconds late, so
+/// the connections that opened a session can sort after its start. Live
+/// alerts are never held. A session's other alerts release it first.
+pub const HOLD: u64 = super::attribution::WINDOW_AFTER;
 
 impl RemoteSessions {
     /// A detector for these rules.
@@ -120,7 +130,45 @@ impl RemoteSessions {
             evidence: Evidence::default(),
             by_pid: FxHashMap::default(),
             blocks: ScriptBlocks::default(),
+            held: VecDeque::new(),
         }
+    }
+
+    /// Raises held `started` alerts: those due by `now`, or every one of
+    /// session `tag` (before another alert of it), or all (`None`, `None`).
+    pub(super) fn release(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Option<Timestamp>,
+        tag: Option<u32>,
+    ) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut keep = VecDeque::new();
+        for (due, t, p, ev) in std::mem::take(&mut self.held) {
+            let go = match (now, tag) {
+                (Some(now), _) => due <= now,
+                (None, Some(tag)) => t == tag,
+                (None, None) => true,
+            };
+            if !go {
+                keep.push_back((due, t, p, ev));
+                continue;
+            }
+            if let Some(s) = self.sessions.get(&t) {
+                Self::alert(
+                    cx,
+                    &self.evidence,
+                    s,
+                    Action::RemoteSessionStarted,
+                    Severity::High,
+                    p,
+                    &ev,
+                );
+            }
+        }
+        self.held = keep;
     }
 
     /// Sessions currently tracked (running + recently ended).
@@ -345,6 +393,11 @@ impl Detector for RemoteSessions {
             };
             let id = self.open(cx, rule, p, found);
             self.note_host_record(id, ev);
+            if action == Action::RemoteSessionStarted && ev.origin == crate::event::Origin::Replay {
+                let due = Timestamp(ev.created().unwrap_or(ev.time).0.saturating_add(HOLD));
+                self.held.push_back((due, id, p, ev.clone()));
+                return;
+            }
             Self::alert(
                 cx,
                 &self.evidence,
@@ -375,6 +428,7 @@ impl Detector for RemoteSessions {
         if tag == 0 {
             return;
         }
+        self.release(cx, None, Some(tag));
         if let Some(s) = self.sessions.get_mut(&tag) {
             s.processes += 1;
             Self::alert(
@@ -426,6 +480,16 @@ impl Detector for RemoteSessions {
         }
     }
 
+    fn on_time(&mut self, cx: &mut Context<'_>, now: Timestamp) {
+        if self.held.front().is_some_and(|h| h.0 <= now) {
+            self.release(cx, Some(now), None);
+        }
+    }
+
+    fn on_finish(&mut self, cx: &mut Context<'_>) {
+        self.release(cx, None, None);
+    }
+
     fn on_stop(&mut self, cx: &mut Context<'_>, p: ProcRef, ev: &ProcessEvent) {
         let tag = cx.table().get(p).map_or(0, |e| e.session);
         let Some(s) = self.sessions.get_mut(&tag) else {
@@ -434,6 +498,7 @@ impl Detector for RemoteSessions {
         if s.host != p || s.end.is_some() {
             return;
         }
+        self.release(cx, None, Some(tag));
         self.flush_blocks(cx, tag, ev);
         let Some(s) = self.sessions.get_mut(&tag) else {
             return;

@@ -265,7 +265,14 @@ impl DetectorThread {
                 self.publish();
             }
         }
-        // Every source is done: what they noticed is already queued.
+        // Every source is done: alerts the rules still held are due now.
+        self.engine.finish(&mut self.alerts);
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for a in alerts.drain(..) {
+            self.write(&a);
+        }
+        self.alerts = alerts;
+        // What the sources noticed is already queued.
         for n in source_notices.try_iter() {
             self.notice(n);
         }

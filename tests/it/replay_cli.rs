@@ -19,7 +19,7 @@ fn sessions(stdout: &[u8]) -> Vec<(String, String, u64)> {
         .filter(|a| {
             a["event"]["action"]
                 .as_str()
-                .is_some_and(|s| s.starts_with("remote_session_"))
+                .is_some_and(|s| s.starts_with("remote_session_") && s != "remote_session_command")
         })
         .map(|a| {
             (
@@ -65,6 +65,16 @@ fn replay_of_the_shared_evidence_prints_the_ground_truth_sessions() {
             ("remote_session_started".into(), ws6, 9036),
         ]
     );
+    // The PowerShell run inside both WORKSTATION6 sessions (issue #12).
+    let text = String::from_utf8_lossy(&out.stdout);
+    for pid in [1280, 9036] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("\"remote_session_command\"")
+                    && l.contains(&format!("\"pid\":{pid},"))),
+            "no command alert for session {pid}"
+        );
+    }
 }
 
 #[test]

@@ -531,3 +531,60 @@ fn ssh_sessions_take_the_client_from_an_sshd_ancestor() {
     assert_eq!(a.client_port, Some(40000));
     assert_eq!(a.user.as_deref(), Some("bob"));
 }
+
+/// Replay orders records by their logs' stamps: the connection that
+/// opened a session can sort after the session host's start. The started
+/// alert waits for it (and is raised before the session's next alert).
+#[test]
+fn a_replayed_start_waits_for_evidence_that_sorts_after_it() {
+    let evs = vec![
+        start(SRV, 0, 900, 600, r"C:\Windows\System32\svchost.exe"),
+        host_proc(1500, 2256, 0xabc),
+        conn(
+            CLI,
+            1000,
+            Direction::Outbound,
+            4410,
+            "powershell.exe",
+            ("10.0.0.5", 50001),
+        ),
+        conn(
+            SRV,
+            1001,
+            Direction::Inbound,
+            4,
+            "System",
+            ("10.0.0.5", 50001),
+        ),
+        start(SRV, 3000, 2300, 2256, r"C:\Windows\System32\whoami.exe"),
+    ];
+    let alerts = run(&evs);
+    assert_eq!(alerts[0].action, Action::RemoteSessionStarted);
+    assert_eq!(alerts[1].action, Action::RemoteSessionActivity);
+    let a = attribution(&alerts[0]);
+    assert_eq!(a.client_ip.as_deref(), Some("10.0.0.5"), "{}", a.reason);
+    assert_eq!(a.origin.as_ref().unwrap().pid, Some(4410));
+    // Held no longer than the window: a connection past it is not waited for.
+    let mut late = evs[..2].to_vec();
+    late.push(conn(
+        SRV,
+        1500 + 6000,
+        Direction::Inbound,
+        4,
+        "System",
+        ("10.0.0.5", 50001),
+    ));
+    let alerts = run(&late);
+    assert_eq!(attribution(&alerts[0]).status, AttributionStatus::None);
+    // Live alerts are never held.
+    let mut live: Vec<ProcessEvent> = evs[..2].to_vec();
+    for e in &mut live {
+        e.origin = Origin::Live;
+    }
+    let mut engine = Engine::default();
+    let mut out = Vec::new();
+    for e in &live {
+        engine.process(e, &mut out);
+    }
+    assert_eq!(out.len(), 1, "raised at once, without finish()");
+}

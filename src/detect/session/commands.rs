@@ -27,6 +27,7 @@ impl RemoteSessions {
         let Some(tag) = tag else {
             return;
         };
+        self.release(cx, None, Some(tag));
         if c.kind == CommandKind::ScriptBlock {
             if let Some(a) = self.blocks.add(tag, c, ev.time) {
                 self.raise_command(cx, tag, ev, &a.command, a.time, a.parts, by);
