@@ -283,17 +283,19 @@ fn ssh_session_reports_its_client_connection_and_login() {
     // authenticated, which opens a new audit session (this needs
     // CAP_AUDIT_CONTROL; in a container it may fail, and the session id
     // stays what it was, often unset). The fake then prints its session id
-    // and login uid, starts `pwsh -sshs`, and, like a real sshd, lives until
-    // the client is done (a line on the connection).
+    // and login uid and starts `pwsh -sshs` on the connection, which serves
+    // it until the client is done (a line): both live until the test has
+    // seen them, however late a loaded machine handles their events.
     let script = r#"{ echo 65534 > /proc/self/loginuid; } 2>/dev/null
         cat /proc/self/sessionid; echo; cat /proc/self/loginuid; echo
-        "$0" -c "$1" -sshs -NoLogo & echo $!
-        wait; read -r bye; :"#;
+        exec 3<&0
+        "$0" -c "$1" -sshs -NoLogo <&3 & echo $!
+        wait; :"#;
     let mut child = Command::new(&sshd)
         .arg("-c")
         .arg(script)
         .arg(&pwsh)
-        .arg("/bin/true; :")
+        .arg("/bin/true; read -r bye; :")
         .stdin(Stdio::from(OwnedFd::from(accepted)))
         .stdout(Stdio::piped())
         .spawn()
@@ -306,7 +308,7 @@ fn ssh_session_reports_its_client_connection_and_login() {
     let loginuid = audit(next());
     let pwsh_pid: u32 = next().parse().unwrap();
     // The session host reported means the sshd's start (and its sockets)
-    // were handled: the sshd is still alive, waiting on the client.
+    // were handled: both are still alive, waiting on the client.
     let started = tr.wait_for(Duration::from_secs(60), |a| {
         count(a, pwsh_pid, Action::RemoteSessionStarted) == 1
     });
@@ -315,9 +317,7 @@ fn ssh_session_reports_its_client_connection_and_login() {
     tr.wait_for(Duration::from_secs(60), |a| {
         count(a, pwsh_pid, Action::RemoteSessionEnded) == 1
     });
-    let (out, _alerts, _) = tr.finish();
-    assert!(started, "the session was not reported within 60 s");
-    assert!(out.source_errors.is_empty(), "{:?}", out.source_errors);
+    let (out, alerts, _) = tr.finish();
     let evs = recorded(&rec);
     let mine: Vec<_> = evs
         .iter()
@@ -327,6 +327,14 @@ fn ssh_session_reports_its_client_connection_and_login() {
     for (i, e) in &mine {
         eprintln!("{i}: {}", serde_json::to_string(e).unwrap());
     }
+    if !started {
+        for (_, a) in &alerts {
+            eprintln!("{}", a.to_text());
+        }
+        eprintln!("stats: {:?}", out.stats.totals);
+    }
+    assert!(started, "the session was not reported within 60 s");
+    assert!(out.source_errors.is_empty(), "{:?}", out.source_errors);
 
     // The sshd's start, then its one client connection.
     let (at, start) = *mine
