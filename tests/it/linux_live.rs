@@ -280,8 +280,9 @@ fn ssh_session_reports_its_client_connection_and_login() {
     let sshd = fake(dir.path(), "sshd");
     let pwsh = fake(dir.path(), "pwsh");
     // As sshd does: pam_loginuid sets the login uid once the user is
-    // authenticated, which opens a new audit session (this needs
-    // CAP_AUDIT_CONTROL; in a container it may fail, and the session id
+    // authenticated, which opens a new audit session (changing a login uid
+    // already set needs CAP_AUDIT_CONTROL, and outside the initial user
+    // namespace, as in many containers, it always fails: the session id then
     // stays what it was, often unset). The fake then prints its session id
     // and login uid and starts `pwsh -sshs` on the connection, which serves
     // it until the client is done (a line): both live until the test has
@@ -395,10 +396,15 @@ fn ssh_session_reports_its_client_connection_and_login() {
         }
         None => {
             eprintln!(
-                "NOTE: the audit session id is unset here (no CAP_AUDIT_CONTROL or no audit \
-                 support, as in many containers): checked that the start's logon_id is None"
+                "NOTE: the audit session id is unset here (the login uid could not be set, or \
+                 no audit support, as in many containers): checked that the start's logon_id \
+                 is None and no Logon was reported"
             );
-            assert!(logons.is_empty());
+            assert!(
+                mine.iter()
+                    .all(|(_, e)| !matches!(e.activity.as_deref(), Some(Activity::Logon(_)))),
+                "no Logon without an audit session"
+            );
         }
     }
 }
