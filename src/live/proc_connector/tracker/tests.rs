@@ -366,12 +366,16 @@ fn sshd_start_is_followed_by_its_client_connection_not_its_listener() {
     // An unrelated process holding an established connection.
     f.proc_(150, 1, 55, "/usr/bin/curl", &["curl", "http://x"]);
     f.fd(150, 3, "socket:[1500]");
+    // A session already running when tracing starts.
+    f.proc_(120, 100, 52, "/usr/sbin/sshd", &["sshd: alice@notty"]);
+    f.fd(120, 4, "socket:[3003]");
     let table = String::from("  sl  local_address rem_address   st tx_queue ...\n")
         + &tcp_row(0, "0.0.0.0:22", "0.0.0.0:0", 0x0A, 1001)
         + &tcp_row(1, "10.0.0.6:41000", "93.184.216.34:80", 0x01, 1500)
         + &tcp_row(2, "10.0.0.6:22", "10.0.0.5:50000", 0x01, 2002)
+        + &tcp_row(3, "10.0.0.6:22", "10.0.0.7:50001", 0x01, 3003)
         + "   3: garbage\n";
-    for pid in [100, 150] {
+    for pid in [100, 120, 150] {
         f.file(pid, "net/tcp", &table);
         f.file(pid, "net/tcp6", "  sl  local_address ...\n");
     }
@@ -381,8 +385,21 @@ fn sshd_start_is_followed_by_its_client_connection_not_its_listener() {
     t.seed().unwrap();
     t.flush_snapshot(&out).unwrap();
     let s = drain(&rx);
-    assert_eq!(s.len(), 2, "{s:?}");
-    assert!(s.iter().all(|e| e.kind == EventKind::Start), "{s:?}");
+    let seen: Vec<_> = s.iter().map(|e| (e.kind, e.pid.unwrap())).collect();
+    assert_eq!(
+        seen,
+        [
+            (EventKind::Start, 100),
+            (EventKind::Start, 120),
+            (EventKind::Activity, 120),
+            (EventKind::Start, 150),
+        ]
+    );
+    assert_eq!(
+        connection(&s[2]).unwrap().client(),
+        (Some("10.0.0.7"), Some(50001))
+    );
+    assert_eq!(s[2].origin, Origin::Snapshot, "seen at the seed");
 
     // The listener forks the session's sshd (never execs): it holds the
     // accepted connection (and, inherited, the listening socket).
