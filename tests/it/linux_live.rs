@@ -244,6 +244,171 @@ fn ssh_remoting_session_started_activity_ended() {
     );
 }
 
+/// The events a [`Tracer`] recorded.
+fn recorded(rec: &Path) -> Vec<ProcessEvent> {
+    std::fs::read_to_string(rec)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// PowerShell over SSH from a real TCP client: the fake sshd runs
+/// inetd-style, the accepted connection as its stdin, and the live source
+/// must report that connection (client = the peer) right after the sshd's
+/// start, and the session host's audit session (`logon_id`) with a `Logon`
+/// announcing it.
+#[test]
+fn ssh_session_reports_its_client_connection_and_login() {
+    use std::io::{BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::OwnedFd;
+    use std::process::Stdio;
+    use wsmwatch::activity::{Activity, Direction};
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("events.jsonl");
+    let Some(tr) = Tracer::start(Some(&rec)) else {
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    let mut client = TcpStream::connect(server).unwrap();
+    let client_end = client.local_addr().unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    assert_eq!(peer, client_end);
+    let sshd = fake(dir.path(), "sshd");
+    let pwsh = fake(dir.path(), "pwsh");
+    // As sshd does: pam_loginuid sets the login uid once the user is
+    // authenticated, which opens a new audit session (changing a login uid
+    // already set needs CAP_AUDIT_CONTROL, and outside the initial user
+    // namespace, as in many containers, it always fails: the session id then
+    // stays what it was, often unset). The fake then prints its session id
+    // and login uid and starts `pwsh -sshs` on the connection, which serves
+    // it until the client is done (a line): both live until the test has
+    // seen them, however late a loaded machine handles their events.
+    let script = r#"{ echo 65534 > /proc/self/loginuid; } 2>/dev/null
+        cat /proc/self/sessionid; echo; cat /proc/self/loginuid; echo
+        exec 3<&0
+        "$0" -c "$1" -sshs -NoLogo <&3 & echo $!
+        wait; :"#;
+    let mut child = Command::new(&sshd)
+        .arg("-c")
+        .arg(script)
+        .arg(&pwsh)
+        .arg("/bin/true; read -r bye; :")
+        .stdin(Stdio::from(OwnedFd::from(accepted)))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sshd_pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().unwrap().unwrap().trim().to_string();
+    let audit = |v: String| v.parse::<u32>().ok().filter(|&v| v != u32::MAX);
+    let sessionid = audit(next());
+    let loginuid = audit(next());
+    let pwsh_pid: u32 = next().parse().unwrap();
+    // The session host reported means the sshd's start (and its sockets)
+    // were handled: both are still alive, waiting on the client.
+    let started = tr.wait_for(Duration::from_secs(60), |a| {
+        count(a, pwsh_pid, Action::RemoteSessionStarted) == 1
+    });
+    client.write_all(b"bye\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    tr.wait_for(Duration::from_secs(60), |a| {
+        count(a, pwsh_pid, Action::RemoteSessionEnded) == 1
+    });
+    let (out, alerts, _) = tr.finish();
+    let evs = recorded(&rec);
+    let mine: Vec<_> = evs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| [Some(sshd_pid), Some(pwsh_pid)].contains(&e.pid))
+        .collect();
+    for (i, e) in &mine {
+        eprintln!("{i}: {}", serde_json::to_string(e).unwrap());
+    }
+    if !started {
+        for (_, a) in &alerts {
+            eprintln!("{}", a.to_text());
+        }
+        eprintln!("stats: {:?}", out.stats.totals);
+    }
+    assert!(started, "the session was not reported within 60 s");
+    assert!(out.source_errors.is_empty(), "{:?}", out.source_errors);
+
+    // The sshd's start, then its one client connection.
+    let (at, start) = *mine
+        .iter()
+        .find(|(_, e)| {
+            e.kind == EventKind::Start && e.pid == Some(sshd_pid) && e.image.ends_with("/sshd")
+        })
+        .expect("the fake sshd's start");
+    let conns: Vec<_> = mine
+        .iter()
+        .filter_map(|&(i, e)| match e.activity.as_deref() {
+            Some(Activity::Connection(c)) if e.pid == Some(sshd_pid) => Some((i, e, c)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(conns.len(), 1, "one connection for the fake sshd");
+    let (ci, cev, c) = conns[0];
+    assert_eq!(ci, at + 1, "the connection right after the start");
+    assert_eq!(cev.kind, EventKind::Activity);
+    assert_eq!((cev.key, cev.time), (start.key, start.time));
+    assert_eq!(c.direction, Direction::Inbound);
+    assert_eq!(c.transport.as_deref(), Some("tcp"));
+    assert_eq!(
+        c.client(),
+        (Some("127.0.0.1"), Some(client_end.port())),
+        "the client is the peer"
+    );
+    assert_eq!(c.server(), (Some("127.0.0.1"), Some(server.port())));
+
+    // The session host carries the audit session; a new one is announced
+    // (by a Logon naming the login uid's user) before any start in it.
+    let (pi, host) = *mine
+        .iter()
+        .find(|(_, e)| {
+            e.kind == EventKind::Start && e.pid == Some(pwsh_pid) && e.image.ends_with("/pwsh")
+        })
+        .expect("the session host's start");
+    assert_eq!(host.logon_id, sessionid.map(u64::from));
+    let logons: Vec<_> = evs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e.activity.as_deref() {
+            Some(Activity::Logon(l)) if Some(l.logon_id) == host.logon_id => Some((i, l)),
+            _ => None,
+        })
+        .collect();
+    match sessionid {
+        Some(id) => {
+            let users = wsmwatch::live::proc_connector::procfs::parse_passwd(
+                &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+            );
+            let user = loginuid.map(|u| users.get(&u).cloned().unwrap_or(format!("uid:{u}")));
+            assert_eq!(logons.len(), 1, "session {id} announced once");
+            let (li, l) = logons[0];
+            assert!(li < pi, "the Logon precedes the session host's start");
+            assert_eq!(l.user, user);
+            eprintln!("audit session {id} of {user:?}: logon_id and Logon checked");
+        }
+        None => {
+            eprintln!(
+                "NOTE: the audit session id is unset here (the login uid could not be set, or \
+                 no audit support, as in many containers): checked that the start's logon_id \
+                 is None and no Logon was reported"
+            );
+            assert!(
+                mine.iter()
+                    .all(|(_, e)| !matches!(e.activity.as_deref(), Some(Activity::Logon(_)))),
+                "no Logon without an audit session"
+            );
+        }
+    }
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()

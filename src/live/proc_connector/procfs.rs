@@ -152,6 +152,38 @@ pub fn has_effective_cap(status: &str, bit: u32) -> Option<bool> {
     Some(bit < 64 && v & (1u64 << bit) != 0)
 }
 
+/// The "unset" value of the audit login uid and session id (`(u32)-1`).
+pub const AUDIT_UNSET: u32 = u32::MAX;
+
+/// Parses `/proc/<pid>/loginuid` or `/proc/<pid>/sessionid`: one decimal
+/// number (no newline), `4294967295` when unset (no login ever set it:
+/// kernel threads, services started before any login, most containers).
+/// `None` for unset or malformed.
+pub fn parse_audit_id(s: &str) -> Option<u32> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&v| v != AUDIT_UNSET)
+}
+
+fn read_small(proc_root: &Path, pid: u32, file: &str) -> Option<String> {
+    std::fs::read_to_string(proc_root.join(pid.to_string()).join(file)).ok()
+}
+
+/// The audit session id (`/proc/<pid>/sessionid`): set by the kernel when a
+/// login (`pam_loginuid`) writes the login uid, inherited by every child.
+/// `None` when unset, gone, or the kernel has no audit support.
+pub fn read_sessionid(proc_root: &Path, pid: u32) -> Option<u32> {
+    parse_audit_id(&read_small(proc_root, pid, "sessionid")?)
+}
+
+/// The login uid (`/proc/<pid>/loginuid`): who logged in, unchanged by
+/// `su`/`sudo`. `None` when unset or gone.
+pub fn read_loginuid(proc_root: &Path, pid: u32) -> Option<u32> {
+    parse_audit_id(&read_small(proc_root, pid, "loginuid")?)
+}
+
 /// Reads `/proc/<pid>/stat`; `None` when the process is gone.
 pub fn read_stat(proc_root: &Path, pid: u32) -> Option<Stat> {
     let s = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
@@ -252,6 +284,26 @@ mod tests {
         );
         assert_eq!(has_effective_cap("Name: x", 12), None);
         assert_eq!(has_effective_cap("CapEff:\tzz", 12), None);
+    }
+
+    #[test]
+    fn audit_ids_unset_and_malformed() {
+        assert_eq!(parse_audit_id("1"), Some(1));
+        assert_eq!(parse_audit_id("1000\n"), Some(1000));
+        assert_eq!(parse_audit_id("0"), Some(0));
+        assert_eq!(parse_audit_id("4294967295"), None, "unset");
+        for bad in [
+            "",
+            " ",
+            "-1",
+            "+5",
+            "x1",
+            "1 2",
+            "99999999999999999999",
+            "１",
+        ] {
+            assert_eq!(parse_audit_id(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

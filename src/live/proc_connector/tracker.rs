@@ -18,16 +18,22 @@
 //!   another start with the same pid and key and the new image.
 //! - Losses are counted exactly from the connector's per-CPU sequence
 //!   numbers (`cn_proc`'s `LossCounter`); `ENOBUFS` alone only says that some occurred.
+//! - Every start carries the audit session id as `logon_id`; a new id is
+//!   announced by a `Logon` before it, and an sshd's start is followed by
+//!   its client connection ([`super::attribution`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::attribution::{self, SeenSessions, SEEN_SESSIONS};
 use super::cn_proc::{
     netlink_messages, parse_proc_event, LossCounter, ParseError, ProcEvent, ProcEventKind,
 };
-use super::procfs;
+use super::{procfs, sockets};
+use crate::activity::Activity;
+use crate::detect::ssh_remoting::is_sshd_image;
 use crate::event::{Origin, ProcessEvent, ProcessKey, Timestamp};
 use crate::source::{Emitter, SourceError};
 
@@ -91,6 +97,9 @@ struct Proc {
     image: Arc<str>,
     cmdline: Option<Arc<str>>,
     uid: Option<u32>,
+    /// The audit session id, when set (inherited from the parent at fork,
+    /// re-read when the start is reported).
+    sessionid: Option<u32>,
     /// When it was forked (or exec'd), as a kernel monotonic timestamp.
     event_ns: Option<u64>,
     state: State,
@@ -135,6 +144,8 @@ pub struct Tracker {
     losses: LossCounter,
     enobufs: u64,
     reported_lost: u64,
+    /// Audit session ids already announced with a `Logon`.
+    sessions: SeenSessions,
 }
 
 /// Details read from `/proc` for one process.
@@ -169,6 +180,7 @@ impl Tracker {
             losses: LossCounter::default(),
             enobufs,
             reported_lost: 0,
+            sessions: SeenSessions::new(SEEN_SESSIONS),
         }
     }
 
@@ -266,6 +278,7 @@ impl Tracker {
                     image: Arc::from(image),
                     cmdline: d.cmdline.map(Arc::from),
                     uid: d.uid,
+                    sessionid: None,
                     event_ns: None,
                     state: State::Pending(Origin::Snapshot),
                     gen,
@@ -342,9 +355,14 @@ impl Tracker {
                 return;
             }
         }
-        let (image, cmdline, uid) = match self.procs.get(&ppid) {
-            Some(parent) => (parent.image.clone(), parent.cmdline.clone(), parent.uid),
-            None => (Arc::from(""), None, None),
+        let (image, cmdline, uid, sessionid) = match self.procs.get(&ppid) {
+            Some(parent) => (
+                parent.image.clone(),
+                parent.cmdline.clone(),
+                parent.uid,
+                parent.sessionid,
+            ),
+            None => (Arc::from(""), None, None, None),
         };
         let gen = self.gen();
         self.procs.insert(
@@ -355,6 +373,7 @@ impl Tracker {
                 image,
                 cmdline,
                 uid,
+                sessionid,
                 event_ns: Some(ts),
                 state: State::Pending(Origin::Live),
                 gen,
@@ -394,6 +413,9 @@ impl Tracker {
         };
         let cmdline = d.cmdline.map(Arc::<str>::from);
         let uid = d.uid.or(known.and_then(|k| k.uid));
+        let sessionid = known
+            .filter(|k| k.starttime.abs_diff(starttime) <= 1)
+            .and_then(|k| k.sessionid);
         let exact = d.stat.is_some() || known.is_some_and(|k| k.exact);
         if let Some(k) = known {
             let same_process = k.starttime.abs_diff(starttime) <= 1;
@@ -427,6 +449,7 @@ impl Tracker {
                 image,
                 cmdline,
                 uid,
+                sessionid,
                 event_ns: Some(ts),
                 state: State::Pending(Origin::Live),
                 gen,
@@ -536,9 +559,33 @@ impl Tracker {
         ev.user = self.user(p.uid);
         ev.host = self.host.clone();
         ev.origin = origin;
+        // One small read per start; a gone process keeps what it inherited.
+        p.sessionid = procfs::read_sessionid(&self.proc_root, pid).or(p.sessionid);
+        ev.logon_id = p.sessionid.map(u64::from);
         p.state = State::Emitted;
+        let sessionid = p.sessionid;
         self.procs.insert(pid, p);
-        out.emit(ev)
+        if let Some(id) = sessionid.filter(|&id| self.sessions.first_sight(id)) {
+            let login = procfs::read_loginuid(&self.proc_root, pid);
+            let logon = attribution::logon(id, self.user(login));
+            out.emit(attribution::activity_of(&ev, logon))?;
+        }
+        // An sshd's established TCP sockets are its client's connection
+        // (its listening ones are the listener, not a session).
+        let peers = if is_sshd_image(&ev.image) {
+            sockets::established(&self.proc_root, pid)
+        } else {
+            Vec::new()
+        };
+        let conns: Vec<ProcessEvent> = peers
+            .iter()
+            .map(|row| attribution::activity_of(&ev, Activity::Connection(row.inbound())))
+            .collect();
+        out.emit(ev)?;
+        for c in conns {
+            out.emit(c)?;
+        }
+        Ok(())
     }
 
     fn parent_key(&self, ppid: u32) -> Option<ProcessKey> {

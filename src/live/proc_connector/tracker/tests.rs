@@ -312,3 +312,221 @@ fn sequence_gaps_are_losses_and_lost_exits_are_pruned() {
     assert!(!t.procs.contains_key(&600));
     assert!(t.procs.contains_key(&100));
 }
+
+impl Fake {
+    fn file(&self, pid: u32, name: &str, content: &str) {
+        let p = self.root().join(pid.to_string()).join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    /// An open fd of `pid` pointing at `target` (`socket:[N]`, a path).
+    fn fd(&self, pid: u32, fd: u32, target: &str) {
+        let d = self.root().join(pid.to_string()).join("fd");
+        std::fs::create_dir_all(&d).unwrap();
+        std::os::unix::fs::symlink(target, d.join(fd.to_string())).unwrap();
+    }
+}
+
+/// A `/proc/net/tcp` row as this machine's kernel prints it.
+fn tcp_row(sl: u32, local: &str, remote: &str, state: u8, inode: u64) -> String {
+    let end = |s: &str| {
+        let a: std::net::SocketAddrV4 = s.parse().unwrap();
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        )
+    };
+    format!(
+        "{sl:4}: {} {} {state:02X} 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0000000000000000 20 4 30 10 -1\n",
+        end(local),
+        end(remote)
+    )
+}
+
+fn activity(e: &ProcessEvent) -> Option<&crate::activity::Activity> {
+    e.activity.as_deref()
+}
+
+fn connection(e: &ProcessEvent) -> Option<&crate::activity::Connection> {
+    match activity(e) {
+        Some(crate::activity::Activity::Connection(c)) => Some(c),
+        _ => None,
+    }
+}
+
+#[test]
+fn sshd_start_is_followed_by_its_client_connection_not_its_listener() {
+    use crate::activity::Direction;
+    let f = Fake::new();
+    // The listener: LISTEN on :22 only.
+    f.proc_(100, 1, 50, "/usr/sbin/sshd", &["sshd: /usr/sbin/sshd -D"]);
+    f.fd(100, 3, "socket:[1001]");
+    f.fd(100, 0, "/dev/null");
+    // An unrelated process holding an established connection.
+    f.proc_(150, 1, 55, "/usr/bin/curl", &["curl", "http://x"]);
+    f.fd(150, 3, "socket:[1500]");
+    // A session already running when tracing starts.
+    f.proc_(120, 100, 52, "/usr/sbin/sshd", &["sshd: alice@notty"]);
+    f.fd(120, 4, "socket:[3003]");
+    let table = String::from("  sl  local_address rem_address   st tx_queue ...\n")
+        + &tcp_row(0, "0.0.0.0:22", "0.0.0.0:0", 0x0A, 1001)
+        + &tcp_row(1, "10.0.0.6:41000", "93.184.216.34:80", 0x01, 1500)
+        + &tcp_row(2, "10.0.0.6:22", "10.0.0.5:50000", 0x01, 2002)
+        + &tcp_row(3, "10.0.0.6:22", "10.0.0.7:50001", 0x01, 3003)
+        + "   3: garbage\n";
+    for pid in [100, 120, 150] {
+        f.file(pid, "net/tcp", &table);
+        f.file(pid, "net/tcp6", "  sl  local_address ...\n");
+    }
+    let users = HashMap::new();
+    let mut t = tracker(&f, &users);
+    let (out, rx, _) = emitter();
+    t.seed().unwrap();
+    t.flush_snapshot(&out).unwrap();
+    let s = drain(&rx);
+    let seen: Vec<_> = s.iter().map(|e| (e.kind, e.pid.unwrap())).collect();
+    assert_eq!(
+        seen,
+        [
+            (EventKind::Start, 100),
+            (EventKind::Start, 120),
+            (EventKind::Activity, 120),
+            (EventKind::Start, 150),
+        ]
+    );
+    assert_eq!(
+        connection(&s[2]).unwrap().client(),
+        (Some("10.0.0.7"), Some(50001))
+    );
+    assert_eq!(s[2].origin, Origin::Snapshot, "seen at the seed");
+
+    // The listener forks the session's sshd (never execs): it holds the
+    // accepted connection (and, inherited, the listening socket).
+    t.handle(fork(0, 60, 100, 200), &out).unwrap();
+    f.proc_(200, 100, 60, "/usr/sbin/sshd", &["sshd: bob [priv]"]);
+    f.fd(200, 3, "socket:[1001]");
+    f.fd(200, 4, "socket:[2002]");
+    f.fd(200, 5, "socket:[2002]");
+    f.fd(200, 6, "socket:[9999]"); // a unix socket: in no TCP table
+    f.file(200, "net/tcp", &table);
+    t.flush_due(Instant::now() + FORK_GRACE, &out).unwrap();
+    let s = drain(&rx);
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!((s[0].kind, s[0].pid), (EventKind::Start, Some(200)));
+    let c = connection(&s[1]).expect("a connection after the start");
+    assert_eq!(s[1].kind, EventKind::Activity);
+    assert_eq!(c.direction, Direction::Inbound);
+    assert_eq!(c.transport.as_deref(), Some("tcp"));
+    assert_eq!(c.client(), (Some("10.0.0.5"), Some(50000)));
+    assert_eq!(c.server(), (Some("10.0.0.6"), Some(22)));
+    assert_eq!(s[1].pid, Some(200));
+    assert_eq!((s[1].key, s[1].time), (s[0].key, s[0].time));
+    assert_eq!((&s[1].host, &s[1].image), (&s[0].host, &s[0].image));
+    assert_eq!(s[1].key, key(60));
+
+    // An exec in place (OpenSSH >= 9.8 runs sshd-session) checks again.
+    f.proc_(
+        200,
+        100,
+        60,
+        "/usr/lib/openssh/sshd-session",
+        &["sshd-session"],
+    );
+    f.fd(200, 0, "socket:[2002]");
+    f.file(200, "net/tcp", &table);
+    t.handle(exec(1, 61, 200), &out).unwrap();
+    let s = drain(&rx);
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert!(s[0].image.ends_with("/sshd-session"));
+    assert_eq!(
+        connection(&s[1]).unwrap().client(),
+        (Some("10.0.0.5"), Some(50000))
+    );
+    // Its child, not an sshd, reports no connection even holding one.
+    t.handle(fork(2, 62, 200, 201), &out).unwrap();
+    f.proc_(201, 200, 62, "/usr/bin/pwsh", &["pwsh", "-sshs"]);
+    f.fd(201, 0, "socket:[2002]");
+    f.file(201, "net/tcp", &table);
+    t.handle(exec(3, 62, 201), &out).unwrap();
+    let s = drain(&rx);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].kind, EventKind::Start);
+    // An sshd gone before its sockets were read: just its start.
+    t.handle(fork(4, 63, 100, 202), &out).unwrap();
+    t.handle(exit(5, 64, 202), &out).unwrap();
+    let s = drain(&rx);
+    let kinds: Vec<_> = s.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Start, EventKind::Stop]);
+}
+
+#[test]
+fn every_start_carries_its_audit_session_and_a_new_one_is_announced_first() {
+    use crate::activity::Activity;
+    let f = Fake::new();
+    f.proc_(1, 0, 1, "/sbin/init", &["/sbin/init"]);
+    f.file(1, "sessionid", "4294967295");
+    f.file(1, "loginuid", "4294967295");
+    f.proc_(100, 1, 50, "/usr/sbin/sshd", &["sshd"]); // no audit files
+    f.proc_(300, 100, 60, "/usr/sbin/sshd", &["sshd: bob [priv]"]);
+    f.file(300, "sessionid", "7");
+    f.file(300, "loginuid", "1000");
+    f.proc_(301, 300, 61, "/bin/bash", &["bash"]);
+    f.file(301, "sessionid", "7");
+    f.file(301, "loginuid", "1000");
+    let users = HashMap::from([(1000, "bob".to_string())]);
+    let mut t = tracker(&f, &users);
+    let (out, rx, _) = emitter();
+    t.seed().unwrap();
+    t.flush_snapshot(&out).unwrap();
+    let s = drain(&rx);
+    let summary: Vec<_> = s
+        .iter()
+        .map(|e| (e.kind, e.pid.unwrap(), e.logon_id))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (EventKind::Start, 1, None),
+            (EventKind::Start, 100, None),
+            (EventKind::Activity, 300, Some(7)),
+            (EventKind::Start, 300, Some(7)),
+            (EventKind::Start, 301, Some(7)),
+        ]
+    );
+    let Some(Activity::Logon(l)) = activity(&s[2]) else {
+        panic!("{:?}", s[2])
+    };
+    assert_eq!((l.logon_id, l.user.as_deref()), (7, Some("bob")));
+    assert_eq!((l.logon_type, l.auth_package.as_deref()), (None, None));
+    assert_eq!((s[2].key, s[2].time), (s[3].key, s[3].time));
+
+    // A child gone before /proc was read keeps its parent's session.
+    t.handle(fork(0, 70, 301, 302), &out).unwrap();
+    t.handle(exit(1, 70, 302), &out).unwrap();
+    let s = drain(&rx);
+    assert_eq!(s[0].kind, EventKind::Start);
+    assert_eq!((s[0].pid, s[0].logon_id), (Some(302), Some(7)));
+    // A new login (pam_loginuid wrote loginuid: a new session id) is
+    // announced before its first start, by a user not in /etc/passwd.
+    t.handle(fork(2, 80, 100, 400), &out).unwrap();
+    f.proc_(400, 100, 80, "/usr/bin/pwsh", &["pwsh", "-sshs"]);
+    f.file(400, "sessionid", "8");
+    f.file(400, "loginuid", "1234");
+    t.handle(exec(3, 80, 400), &out).unwrap();
+    let s = drain(&rx);
+    assert_eq!(s.len(), 2, "{s:?}");
+    let Some(Activity::Logon(l)) = activity(&s[0]) else {
+        panic!("{:?}", s[0])
+    };
+    assert_eq!((l.logon_id, l.user.as_deref()), (8, Some("uid:1234")));
+    assert_eq!((s[1].kind, s[1].logon_id), (EventKind::Start, Some(8)));
+    // Malformed audit files are "unset", never a panic.
+    t.handle(fork(4, 90, 100, 500), &out).unwrap();
+    f.proc_(500, 100, 90, "/bin/true", &["true"]);
+    f.file(500, "sessionid", "garbage");
+    t.handle(exec(5, 90, 500), &out).unwrap();
+    let s = drain(&rx);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].logon_id, None);
+}
