@@ -336,6 +336,15 @@ fn ssh_session_reports_its_client_connection_and_login() {
     }
     assert!(started, "the session was not reported within 60 s");
     assert!(out.source_errors.is_empty(), "{:?}", out.source_errors);
+    // End to end: the session's alerts name the client (issue #12).
+    let at = alerts
+        .iter()
+        .map(|(_, a)| a)
+        .find(|a| a.action == Action::RemoteSessionEnded && a.process.pid == Some(pwsh_pid))
+        .and_then(|a| a.session.as_ref()?.attribution.clone())
+        .expect("the ended alert carries attribution");
+    assert_eq!(at.client_ip.as_deref(), Some("127.0.0.1"), "{}", at.reason);
+    assert_eq!(at.client_port, Some(client_end.port()), "{}", at.reason);
 
     // The sshd's start, then its one client connection.
     let (at, start) = *mine
