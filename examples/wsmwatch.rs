@@ -304,12 +304,13 @@ impl StderrReporter {
 impl Reporter for StderrReporter {
     fn input_error(&mut self, e: &InputError) {
         let key = (e.file.clone(), e.message.clone());
+        let tracked = self.same.len();
         let n = match self.same.get_mut(&key) {
             Some(n) => {
                 *n += 1;
                 *n
             }
-            None if self.same.len() < SAME_ERRORS_TRACKED => {
+            None if tracked < SAME_ERRORS_TRACKED => {
                 self.same.insert(key.clone(), 1);
                 self.order.push(key);
                 1

@@ -24,7 +24,7 @@ fn demo_summary_lists_both_sessions_and_the_masquerade() {
         .iter()
         .map(|x| (x.pid, x.still_open, x.process_count))
         .collect();
-    assert_eq!(rows, vec![(Some(5120), true, 1), (Some(6248), false, 4)]);
+    assert_eq!(rows, vec![(Some(5120), true, 1), (Some(6248), false, 5)]);
     assert_eq!(h.sessions[1].duration_ms, Some(10_000));
     let text = s.to_text().join("\n");
     assert!(text.contains("still open"), "{text}");

@@ -200,7 +200,7 @@ fn repeated_identical_errors_are_capped_with_a_count() {
     let events = dir.path().join("demo.jsonl");
     run(&["demo", "--write-events", events.to_str().unwrap()]);
     let mut text = std::fs::read_to_string(&events).unwrap();
-    text.push_str(&"{\"kind\":\"start\",\"time\":7}\n".repeat(1500));
+    text.push_str(&"{\"kind\":\"start\",\"pid\":\n".repeat(1500));
     std::fs::write(&events, text).unwrap();
     let out = run(&["replay", events.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
@@ -230,7 +230,7 @@ fn demo_summary_on_stderr_in_text_and_json() {
         "{stderr}"
     );
     assert!(stderr.contains("still open"), "{stderr}");
-    assert!(stderr.contains("duration 10.000s processes 4"), "{stderr}");
+    assert!(stderr.contains("duration 10.000s processes 5"), "{stderr}");
     assert!(stderr.contains("wsmprovhost_unexpected_path"), "{stderr}");
     let sessions_at = stderr.find("remote sessions on").unwrap();
     let counters_at = stderr.find("wsmwatch: summary:").unwrap();
@@ -250,7 +250,7 @@ fn demo_summary_on_stderr_in_text_and_json() {
     assert_eq!(s["sessions"], 2);
     assert_eq!(s["masquerade_alerts"], 2);
     let host = &s["hosts"][0];
-    assert_eq!(host["sessions"][1]["process_count"], 4);
+    assert_eq!(host["sessions"][1]["process_count"], 5);
     assert_eq!(host["sessions"][1]["duration_ms"], 10_000);
     assert_eq!(host["sessions"][0]["still_open"], true);
 }
