@@ -50,7 +50,7 @@ const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1
 h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}\
 h3{font-size:1.05em;margin:1.2em 0 .4em}.meta{color:#57606a}\
 table{border-collapse:collapse;margin:.4em 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}\
-th{background:#f6f8fa}td.n{text-align:right}code,.mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}\
+th{background:#f6f8fa}td.n{text-align:right}time{white-space:nowrap}td.id{font-family:ui-monospace,monospace;font-size:12px}code,.mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}\
 .open{color:#9a6700;font-weight:600}.ended{color:#57606a}\
 .crit{background:#ffebe9}.high{background:#fff8c5}.med{background:#ddf4ff}.low{background:#fff}\
 .sev{font-weight:600;font-size:12px}ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:1.4em}\
@@ -92,38 +92,33 @@ pub fn write(out: &mut dyn Write, c: &Collector, cx: &ReportContext) -> io::Resu
     } else {
         writeln!(
             out,
-            "<table id=\"sessions-table\"><thead><tr><th>host</th><th>session</th><th>pid</th>\
-             <th>start</th><th>end</th><th>duration</th><th>processes</th><th>commands</th>\
-             <th>user</th><th>client</th><th>rule</th></tr></thead><tbody>"
+            "<table id=\"sessions-table\"><thead><tr><th>host</th><th>session</th>\
+             <th>start (UTC)</th><th>end (UTC)</th><th>duration</th><th>processes</th><th>commands</th>\
+             <th>user</th><th>client</th></tr></thead><tbody>"
         )?;
         for (i, s) in c.sessions().iter().enumerate() {
             let r = &s.row;
             writeln!(
                 out,
-                "<tr id=\"session-row-{i}\"><td>{}</td><td><a href=\"#session-{i}\">{}</a></td>\
-                 <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
-                 <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr id=\"session-row-{i}\"><td>{}</td><td class=\"id\"><a href=\"#session-{i}\">{}</a></td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&r.host),
                 esc(&r.id),
-                pid(r.pid),
                 r.start.map_or_else(
                     || if r.found == "inferred_from_child" {
                         "? (log began mid-session)".to_owned()
                     } else {
                         "?".to_owned()
                     },
-                    |t| t.to_string()
+                    t
                 ),
-                r.end.map_or_else(
-                    || "<span class=\"open\">still open</span>".to_owned(),
-                    |t| t.to_string()
-                ),
+                r.end.map_or_else(|| "<span class=\"open\">still open</span>".to_owned(), t),
                 r.duration_ms.map_or_else(|| "?".to_owned(), duration),
                 r.process_count,
                 r.command_count,
                 esc(r.user.as_deref().unwrap_or("?")),
-                esc(r.attribution.as_deref().or(r.client.as_deref()).unwrap_or("?")),
-                esc(&r.rule),
+                esc(r.client.as_deref().unwrap_or("?")),
             )?;
         }
         writeln!(out, "</tbody></table>")?;
@@ -137,7 +132,7 @@ pub fn write(out: &mut dyn Write, c: &Collector, cx: &ReportContext) -> io::Resu
     } else {
         writeln!(
             out,
-            "<table id=\"masquerade-table\"><thead><tr><th>time</th><th>host</th><th>severity</th>\
+            "<table id=\"masquerade-table\"><thead><tr><th>time (UTC)</th><th>host</th><th>severity</th>\
              <th>alert</th><th>process</th><th>parent</th><th>rule</th></tr></thead><tbody>"
         )?;
         for f in findings {
@@ -146,7 +141,7 @@ pub fn write(out: &mut dyn Write, c: &Collector, cx: &ReportContext) -> io::Resu
                 "<tr class=\"{}\"><td>{}</td><td>{}</td><td class=\"sev\">{}</td><td>{}</td>\
                  <td><span class=\"mono\">{}</span> <span class=\"pid\">pid {}</span></td><td>{}</td><td>{}</td></tr>",
                 severity_class(f.severity),
-                f.time,
+                t(f.time),
                 esc(&f.host),
                 f.severity,
                 f.action,
@@ -175,23 +170,23 @@ pub fn write(out: &mut dyn Write, c: &Collector, cx: &ReportContext) -> io::Resu
     } else {
         writeln!(
             out,
-            "<table id=\"timeline-table\"><thead><tr><th>time</th><th>severity</th><th>alert</th>\
+            "<table id=\"timeline-table\"><thead><tr><th>time (UTC)</th><th>severity</th><th>alert</th>\
              <th>host</th><th>process</th><th>session</th><th>message</th></tr></thead><tbody>"
         )?;
-        for t in timeline {
+        for e in timeline {
             writeln!(
                 out,
                 "<tr class=\"{}\"><td>{}</td><td class=\"sev\">{}</td><td>{}</td><td>{}</td>\
-                 <td><span class=\"mono\">{}</span> <span class=\"pid\">{}</span></td><td>{}</td><td>{}</td></tr>",
-                severity_class(t.severity),
-                t.time,
-                t.severity,
-                t.action,
-                esc(super::host_name(t.host.as_deref())),
-                esc(&t.image),
-                pid(t.pid),
-                esc(t.session.as_deref().unwrap_or("")),
-                esc(&t.message)
+                 <td><span class=\"mono\">{}</span> <span class=\"pid\">{}</span></td><td class=\"id\">{}</td><td>{}</td></tr>",
+                severity_class(e.severity),
+                t(e.time),
+                e.severity,
+                e.action,
+                esc(super::host_name(e.host.as_deref())),
+                esc(&e.image),
+                pid(e.pid),
+                esc(e.session.as_deref().unwrap_or("")),
+                esc(&e.message)
             )?;
         }
         writeln!(out, "</tbody></table>")?;
@@ -216,6 +211,14 @@ pub fn write(out: &mut dyn Write, c: &Collector, cx: &ReportContext) -> io::Resu
     out.flush()
 }
 
+/// A time as tables show it: `2024-03-12 08:41:00.000` (UTC, to the
+/// millisecond; the full value in the title).
+fn t(t: Timestamp) -> String {
+    let full = t.to_string();
+    let short = full.get(..23).unwrap_or(&full).replacen('T', " ", 1);
+    format!("<time title=\"{full}\">{short}</time>")
+}
+
 fn pid(p: Option<u32>) -> String {
     p.map_or_else(|| "?".into(), |p| p.to_string())
 }
@@ -224,9 +227,12 @@ fn session_detail(out: &mut dyn Write, i: usize, s: &SessionState) -> io::Result
     let r = &s.row;
     writeln!(
         out,
-        "<section class=\"session\" id=\"session-{i}\"><h3>{} — session {}</h3>",
+        "<section class=\"session\" id=\"session-{i}\"><h3>{} — session {} \
+         <span class=\"pid\">{} ({})</span></h3>",
         esc(&r.host),
-        esc(&r.id)
+        esc(&r.id),
+        esc(&r.rule),
+        esc(&r.found)
     )?;
     if let Some(who) = &r.attribution {
         writeln!(out, "<p>opened by <span class=\"mono\">{}</span></p>", esc(who))?;
@@ -243,7 +249,7 @@ fn session_detail(out: &mut dyn Write, i: usize, s: &SessionState) -> io::Result
     };
     proc_line(out, image, r.pid, start, cmd, None)?;
     if let Some(e) = r.end {
-        write!(out, " <span class=\"time\">ended {e}</span>")?;
+        write!(out, " <span class=\"time\">ended {}</span>", t(e))?;
     }
 
     // Children by parent identity; anything whose parent is not in the
@@ -298,7 +304,7 @@ fn session_detail(out: &mut dyn Write, i: usize, s: &SessionState) -> io::Result
             write!(
                 out,
                 "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><code>{}</code>",
-                c.time,
+                t(c.time),
                 c.event_id,
                 pid(c.pid),
                 esc(&c.text)
@@ -339,8 +345,8 @@ fn proc_line(
         esc(image_file_name(image)),
         pid(p)
     )?;
-    if let Some(t) = start {
-        write!(out, " <span class=\"time\">{t}</span>")?;
+    if let Some(s) = start {
+        write!(out, " <span class=\"time\">{}</span>", t(s))?;
     }
     if let Some(u) = user {
         write!(out, " <span class=\"pid\">{}</span>", esc(u))?;
