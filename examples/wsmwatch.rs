@@ -641,7 +641,10 @@ fn write_report(
             ("process starts".to_owned(), stats.engine.starts.to_string()),
             ("process stops".to_owned(), stats.engine.stops.to_string()),
             ("duplicates".to_owned(), stats.engine.duplicates.to_string()),
-            ("unknown stops".to_owned(), stats.engine.unknown_stops.to_string()),
+            (
+                "unknown stops".to_owned(),
+                stats.engine.unknown_stops.to_string(),
+            ),
             (
                 "unresolved parents".to_owned(),
                 stats.engine.unresolved_parents.to_string(),
@@ -653,20 +656,40 @@ fn write_report(
         "Loss and errors".to_owned(),
         vec![
             ("malformed records".to_owned(), t.malformed.to_string()),
-            ("events dropped (queue full)".to_owned(), t.dropped.to_string()),
-            ("events lost upstream".to_owned(), t.upstream_lost.to_string()),
+            (
+                "events dropped (queue full)".to_owned(),
+                t.dropped.to_string(),
+            ),
+            (
+                "events lost upstream".to_owned(),
+                t.upstream_lost.to_string(),
+            ),
             (
                 "ETW real-time buffers lost".to_owned(),
                 t.realtime_buffers_lost.to_string(),
             ),
-            ("ETW log buffers lost".to_owned(), t.log_buffers_lost.to_string()),
+            (
+                "ETW log buffers lost".to_owned(),
+                t.log_buffers_lost.to_string(),
+            ),
             ("incomplete processes".to_owned(), t.incomplete.to_string()),
-            ("alerts unwritten".to_owned(), stats.alerts_unwritten.to_string()),
-            ("events unrecorded".to_owned(), stats.events_unrecorded.to_string()),
+            (
+                "alerts unwritten".to_owned(),
+                stats.alerts_unwritten.to_string(),
+            ),
+            (
+                "events unrecorded".to_owned(),
+                stats.events_unrecorded.to_string(),
+            ),
             ("monitoring gaps".to_owned(), stats.gaps.len().to_string()),
             (
                 "sources failed".to_owned(),
-                stats.sources.iter().filter(|s| s.error.is_some()).count().to_string(),
+                stats
+                    .sources
+                    .iter()
+                    .filter(|s| s.error.is_some())
+                    .count()
+                    .to_string(),
             ),
         ],
     ));

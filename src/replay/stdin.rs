@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn a_recording_stays_a_stream_and_evidence_is_copied() {
-        let rec = br#"{"kind":"start","time":"2024-01-01T00:00:00Z","pid":1,"ppid":0,"image":"a.exe"}
+        let rec =
+            br#"{"kind":"start","time":"2024-01-01T00:00:00Z","pid":1,"ppid":0,"image":"a.exe"}
 "#;
         let (head, copy) = sniff_into(&rec[..], &ReplayOptions::default()).unwrap();
         assert_eq!(head, rec);

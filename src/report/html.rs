@@ -67,7 +67,10 @@ pub fn write(out: &mut dyn Write, c: &Collector, cx: &ReportContext) -> io::Resu
         out,
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
     )?;
-    writeln!(out, "<title>wsmwatch report</title><style>{CSS}</style></head>")?;
+    writeln!(
+        out,
+        "<title>wsmwatch report</title><style>{CSS}</style></head>"
+    )?;
     writeln!(out, "<body>")?;
     writeln!(out, "<h1>wsmwatch report</h1>")?;
     write!(
@@ -201,9 +204,18 @@ pub fn write(out: &mut dyn Write, c: &Collector, cx: &ReportContext) -> io::Resu
     // Counters.
     writeln!(out, "<h2 id=\"counters\">Loss and error counters</h2>")?;
     for (section, rows) in &cx.counters {
-        writeln!(out, "<h3>{}</h3><table class=\"counters\"><tbody>", esc(section))?;
+        writeln!(
+            out,
+            "<h3>{}</h3><table class=\"counters\"><tbody>",
+            esc(section)
+        )?;
         for (k, v) in rows {
-            writeln!(out, "<tr><th>{}</th><td class=\"n\">{}</td></tr>", esc(k), esc(v))?;
+            writeln!(
+                out,
+                "<tr><th>{}</th><td class=\"n\">{}</td></tr>",
+                esc(k),
+                esc(v)
+            )?;
         }
         writeln!(out, "</tbody></table>")?;
     }
@@ -235,11 +247,19 @@ fn session_detail(out: &mut dyn Write, i: usize, s: &SessionState) -> io::Result
         esc(&r.found)
     )?;
     if let Some(who) = &r.attribution {
-        writeln!(out, "<p>opened by <span class=\"mono\">{}</span></p>", esc(who))?;
+        writeln!(
+            out,
+            "<p>opened by <span class=\"mono\">{}</span></p>",
+            esc(who)
+        )?;
     }
     writeln!(out, "<ul class=\"tree\" id=\"tree-{i}\"><li>")?;
     let (image, cmd, start) = match &s.host_process {
-        Some(h) => (h.image.as_str(), h.command_line.as_deref(), h.start.or(r.start)),
+        Some(h) => (
+            h.image.as_str(),
+            h.command_line.as_deref(),
+            h.start.or(r.start),
+        ),
         None => ("", None, r.start),
     };
     let image = if image.is_empty() {
@@ -277,7 +297,10 @@ fn session_detail(out: &mut dyn Write, i: usize, s: &SessionState) -> io::Result
         }
         writeln!(out, "</ul>")?;
     } else {
-        writeln!(out, " <span class=\"none\">(no process started in it)</span>")?;
+        writeln!(
+            out,
+            " <span class=\"none\">(no process started in it)</span>"
+        )?;
     }
     writeln!(out, "</li></ul>")?;
     if s.processes_dropped > 0 {

@@ -51,6 +51,9 @@ fn escaping_makes_markup_and_controls_inert() {
         html::esc("<script>alert('x')&\"</script>"),
         "&lt;script&gt;alert(&#39;x&#39;)&amp;&quot;&lt;/script&gt;"
     );
-    assert_eq!(visible("x\x1b[2J\nFORGED\u{202e}"), "x\\e[2J\\nFORGED\\u{202e}");
+    assert_eq!(
+        visible("x\x1b[2J\nFORGED\u{202e}"),
+        "x\\e[2J\\nFORGED\\u{202e}"
+    );
     assert_eq!(visible("plain"), "plain");
 }

@@ -945,8 +945,13 @@ fn binary_live_says_what_it_traces_and_sums_up_on_ctrl_c() {
     assert!(banner.contains("live:cn_proc"), "{banner}");
     assert!(banner.contains("receive buffer"), "{banner}");
     assert!(banner.contains(&alerts.display().to_string()), "{banner}");
-    assert_eq!(err.lines().filter(|l| l.contains("live: tracing")).count(), 1);
-    let summary_at = err.find("remote session").unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(
+        err.lines().filter(|l| l.contains("live: tracing")).count(),
+        1
+    );
+    let summary_at = err
+        .find("remote session")
+        .unwrap_or_else(|| panic!("{err}"));
     let counters_at = err.find("wsmwatch: summary:").unwrap();
     assert!(summary_at < counters_at, "{err}");
 }

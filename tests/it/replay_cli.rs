@@ -118,13 +118,13 @@ fn summary_lists_the_ground_truth_sessions_with_their_counts() {
             .to_owned()
     };
     let s1280 = session(1280);
-    assert!(
-        s1280.contains("duration 12.286s processes 0"),
-        "{s1280}"
-    );
+    assert!(s1280.contains("duration 12.286s processes 0"), "{s1280}");
     assert!(!s1280.contains("still open"), "{s1280}");
     let s9036 = session(9036);
-    assert!(s9036.contains("still open") && s9036.contains("processes 3"), "{s9036}");
+    assert!(
+        s9036.contains("still open") && s9036.contains("processes 3"),
+        "{s9036}"
+    );
     let s3332 = session(3332);
     assert!(
         s3332.contains("still open")
@@ -172,7 +172,13 @@ fn summary_lists_the_ground_truth_sessions_with_their_counts() {
         rows,
         vec![
             ("dc1.insecurebank.local".into(), 3332, true, 1, None),
-            ("workstation6.theshire.local".into(), 1280, false, 0, Some(12_286)),
+            (
+                "workstation6.theshire.local".into(),
+                1280,
+                false,
+                0,
+                Some(12_286)
+            ),
             ("workstation6.theshire.local".into(), 9036, true, 3, None),
         ]
     );
@@ -203,7 +209,8 @@ fn stdin_is_sniffed_like_a_file() {
         w.join().unwrap();
         out
     };
-    let out = run_stdin(d.join("evtx-attack-samples/LM_PowershellRemoting_sysmon_1_wsmprovhost.evtx"));
+    let out =
+        run_stdin(d.join("evtx-attack-samples/LM_PowershellRemoting_sysmon_1_wsmprovhost.evtx"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(

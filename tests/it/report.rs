@@ -92,7 +92,9 @@ fn the_demo_report_is_self_contained_and_renders() {
     let html = report_of(&["demo", "--format", "json"], tmp.path());
     let src = std::fs::read_to_string(&html).unwrap();
     // Self-contained: nothing fetched, no script.
-    for bad in ["<script", "<link", "src=", "@import", "url(", "http://", "https://"] {
+    for bad in [
+        "<script", "<link", "src=", "@import", "url(", "http://", "https://",
+    ] {
         assert!(!src.contains(bad), "{bad} in the report");
     }
     let Some(browser) = chromium() else { return };
@@ -143,7 +145,10 @@ fn hostile_names_are_escaped_text_in_the_report() {
         tmp.path(),
     );
     let src = std::fs::read_to_string(&html).unwrap();
-    assert!(src.contains("&lt;script&gt;alert(1)&lt;/script&gt;.exe"), "{src}");
+    assert!(
+        src.contains("&lt;script&gt;alert(1)&lt;/script&gt;.exe"),
+        "{src}"
+    );
     assert!(!src.contains("<script"));
     assert!(!src.contains("<img"));
     assert!(!src.contains('\x1b'));
@@ -153,7 +158,10 @@ fn hostile_names_are_escaped_text_in_the_report() {
     assert_eq!(elements(&dom, "script"), 0, "{dom}");
     assert_eq!(elements(&dom, "img"), 0, "{dom}");
     // Shown as text: chromium serialises the text node escaped again.
-    assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;.exe"), "{dom}");
+    assert!(
+        dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;.exe"),
+        "{dom}"
+    );
     assert!(dom.contains("x\\e[2J\\nFORGED"));
     assert!(dom.contains("id=\"sessions-table\""));
 }
