@@ -136,7 +136,14 @@ fn summary_lists_the_ground_truth_sessions_with_their_counts() {
     assert!(stderr.contains("wsmwatch: host DC1.insecurebank.local: 1 session,"));
 
     let out = Command::new(bin())
-        .args(["replay", "--format", "json", "--stats-json"])
+        .args([
+            "replay",
+            "--format",
+            "json",
+            "--stats-json",
+            "--log",
+            "info",
+        ])
         .arg(&d)
         .output()
         .unwrap();
