@@ -955,3 +955,52 @@ fn binary_live_says_what_it_traces_and_sums_up_on_ctrl_c() {
     let counters_at = err.find("wsmwatch: summary:").unwrap();
     assert!(summary_at < counters_at, "{err}");
 }
+
+/// Issue 13: a receive-buffer overrun was said twice, as a `WARN` log line
+/// and as a `warning:` line. Now once per check, as the `warning:` line.
+#[test]
+fn binary_live_reports_each_loss_once() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let _g = serial();
+    if live_source(LiveConfig::default()).is_none() {
+        return;
+    }
+    let mut child = Command::new(bin())
+        .args(["live", "--format", "json", "--recv-buffer", "2048"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).ok();
+        s
+    });
+    thread::sleep(Duration::from_millis(500));
+    fork_storm(4000, 4);
+    thread::sleep(Duration::from_millis(1500));
+    reveal_tail_gaps();
+    thread::sleep(Duration::from_millis(1200));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    child.wait().unwrap();
+    let err = reader.join().unwrap();
+    let warnings = err
+        .lines()
+        .filter(|l| l.contains("warning:") && l.contains("lost"))
+        .count();
+    if warnings == 0 {
+        eprintln!("no overrun happened this time; nothing to check:\n{err}");
+        return;
+    }
+    assert!(
+        !err.lines()
+            .any(|l| l.contains("WARN") && l.contains("lost")),
+        "a loss said twice:\n{err}"
+    );
+}
