@@ -624,6 +624,28 @@ fn live_banner(src: &dyn Source, a: &LiveArgs, output: &str) {
     );
 }
 
+/// The folder the `--report` file goes to.
+fn report_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Fails at once, not after a long live run, when the report could not be
+/// written where asked.
+fn check_report_path(path: &Path) -> anyhow::Result<()> {
+    let dir = report_dir(path);
+    let md = std::fs::metadata(dir)
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    anyhow::ensure!(
+        md.is_dir(),
+        "cannot write the report {}: {} is not a folder",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// The `--report` file: written whole to a temporary name beside it, then
 /// renamed, so a reader never sees half a report.
 fn write_report(
@@ -713,11 +735,7 @@ fn write_report(
         generated: Some(wsmwatch::Timestamp::now()),
         counters,
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut tmp = tempfile::NamedTempFile::new_in(report_dir(path))
         .with_context(|| format!("cannot write the report {}", path.display()))?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
@@ -733,6 +751,9 @@ fn write_report(
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = out_args(&cli.command);
     init_logging(out)?;
+    if let Some(p) = &out.report {
+        check_report_path(p)?;
+    }
 
     let stop = StopToken::new();
     let stopped = stop.clone();

@@ -256,3 +256,15 @@ fn demo_summary_on_stderr_in_text_and_json() {
     assert_eq!(host["sessions"][1]["duration_ms"], 10_000);
     assert_eq!(host["sessions"][0]["still_open"], true);
 }
+
+/// `--report` into a folder that does not exist fails at once (exit 1),
+/// not after the run; the OS error is said once.
+#[test]
+fn unwritable_report_fails_before_the_run() {
+    let out = run(&["demo", "--report", "/no/such/dir/r.html"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write the report"), "{stderr}");
+    assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty(), "no alert before the check");
+}

@@ -70,6 +70,10 @@ fn dump_dom(browser: &Path, file: &Path) -> String {
 }
 
 fn report_of(args: &[&str], dir: &Path) -> PathBuf {
+    report_and_output(args, dir).0
+}
+
+fn report_and_output(args: &[&str], dir: &Path) -> (PathBuf, std::process::Output) {
     let html = dir.join("report.html");
     let out = Command::new(bin())
         .args(args)
@@ -82,7 +86,7 @@ fn report_of(args: &[&str], dir: &Path) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    html
+    (html, out)
 }
 
 /// The text of `<tag …>` elements' opening tags in `dom`, lowercased
@@ -128,6 +132,9 @@ fn hostile_recording(path: &Path) {
             e.image = r"C:\Users\x\<script>alert(1)</script>.exe".into();
             e.command_line = Some("<img src=x onerror=alert(2)> & 'quoted' \"too\"".into());
         }
+        if matches!(e.kind, EventKind::Start) && e.pid == Some(6340) {
+            e.image = "C:\\x\x1b[2J\nFORGED.exe".into();
+        }
         if e.host.is_some() {
             e.host = Some("x\x1b[2J\nFORGED".into());
         }
@@ -145,9 +152,17 @@ fn hostile_names_are_escaped_text_in_the_report() {
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("hostile.jsonl");
     hostile_recording(&rec);
-    let html = report_of(
+    let (html, out) = report_and_output(
         &["replay", "--format", "json", rec.to_str().unwrap()],
         tmp.path(),
+    );
+    // The summary on stderr too: no escape sequence, no forged line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("FORGED")), "{stderr}");
+    assert!(
+        stderr.contains("host x\\e[2J\\nFORGED: 2 sessions"),
+        "{stderr}"
     );
     let src = std::fs::read_to_string(&html).unwrap();
     assert!(
@@ -169,4 +184,13 @@ fn hostile_names_are_escaped_text_in_the_report() {
     );
     assert!(dom.contains("x\\e[2J\\nFORGED"));
     assert!(dom.contains("id=\"sessions-table\""));
+    // The trees rendered, the hostile children in them as text.
+    let tree = &dom[dom.find("id=\"tree-1\"").unwrap()..];
+    let tree = &tree[..tree.find("</section>").unwrap()];
+    assert!(
+        tree.contains("&lt;script&gt;alert(1)&lt;/script&gt;.exe"),
+        "{tree}"
+    );
+    assert!(tree.contains("x\\e[2J\\nFORGED.exe"), "{tree}");
+    assert!(tree.contains("net1.exe"), "grandchildren: {tree}");
 }
