@@ -6,8 +6,10 @@
 //! Without chromium the tests skip, saying why; under `CI=true` a missing
 //! chromium fails them (`.ci/run` installs it).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use wsmwatch::sink::EventRecorder;
 use wsmwatch::testing::demo;
@@ -45,7 +47,7 @@ fn chromium() -> Option<PathBuf> {
 /// The DOM chromium built from `file`, serialised.
 fn dump_dom(browser: &Path, file: &Path) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(browser)
+    let mut out = Command::new(browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -57,14 +59,39 @@ fn dump_dom(browser: &Path, file: &Path) -> String {
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", file.canonicalize().unwrap().display()))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    // A browser that hangs fails the test instead of the whole run.
+    let (mut stdout, mut stderr) = (out.stdout.take().unwrap(), out.stderr.take().unwrap());
+    let read_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).ok();
+        s
+    });
+    let read_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).ok();
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(st) = out.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = out.kill();
+            let _ = out.wait();
+            panic!("chromium did not finish within 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dom = read_out.join().unwrap();
+    let err = read_err.join().unwrap();
     assert!(
-        out.status.success() && dom.contains("</html>"),
-        "chromium failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.success() && dom.contains("</html>"),
+        "chromium failed ({status:?}): {err}"
     );
     dom
 }
