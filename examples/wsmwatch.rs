@@ -12,9 +12,11 @@
 //! decode nothing at all; 130 a replay interrupted by Ctrl-C (the alerts of
 //! what was read are still written).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +27,10 @@ use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
 use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::ZipLimits;
+use wsmwatch::report::{html, SharedCollector};
 use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
-use wsmwatch::source::{InputError, StopToken, TamperReport};
+use wsmwatch::source::{InputError, Source, StopToken, TamperReport};
 use wsmwatch::{replay, testing::demo};
 
 const EXIT_FATAL: u8 = 1;
@@ -62,6 +65,62 @@ fn queue_len(s: &str) -> Result<usize, String> {
     } else {
         Err(format!("must be between 1 and {MAX_QUEUE}"))
     }
+}
+
+/// The `--log` levels.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// `--log`: a level, or a `tracing` filter with per-target levels
+/// (`wsmwatch::replay=debug,warn`); anything else (`verbose`) is a usage
+/// error rather than a filter that silently matches nothing.
+fn log_level(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let level_ok = |l: &str| LOG_LEVELS.iter().any(|x| x.eq_ignore_ascii_case(l));
+    let ok = t.split(',').all(|d| {
+        let d = d.trim();
+        match d.rsplit_once('=') {
+            Some((target, level)) => !target.is_empty() && level_ok(level.trim()),
+            None => level_ok(d),
+        }
+    });
+    if ok && !t.is_empty() {
+        Ok(t.to_owned())
+    } else {
+        Err(format!(
+            "unknown level {t:?}: expected one of {} (or TARGET=LEVEL, comma-separated)",
+            LOG_LEVELS.join(", ")
+        ))
+    }
+}
+
+/// `--stats-json`: every stderr line is a JSON object.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// One stderr line: `wsmwatch: TEXT`, or with `--stats-json` a JSON object
+/// `{"type": KIND, "message": TEXT, …extra}`.
+fn say(kind: &str, text: &str, extra: serde_json::Value) {
+    if JSON.load(Ordering::Relaxed) {
+        let mut v = serde_json::json!({ "type": kind, "message": text });
+        if let (Some(m), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        eprintln!("{v}");
+    } else {
+        eprintln!("wsmwatch: {text}");
+    }
+}
+
+/// `1,234,567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut o = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            o.push(',');
+        }
+        o.push(c);
+    }
+    o
 }
 
 /// Catch remote PowerShell sessions (CAR-2014-11-004) from process lineage.
@@ -99,8 +158,12 @@ struct OutputArgs {
     #[arg(long)]
     stats_json: bool,
     /// Diagnostics level (error, warn, info, debug, trace).
-    #[arg(long, default_value = "warn", value_name = "LEVEL")]
+    #[arg(long, default_value = "warn", value_name = "LEVEL", value_parser = log_level)]
     log: String,
+    /// Also write a self-contained HTML report (sessions, process trees,
+    /// commands, timeline, counters) to FILE when the run ends.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -187,17 +250,87 @@ struct DemoArgs {
     write_events: Option<PathBuf>,
 }
 
-/// Prints diagnostics to stderr.
+/// Bad-input reports shown of each (file, message) before the rest are
+/// only counted.
+const SAME_ERRORS_SHOWN: u64 = 3;
+/// Distinct (file, message) pairs tracked for that cap.
+const SAME_ERRORS_TRACKED: usize = 10_000;
+
+/// Prints diagnostics to stderr: bad input (repeats capped), losses,
+/// tampering, stats, and at the end the summary of what was found.
 struct StderrReporter {
     json: bool,
+    collector: SharedCollector,
+    /// (file, message) → times reported, in first-seen order.
+    same: HashMap<(String, String), u64>,
+    order: Vec<(String, String)>,
+}
+
+impl StderrReporter {
+    fn print_repeats(&mut self) {
+        for k in std::mem::take(&mut self.order) {
+            let n = self.same.get(&k).copied().unwrap_or(0);
+            if n > SAME_ERRORS_SHOWN {
+                let more = n - SAME_ERRORS_SHOWN;
+                say(
+                    "bad_input_repeated",
+                    &format!(
+                        "bad input: {}: {} … and {} more like this",
+                        k.0,
+                        k.1,
+                        thousands(more)
+                    ),
+                    serde_json::json!({ "file": k.0, "error": k.1, "more": more }),
+                );
+            }
+        }
+    }
+
+    fn print_summary(&self) {
+        let summary = self.collector.0.lock().summary();
+        if self.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({ "type": "summary", "summary": summary })
+            );
+        } else {
+            for l in summary.to_text() {
+                eprintln!("wsmwatch: {l}");
+            }
+        }
+    }
 }
 
 impl Reporter for StderrReporter {
     fn input_error(&mut self, e: &InputError) {
-        eprintln!("wsmwatch: bad input: {e}");
+        let key = (e.file.clone(), e.message.clone());
+        let tracked = self.same.len();
+        let n = match self.same.get_mut(&key) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None if tracked < SAME_ERRORS_TRACKED => {
+                self.same.insert(key.clone(), 1);
+                self.order.push(key);
+                1
+            }
+            None => 1,
+        };
+        if n <= SAME_ERRORS_SHOWN {
+            say(
+                "bad_input",
+                &format!("bad input: {e}"),
+                serde_json::json!({ "file": e.file, "location": e.location, "error": e.message }),
+            );
+        }
     }
     fn sink_error(&mut self, e: &SinkError) {
-        eprintln!("wsmwatch: output error: {e}");
+        say(
+            "output_error",
+            &format!("output error: {e}"),
+            serde_json::json!({}),
+        );
     }
     fn loss(&mut self, source: &str, what: &str, total: u64, delta: u64) {
         let (unit, why) = match what {
@@ -209,24 +342,38 @@ impl Reporter for StderrReporter {
             "log_buffers_lost" => ("ETW buffers", "not written to the --etl file"),
             _ => ("events", "lost by the operating system before delivery"),
         };
-        eprintln!("wsmwatch: warning: {source}: {delta} more {unit} {why} (total {total})");
+        say(
+            "loss",
+            &format!("warning: {source}: {delta} more {unit} {why} (total {total})"),
+            serde_json::json!({ "source": source, "what": what, "delta": delta, "total": total }),
+        );
     }
     fn tamper(&mut self, r: &TamperReport) {
-        eprintln!(
-            "wsmwatch: CRITICAL: {} was stopped without wsmwatch asking ({}); last event seen {}; {}{}",
-            r.session,
-            r.why,
-            r.last_event.map_or_else(|| "none".to_string(), |t| t.to_string()),
-            r.gap,
-            r.restore_error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
+        say(
+            "tamper",
+            &format!(
+                "CRITICAL: {} was stopped without wsmwatch asking ({}); last event seen {}; {}{}",
+                r.session,
+                r.why,
+                r.last_event
+                    .map_or_else(|| "none".to_string(), |t| t.to_string()),
+                r.gap,
+                r.restore_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+            serde_json::json!({ "report": r }),
         );
     }
     fn stats(&mut self, s: &RunStats, last: bool) {
+        if last {
+            self.print_repeats();
+            // What was found first; the counters after it.
+            self.print_summary();
+        }
         if self.json {
-            let v = serde_json::json!({ "final": last, "stats": s });
+            let v = serde_json::json!({ "type": "stats", "final": last, "stats": s });
             eprintln!("{v}");
             return;
         }
@@ -336,12 +483,18 @@ mod progress {
                     continue;
                 }
                 last = Instant::now();
-                eprintln!(
-                    "wsmwatch: replay progress: files {}/{}, {} records, {} process events",
+                let (done, files, records, events) = (
                     c.files_done.load(Ordering::Relaxed),
                     c.files.load(Ordering::Relaxed),
                     c.records.load(Ordering::Relaxed),
-                    c.events.load(Ordering::Relaxed)
+                    c.events.load(Ordering::Relaxed),
+                );
+                super::say(
+                    "replay_progress",
+                    &format!(
+                        "replay progress: files {done}/{files}, {records} records, {events} process events"
+                    ),
+                    serde_json::json!({ "files_done": done, "files": files, "records": records, "events": events }),
                 );
             }
         })
@@ -350,13 +503,37 @@ mod progress {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    JSON.store(out_args(&cli.command).stats_json, Ordering::Relaxed);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("wsmwatch: error: {e:#}");
+            let text = error_chain(&e);
+            say(
+                "error",
+                &format!("error: {text}"),
+                serde_json::json!({ "error": text }),
+            );
             ExitCode::from(EXIT_FATAL)
         }
     }
+}
+
+/// An error and its causes, `a: b: c`, each said once: a cause whose text
+/// its parent already ends with (`cannot open F: No such file…` over the
+/// OS error itself) is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in e.chain() {
+        let t = c.to_string();
+        if out.ends_with(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out
 }
 
 fn out_args(c: &Command) -> &OutputArgs {
@@ -367,16 +544,216 @@ fn out_args(c: &Command) -> &OutputArgs {
     }
 }
 
+/// Diagnostics on stderr (`--log`), as JSON objects with `--stats-json`.
+/// The live sources' own loss warnings are left out: the reporter already
+/// says each loss once per interval (`warning: … lost …`).
+fn init_logging(out: &OutputArgs) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let filter = tracing_subscriber::EnvFilter::try_new(&out.log)
+        .context("--log: not a valid level or filter")?;
+    let not_a_loss = tracing_subscriber::filter::filter_fn(|m| {
+        let loss_field = |f: &str| m.fields().field(f).is_some();
+        !(m.target().starts_with("wsmwatch::live")
+            && (loss_field("events_lost") || (loss_field("lost") && loss_field("total"))))
+    });
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !out.stats_json);
+    let fmt = if out.stats_json {
+        fmt.json().with_filter(not_a_loss).boxed()
+    } else {
+        fmt.with_filter(not_a_loss).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .context("starting diagnostics")?;
+    Ok(())
+}
+
+/// The one line `live` prints as it starts: what is traced, how, and where
+/// the alerts go.
+fn live_banner(src: &dyn Source, a: &LiveArgs, output: &str) {
+    let how = if cfg!(windows) {
+        let kib = a
+            .buffer_kib
+            .map_or_else(|| "default".into(), |k| k.to_string());
+        let min = a
+            .min_buffers
+            .map_or_else(|| "default".into(), |k| k.to_string());
+        let max = a
+            .max_buffers
+            .map_or_else(|| "default".into(), |k| k.to_string());
+        format!(
+            "Microsoft-Windows-Kernel-Process via ETW, buffers {kib} KiB, {min} to {max}{}",
+            a.etl
+                .as_deref()
+                .map(|p| format!(", raw trace to {}", p.display()))
+                .unwrap_or_default()
+        )
+    } else if cfg!(target_os = "linux") {
+        format!(
+            "the kernel process-events connector (cn_proc), receive buffer {} bytes",
+            a.recv_buffer
+        )
+    } else {
+        "nothing (no live tracer on this platform)".into()
+    };
+    let record = a
+        .record
+        .as_deref()
+        .map(|p| format!(", events recorded to {}", p.display()))
+        .unwrap_or_default();
+    say(
+        "live_start",
+        &format!(
+            "live: tracing process starts and exits on this host: source {} ({how}), queue {} events; alerts to {output}{record}",
+            src.name(),
+            a.queue
+        ),
+        serde_json::json!({
+            "source": src.name(),
+            "how": how,
+            "queue": a.queue,
+            "output": output,
+            "record": a.record,
+        }),
+    );
+}
+
+/// The folder the `--report` file goes to.
+fn report_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Fails at once, not after a long live run, when the report could not be
+/// written where asked.
+fn check_report_path(path: &Path) -> anyhow::Result<()> {
+    let dir = report_dir(path);
+    let md = std::fs::metadata(dir)
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    anyhow::ensure!(
+        md.is_dir(),
+        "cannot write the report {}: {} is not a folder",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The `--report` file: written whole to a temporary name beside it, then
+/// renamed, so a reader never sees half a report.
+fn write_report(
+    path: &Path,
+    collector: &SharedCollector,
+    title: String,
+    stats: &RunStats,
+    replay: Option<&wsmwatch::replay::evidence::ReplayCounters>,
+) -> anyhow::Result<()> {
+    let mut counters = vec![(
+        "Detection".to_owned(),
+        vec![
+            ("events".to_owned(), stats.engine.events.to_string()),
+            ("alerts".to_owned(), stats.engine.alerts.to_string()),
+            ("process starts".to_owned(), stats.engine.starts.to_string()),
+            ("process stops".to_owned(), stats.engine.stops.to_string()),
+            ("duplicates".to_owned(), stats.engine.duplicates.to_string()),
+            (
+                "unknown stops".to_owned(),
+                stats.engine.unknown_stops.to_string(),
+            ),
+            (
+                "unresolved parents".to_owned(),
+                stats.engine.unresolved_parents.to_string(),
+            ),
+        ],
+    )];
+    let t = &stats.totals;
+    counters.push((
+        "Loss and errors".to_owned(),
+        vec![
+            ("malformed records".to_owned(), t.malformed.to_string()),
+            (
+                "events dropped (queue full)".to_owned(),
+                t.dropped.to_string(),
+            ),
+            (
+                "events lost upstream".to_owned(),
+                t.upstream_lost.to_string(),
+            ),
+            (
+                "ETW real-time buffers lost".to_owned(),
+                t.realtime_buffers_lost.to_string(),
+            ),
+            (
+                "ETW log buffers lost".to_owned(),
+                t.log_buffers_lost.to_string(),
+            ),
+            ("incomplete processes".to_owned(), t.incomplete.to_string()),
+            (
+                "alerts unwritten".to_owned(),
+                stats.alerts_unwritten.to_string(),
+            ),
+            (
+                "events unrecorded".to_owned(),
+                stats.events_unrecorded.to_string(),
+            ),
+            ("monitoring gaps".to_owned(), stats.gaps.len().to_string()),
+            (
+                "sources failed".to_owned(),
+                stats
+                    .sources
+                    .iter()
+                    .filter(|s| s.error.is_some())
+                    .count()
+                    .to_string(),
+            ),
+        ],
+    ));
+    if let Some(c) = replay {
+        let r = c.summary();
+        counters.push((
+            "Replay".to_owned(),
+            vec![
+                ("files".to_owned(), r.files.to_string()),
+                ("records".to_owned(), r.records.to_string()),
+                ("bytes".to_owned(), r.bytes.to_string()),
+                ("process events".to_owned(), r.events.to_string()),
+                ("bad inputs".to_owned(), r.errors.to_string()),
+                ("skipped".to_owned(), r.skipped.to_string()),
+                ("read as".to_owned(), c.read_as_line()),
+            ],
+        ));
+    }
+    let cx = html::ReportContext {
+        title,
+        generated: Some(wsmwatch::Timestamp::now()),
+        counters,
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(report_dir(path))
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        html::write(&mut w, &collector.0.lock(), &cx)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = out_args(&cli.command);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&out.log)
-                .context("--log: not a valid level or filter")?,
-        )
-        .init();
+    init_logging(out)?;
+    if let Some(p) = &out.report {
+        check_report_path(p)?;
+    }
 
     let stop = StopToken::new();
     let stopped = stop.clone();
@@ -413,9 +790,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map(Duration::from_secs_f64),
         ..PipelineConfig::default()
     };
+    let collector = SharedCollector::default();
     let reporter = Box::new(StderrReporter {
         json: out.stats_json,
+        collector: collector.clone(),
+        same: HashMap::new(),
+        order: Vec::new(),
     });
+    let output_name = out
+        .output
+        .as_deref()
+        .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
 
     let mut replay_counters = None;
     let mut progress_bar = None;
@@ -427,7 +812,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     r.record(&ev)?;
                 }
                 r.flush()?;
-                eprintln!("wsmwatch: wrote the demo's events to {}", p.display());
+                say(
+                    "wrote_events",
+                    &format!("wrote the demo's events to {}", p.display()),
+                    serde_json::json!({ "file": p }),
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             let src = VecSource::new("demo", demo::scenario());
@@ -449,7 +838,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replay_counters = opened.counters;
             if let Some(c) = &replay_counters {
                 let c = Arc::clone(c);
-                if !a.no_progress && std::io::stderr().is_terminal() {
+                if !a.no_progress && !out.stats_json && std::io::stderr().is_terminal() {
                     progress_bar = Some(progress::spawn(c, stop.clone()));
                 } else if let Some(every) = config.stats_interval {
                     // No bar: decoding progress as lines, with the stats.
@@ -475,6 +864,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..LiveConfig::default()
             })?;
             let recorder = a.record.as_deref().map(EventRecorder::create).transpose()?;
+            live_banner(&live, a, &output_name);
             (vec![Input::live(Box::new(live))], recorder)
         }
     };
@@ -482,6 +872,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = Pipeline::new(Engine::new(EngineConfig::default()))
         .inputs(inputs)
         .sink(sink)
+        .sink(Box::new(collector.clone()))
         .recorder(recorder)
         .reporter(reporter)
         .stop_token(stop)
@@ -493,30 +884,83 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut nothing_decoded = false;
     if let Some(c) = &replay_counters {
         for n in c.notes() {
-            eprintln!("wsmwatch: note: {n}");
+            say(
+                "note",
+                &format!("note: {n}"),
+                serde_json::json!({ "file": n.file, "location": n.location, "note": n.message }),
+            );
         }
         // What each input was read as, then decode, order and hand-off to
         // the detector, end to end.
-        eprintln!("wsmwatch: replay read {}", c.read_as_line());
+        let read_as = c.read_as_line();
+        say(
+            "replay_read_as",
+            &format!("replay read {read_as}"),
+            serde_json::json!({}),
+        );
         let summary = c.summary();
-        eprintln!("wsmwatch: replay read {summary}");
+        say(
+            "replay_read",
+            &format!("replay read {summary}"),
+            serde_json::json!({
+                "replay": summary,
+                "records_per_sec": summary.records_per_sec(),
+                "mb_per_sec": summary.mb_per_sec(),
+            }),
+        );
         for w in c.warnings.lock().iter() {
-            eprintln!("wsmwatch: warning: {w}");
+            say("warning", &format!("warning: {w}"), serde_json::json!({}));
         }
         nothing_decoded = summary.nothing_decoded();
         if nothing_decoded {
-            eprintln!("wsmwatch: error: nothing in the input could be decoded");
+            say(
+                "error",
+                "error: nothing in the input could be decoded",
+                serde_json::json!({}),
+            );
+        }
+    }
+    if let Some(path) = &out.report {
+        let title = format!(
+            "wsmwatch {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        );
+        match write_report(
+            path,
+            &collector,
+            title,
+            &outcome.stats,
+            replay_counters.as_deref(),
+        ) {
+            Ok(()) => say(
+                "report",
+                &format!("report written to {}", path.display()),
+                serde_json::json!({ "file": path }),
+            ),
+            Err(e) => {
+                let text = error_chain(&e);
+                say(
+                    "error",
+                    &format!("error: {text}"),
+                    serde_json::json!({ "error": text }),
+                );
+                return Ok(ExitCode::from(EXIT_INCOMPLETE));
+            }
         }
     }
     if let (Command::Replay(_), true) = (&cli.command, stopped.is_stopped()) {
         if let Some(c) = &replay_counters {
-            eprintln!(
-                "wsmwatch: interrupted after {} of {} files",
-                c.files_done.load(std::sync::atomic::Ordering::Relaxed),
-                c.files.load(std::sync::atomic::Ordering::Relaxed)
+            let (done, files) = (
+                c.files_done.load(Ordering::Relaxed),
+                c.files.load(Ordering::Relaxed),
+            );
+            say(
+                "interrupted",
+                &format!("interrupted after {done} of {files} files"),
+                serde_json::json!({ "files_done": done, "files": files }),
             );
         } else {
-            eprintln!("wsmwatch: interrupted");
+            say("interrupted", "interrupted", serde_json::json!({}));
         }
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }

@@ -64,6 +64,7 @@ pub mod event;
 pub mod live;
 #[cfg(feature = "replay")]
 pub mod replay;
+pub mod report;
 pub mod source;
 pub mod table;
 pub mod testing;

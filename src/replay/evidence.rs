@@ -43,6 +43,7 @@ use super::format::{self, split_member_chain, Cx, Payload, Reading};
 use super::order::{Clock, Entry, Merge, Offsets, Orderer};
 use super::recordings::{self, Stream};
 use super::sniff;
+use super::stdin;
 use super::walk::{expand, InputFile};
 use super::winlog::{Item, Mapped, TimeBasis};
 use crate::event::{EventKind, ProcessEvent, Timestamp};
@@ -181,7 +182,11 @@ impl Source for EvidenceSource {
         let out_ref: &Emitter = out;
         let on_error = |e: InputError| out_ref.malformed(e);
         let c = &*self.counters;
-        let files = expand(&self.inputs, &on_error, c);
+        let mut files = expand(&self.inputs, &on_error, c);
+        // Standard input is sniffed like a file: kept as a stream when it
+        // is a recording, else copied to a temporary file (removed when
+        // the replay ends) that every format can seek in.
+        let _stdin_copy = stdin::prepare(&mut files, &self.opts, c, &on_error);
         let mut stream = read_all(&files, &self.opts, c, &on_error, stop);
         tracing::info!(
             seconds = t0.elapsed().as_secs_f64(),
@@ -229,7 +234,7 @@ fn read_all(
                 Err(e) => {
                     c.errors.fetch_add(1, Ordering::Relaxed);
                     on_error(InputError {
-                        file: f.path.display().to_string(),
+                        file: f.name(),
                         location: "file".into(),
                         message: format!("cannot open: {e}"),
                     });
@@ -397,7 +402,7 @@ fn decode_file(
     .unwrap_or_else(|_| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         on_error(InputError {
-            file: f.path.display().to_string(),
+            file: f.name(),
             location: "file".into(),
             message: "the reader panicked on this file; its events were dropped".into(),
         });
@@ -437,7 +442,7 @@ fn kind_of(f: &InputFile) -> Kind {
         Ok(if format::detect(head).is_some() {
             Kind::Evidence
         } else {
-            Kind::Unread(sniff::why_unread(head, &f.path.display().to_string()))
+            Kind::Unread(sniff::why_unread(head, &f.name()))
         })
     });
     sniffed.unwrap_or_else(|e| Kind::Failed(format!("cannot open: {e}")))
@@ -455,11 +460,7 @@ fn decode_file_inner(
     stop: &StopToken,
 ) -> FileOut {
     let (path, size) = (&input.path, input.size);
-    let name = if input.is_stdin() {
-        "<stdin>".to_owned()
-    } else {
-        path.display().to_string()
-    };
+    let name = input.name();
     let report = |location: String, message: String| {
         c.errors.fetch_add(1, Ordering::Relaxed);
         let (file, location) = on_file(&name, location);
@@ -478,7 +479,7 @@ fn decode_file_inner(
         Kind::Native => {
             // More recordings than are streamed: ordered with the evidence.
             let r: Box<dyn BufRead> = if input.is_stdin() {
-                Box::new(BufReader::new(std::io::stdin()))
+                stdin::reader(input)
             } else {
                 match File::open(path) {
                     Ok(f) => Box::new(BufReader::with_capacity(256 << 10, f)),

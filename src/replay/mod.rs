@@ -31,6 +31,7 @@ mod order;
 mod recordings;
 mod sniff;
 mod spill;
+mod stdin;
 decoder_mod!(
     #[cfg(feature = "zip")]
     tar

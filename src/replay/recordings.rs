@@ -65,7 +65,7 @@ pub(super) struct Recording {
 /// Opens `f` (`-`: stdin) as recording number `file`.
 pub(super) fn open(f: &InputFile, file: u32) -> io::Result<Recording> {
     let (r, name): (Box<dyn BufRead>, String) = if f.is_stdin() {
-        (Box::new(BufReader::new(io::stdin())), "<stdin>".into())
+        (super::stdin::reader(f), "<stdin>".into())
     } else {
         let r = BufReader::with_capacity(64 << 10, File::open(&f.path)?);
         (Box::new(r), f.path.display().to_string())

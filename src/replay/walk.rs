@@ -26,11 +26,26 @@ pub(super) struct InputFile {
     pub path: PathBuf,
     /// Size on disk (0 for standard input).
     pub size: u64,
+    /// The name messages use instead of `path` (standard input copied to
+    /// a temporary file is still `<stdin>`).
+    pub shown: Option<String>,
+    /// Standard input holding a recording: the bytes read from it to sniff
+    /// it, to be read again before the rest (`stdin.rs`).
+    pub head: Option<std::sync::Arc<[u8]>>,
 }
 
 impl InputFile {
     pub(super) fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"
+    }
+
+    /// The name messages use: `<stdin>`, or the path as given.
+    pub(super) fn name(&self) -> String {
+        match &self.shown {
+            Some(s) => s.clone(),
+            None if self.is_stdin() => "<stdin>".to_owned(),
+            None => self.path.display().to_string(),
+        }
     }
 }
 
@@ -124,6 +139,8 @@ pub(super) fn expand(
         out.push(InputFile {
             path: PathBuf::from("-"),
             size: 0,
+            shown: None,
+            head: None,
         });
     }
     c.files.store(out.len() as u64, Ordering::Relaxed);
@@ -184,6 +201,8 @@ impl Walker<'_> {
                 InputFile {
                     path: p.to_path_buf(),
                     size: md.len(),
+                    shown: None,
+                    head: None,
                 },
             ));
         } else {

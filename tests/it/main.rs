@@ -28,5 +28,6 @@ mod replay_bad_input;
 mod replay_cli;
 mod replay_mechanics;
 mod replay_real;
+mod report;
 mod tamper;
 mod verdicts;
