@@ -204,17 +204,15 @@ impl RemoteSessions {
         }
     }
 
-    /// A session host's pid, start and session id (`pid@start`).
+    /// A session host's pid, start and session id: the host's
+    /// `process.entity_id` (`detect::identity`), so a session found again by
+    /// another run, or live and in replay, has the same id.
     fn identity(cx: &Context<'_>, host: ProcRef) -> (Option<u32>, Option<Timestamp>, String) {
         let (pid, start) = match cx.table().get(host) {
             Some(p) => (p.pid(), p.created()),
             None => (None, None),
         };
-        let sid = match (pid, start) {
-            (Some(pid), Some(t)) => format!("{pid}@{t}"),
-            (Some(pid), None) => format!("{pid}@unknown"),
-            (None, _) => format!("?@{}", start.unwrap_or_default()),
-        };
+        let sid = cx.facts(host, None).entity_id.unwrap_or_default();
         (pid, start, sid)
     }
 
