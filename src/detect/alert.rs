@@ -85,7 +85,7 @@ impl Action {
     }
 
     /// ECS `event.type` for the process event behind the alert.
-    fn event_type(self) -> &'static str {
+    pub fn event_type(self) -> &'static str {
         match self {
             Action::RemoteSessionEnded | Action::SessionStopped => "end",
             Action::RemoteSessionActive | Action::RemoteSessionCommand => "info",
