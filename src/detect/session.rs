@@ -48,6 +48,17 @@ struct Session {
 }
 
 impl Session {
+    /// The session as messages name it: its host's `pid@start` (the id is a
+    /// hash, `wsmwatch.session.id`).
+    fn label(&self) -> String {
+        format!(
+            "{}@{}",
+            crate::detect::alert::fmt_pid(self.pid),
+            self.start
+                .map_or_else(|| "unknown".to_owned(), |t| t.to_string())
+        )
+    }
+
     fn facts(&self) -> SessionFacts {
         SessionFacts {
             id: self.id.clone(),
@@ -276,11 +287,11 @@ impl RemoteSessions {
                 "{} (pid {}) started inside remote session {}",
                 image_file_name(&process.image),
                 fmt_pid(process.pid),
-                s.id
+                s.label()
             ),
             _ => format!(
                 "remote session {} ended after {} ms, {} processes started, {} commands run",
-                s.id,
+                s.label(),
                 session.duration_ms.unwrap_or(0),
                 s.processes,
                 s.commands

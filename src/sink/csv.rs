@@ -18,6 +18,7 @@
 
 use std::fmt::Write as _;
 
+use crate::detect::alert::ecs::split_path;
 use crate::detect::alert::text::escape;
 use crate::detect::alert::{fmt_pid, Action, Alert};
 use crate::event::image_file_name;
@@ -114,7 +115,7 @@ pub fn line(a: &Alert) -> String {
         a.rule.name.to_owned(),
         opt_pid(a.process.pid),
         image_file_name(&a.process.image).to_owned(),
-        a.process.image.clone(),
+        split_path(&a.process.image).0.unwrap_or_default(),
         a.process.command_line.clone().unwrap_or_default(),
         user,
         opt_pid(a.parent.as_ref().and_then(|p| p.pid)),

@@ -30,16 +30,21 @@ pub(crate) fn is_nt_path(p: &str) -> bool {
     p.starts_with(r"\\?\") || (p.starts_with('\\') && !p.starts_with(r"\\"))
 }
 
-/// An image as alerts report it: the DOS path when it is one or the NT form
-/// names its drive without this host's device table (`\??\C:\…`,
-/// `\Device\Mup\…`), and the NT form when the image was one. A
+/// An image as alerts report it: `(executable, nt_path)`. The executable is
+/// the DOS path when the image is one or its NT form names the drive
+/// without this host's device table (`\??\C:\…`, `\Device\Mup\…`); a
 /// `\Device\HarddiskVolumeN\…` path from another host's log (a 5156
-/// `Application`) has no DOS form here: only the NT form is kept.
+/// `Application`) has no DOS form here, and stays the executable as
+/// reported. The NT form, when the image was one, is the second value.
 pub(crate) fn split_path(image: &str) -> (Option<String>, Option<String>) {
     if image.is_empty() {
         (None, None)
     } else if is_nt_path(image) {
-        (DeviceMap::default().to_dos(image), Some(image.to_owned()))
+        let dos = DeviceMap::default().to_dos(image);
+        (
+            Some(dos.unwrap_or_else(|| image.to_owned())),
+            Some(image.to_owned()),
+        )
     } else {
         (Some(image.to_owned()), None)
     }

@@ -404,9 +404,10 @@ fn the_fields_the_issue_asked_for_are_there() {
     );
     assert_eq!(started["process"]["user"]["name"], "alice");
     // The origin's 5156-style NT path has no DOS form without its host's
-    // drive table.
+    // drive table: it stays as reported, and is the NT path.
     let origin = &started["wsmwatch"]["session"]["origin"];
-    assert!(origin.get("executable").is_none(), "{origin}");
+    assert_eq!(origin["executable"], origin["nt_path"]);
+    assert!(origin["nt_path"].as_str().unwrap().starts_with(r"\Device\"));
     assert_eq!(origin["name"], "powershell.exe");
     // The session id is the host's entity id.
     assert_eq!(
