@@ -98,8 +98,16 @@ pub fn line(a: &Alert) -> String {
                 .join(" ")
         })
         .unwrap_or_default();
+    // `DOMAIN\name`: the session's account when attribution knows it,
+    // else the process's.
     let user = attribution
-        .and_then(|at| at.user.clone())
+        .and_then(|at| {
+            let u = at.user.as_deref()?;
+            Some(match at.domain.as_deref() {
+                Some(d) => format!("{d}\\{u}"),
+                None => u.to_owned(),
+            })
+        })
         .or_else(|| a.process.user.clone())
         .unwrap_or_default();
     let opt_pid = |p: Option<u32>| p.map(|_| fmt_pid(p)).unwrap_or_default();

@@ -2,7 +2,7 @@
 //!
 //! **Layout.** Always in this order, so columns line up: time, severity
 //! (8 wide), action (29 wide), `host=`, `pid=` and process name, `<-` parent
-//! name and pid; then what the alert has of `session=`, `by=`, `duration=`…,
+//! name and pid (each `?` when unknown); then what the alert has of `session=`, `by=`, `duration=`…,
 //! `command="…"`, `cmd="…"`, the tracing gap; last the rule id in brackets.
 //! Unknown values print as `?`, empty names too.
 //!
@@ -151,11 +151,15 @@ impl Alert {
         bare(&mut s, self.host.as_deref().unwrap_or(""), HOST_WIDTH);
         let _ = write!(s, " pid={} ", fmt_pid(self.process.pid));
         bare(&mut s, image_file_name(&self.process.image), NAME_WIDTH);
-        if let Some(p) = &self.parent {
-            s.push_str(" <- ");
-            bare(&mut s, image_file_name(&p.image), NAME_WIDTH);
-            let _ = write!(s, "({})", fmt_pid(p.pid));
-        }
+        // The parent is always there, `?(?)` when unknown: every line has
+        // the same fields before the optional ones.
+        let (pimage, ppid) = self
+            .parent
+            .as_ref()
+            .map_or(("", None), |p| (image_file_name(&p.image), p.pid));
+        s.push_str(" <- ");
+        bare(&mut s, pimage, NAME_WIDTH);
+        let _ = write!(s, "({})", fmt_pid(ppid));
         if let Some(sess) = &self.session {
             s.push_str(" session=");
             bare(&mut s, &sess.id, NAME_WIDTH);
