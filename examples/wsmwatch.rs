@@ -23,12 +23,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use wsmwatch::engine::{Engine, EngineConfig};
+use wsmwatch::event::Timestamp;
 use wsmwatch::live::{LiveConfig, LiveSource};
-use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
+use wsmwatch::pipeline::{Created, Input, Pipeline, PipelineConfig, Reporter, RunStats};
 use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::ZipLimits;
 use wsmwatch::report::{html, SharedCollector};
-use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
+use wsmwatch::sink::{
+    AlertFilter, AlertSink, EventRecorder, FilteredSink, Format, SinkError, WriterSink,
+};
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, Source, StopToken, TamperReport};
 use wsmwatch::{replay, testing::demo};
@@ -164,6 +167,40 @@ struct OutputArgs {
     /// commands, timeline, counters) to FILE when the run ends.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    /// Colour text alerts by severity: `auto` on a terminal unless NO_COLOR
+    /// is set.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+/// Which alerts are reported (the detector still sees every event).
+#[derive(Args, Debug)]
+struct FilterArgs {
+    /// Report only alerts at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    from: Option<Timestamp>,
+    /// Report only alerts at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    to: Option<Timestamp>,
+    /// Report only alerts of hosts matching this glob (`*`, `?`; full or
+    /// short name, any case); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    host: Vec<String>,
+}
+
+/// `--from`/`--to`: an RFC 3339 time.
+fn rfc3339(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s.trim())
+        .ok_or_else(|| "not an RFC 3339 time (e.g. 2024-03-12T09:00:00Z)".into())
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum ColorArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -171,6 +208,7 @@ enum FormatArg {
     Auto,
     Json,
     Text,
+    Csv,
 }
 
 #[derive(Args, Debug)]
@@ -776,14 +814,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let format = match out.format {
         FormatArg::Json => Format::Json,
         FormatArg::Text => Format::Text,
+        FormatArg::Csv => Format::Csv,
         FormatArg::Auto if out.output.is_none() && std::io::stdout().is_terminal() => Format::Text,
         FormatArg::Auto => Format::Json,
     };
-    let sink: Box<dyn AlertSink> = match &out.output {
-        Some(p) => Box::new(WriterSink::append(p, format)?),
-        None => Box::new(WriterSink::stdout(format)),
+    let color = format == Format::Text
+        && match out.color {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => {
+                out.output.is_none()
+                    && std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
+    let mut sink: Box<dyn AlertSink> = match &out.output {
+        Some(p) => Box::new(WriterSink::append(p, format)?.with_color(color)),
+        None => Box::new(WriterSink::stdout(format).with_color(color)),
     };
+    let filter = AlertFilter {
+        from: out.filter.from,
+        to: out.filter.to,
+        hosts: out.filter.host.clone(),
+    };
+    if !filter.is_empty() {
+        sink = Box::new(FilteredSink::new(sink, filter));
+    }
     let mut config = PipelineConfig {
+        // `event.created`: the wall clock live; replay and demo leave it out
+        // so two runs over the same evidence give the same bytes.
+        created: match &cli.command {
+            Command::Live(_) => Created::Now,
+            _ => Created::Off,
+        },
         stats_interval: out
             .stats_interval
             .filter(|s| *s > 0.0)

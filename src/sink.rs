@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use crate::detect::alert::Alert;
 use crate::event::ProcessEvent;
 
+pub mod csv;
+pub mod filter;
+
+pub use filter::{AlertFilter, FilteredSink};
+
 /// Errors writing output.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,8 +56,11 @@ pub trait AlertSink: Send {
 pub enum Format {
     /// One ECS JSON object per line.
     Json,
-    /// One readable line per alert.
+    /// One readable line per alert (`detect::alert::text`).
     Text,
+    /// A CSV timeline (`sink::csv`): `datetime`, `timestamp_desc`,
+    /// `message`, then fixed columns.
+    Csv,
 }
 
 /// Writes alerts to any `Write`, as JSON lines or text.
@@ -61,6 +69,9 @@ pub struct WriterSink {
     format: Format,
     target: String,
     buf: Vec<u8>,
+    color: bool,
+    /// CSV: the header is still to be written.
+    header_pending: bool,
 }
 
 impl std::fmt::Debug for WriterSink {
@@ -68,6 +79,7 @@ impl std::fmt::Debug for WriterSink {
         f.debug_struct("WriterSink")
             .field("format", &self.format)
             .field("target", &self.target)
+            .field("color", &self.color)
             .finish()
     }
 }
@@ -80,7 +92,15 @@ impl WriterSink {
             format,
             target: target.into(),
             buf: Vec::with_capacity(1024),
+            color: false,
+            header_pending: format == Format::Csv,
         }
+    }
+
+    /// Text only: colour the severity and action (for a terminal).
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
     }
 
     /// Standard output.
@@ -89,9 +109,23 @@ impl WriterSink {
     }
 
     /// A file opened for append (created if missing; not world-writable).
+    /// A CSV file that already holds something gets no second header.
     pub fn append(path: &Path, format: Format) -> Result<Self, SinkError> {
         let f = open_append(path)?;
-        Ok(Self::new(Box::new(f), format, path.display().to_string()))
+        let continued = f.metadata().is_ok_and(|m| m.len() > 0);
+        let mut s = Self::new(Box::new(f), format, path.display().to_string());
+        s.header_pending &= !continued;
+        Ok(s)
+    }
+
+    fn write_out(&mut self) -> Result<(), SinkError> {
+        self.out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush())
+            .map_err(|source| SinkError::Write {
+                target: self.target.clone(),
+                source,
+            })
     }
 }
 
@@ -120,20 +154,30 @@ impl AlertSink for WriterSink {
                     source: e.into(),
                 })?;
             }
-            Format::Text => self.buf.extend_from_slice(alert.to_text().as_bytes()),
+            Format::Text => self
+                .buf
+                .extend_from_slice(alert.to_text_styled(self.color).as_bytes()),
+            Format::Csv => {
+                if std::mem::take(&mut self.header_pending) {
+                    self.buf.extend_from_slice(csv::header().as_bytes());
+                }
+                self.buf.extend_from_slice(csv::line(alert).as_bytes());
+            }
         }
-        self.buf.push(b'\n');
+        if self.format != Format::Csv {
+            self.buf.push(b'\n');
+        }
         // One write per alert so concurrent readers never see half a line.
-        self.out
-            .write_all(&self.buf)
-            .and_then(|()| self.out.flush())
-            .map_err(|source| SinkError::Write {
-                target: self.target.clone(),
-                source,
-            })
+        self.write_out()
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
+        if std::mem::take(&mut self.header_pending) {
+            // A run without alerts still leaves a timeline with its columns.
+            self.buf.clear();
+            self.buf.extend_from_slice(csv::header().as_bytes());
+            self.write_out()?;
+        }
         self.out.flush().map_err(|source| SinkError::Write {
             target: self.target.clone(),
             source,
@@ -251,6 +295,41 @@ mod tests {
             line.contains("wsmprovhost.exe <- svchost.exe(900)"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn csv_has_one_header_also_when_a_file_is_continued() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        for _ in 0..2 {
+            let mut s = WriterSink::append(&p, Format::Csv).unwrap();
+            s.alert(&an_alert()).unwrap();
+            s.flush().unwrap();
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.matches("datetime,timestamp_desc,message").count(), 1);
+        assert!(text.starts_with("datetime,"));
+        assert_eq!(text.lines().count(), 3, "{text}");
+        // No alerts: the header alone.
+        let buf = Shared::default();
+        let mut s = WriterSink::new(Box::new(buf.clone()), Format::Csv, "mem");
+        s.flush().unwrap();
+        s.flush().unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, csv::header());
+    }
+
+    #[test]
+    fn text_is_coloured_only_when_asked() {
+        let buf = Shared::default();
+        let mut s = WriterSink::new(Box::new(buf.clone()), Format::Text, "mem");
+        s.alert(&an_alert()).unwrap();
+        let mut s = WriterSink::new(Box::new(buf.clone()), Format::Text, "mem").with_color(true);
+        s.alert(&an_alert()).unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert!(!lines[0].contains('\x1b'));
+        assert!(lines[1].contains("\x1b[31m"));
     }
 
     struct Broken;

@@ -1,18 +1,23 @@
 //! Alerts: what leaves the process, in Elastic Common Schema field names.
 //!
 //! An [`Alert`] is plain owned data so sinks can run anywhere. It serialises
-//! to one ECS JSON object (`@timestamp`, `event.*`, `rule.*`, `threat.*`,
-//! `process.*`, `process.parent.*`, `host.hostname`) plus a `wsmwatch.*`
-//! namespace for what ECS has no field for: the session, the ancestry and
-//! the origin.
+//! to one ECS JSON object (`ecs.rs`: `@timestamp`, `ecs.*`, `agent.*`,
+//! `event.*`, `rule.*`, `threat.*`, `process.*`, `process.parent.*`,
+//! `host.*`, `user.*`, `related.*`) plus a `wsmwatch.*` namespace for what
+//! ECS has no field for: the session, the ancestry and the origin; and to
+//! one escaped line of text (`text.rs`).
+
+pub mod ecs;
+#[cfg(test)]
+mod ecs_tests;
+pub mod text;
 
 use serde::ser::{Serialize, Serializer};
-use serde_json::{json, Map, Value};
 
 pub use crate::detect::attribution::{
     AttributionStatus, CommandFacts, LogonFacts, OriginFacts, SessionAttribution, TextFacts,
 };
-use crate::event::{image_file_name, Origin, Timestamp};
+use crate::event::{Origin, Timestamp};
 use crate::source::TamperReport;
 
 /// Static description of a detection rule.
@@ -80,7 +85,7 @@ impl Action {
     }
 
     /// ECS `event.type` for the process event behind the alert.
-    fn event_type(self) -> &'static str {
+    pub fn event_type(self) -> &'static str {
         match self {
             Action::RemoteSessionEnded | Action::SessionStopped => "end",
             Action::RemoteSessionActive | Action::RemoteSessionCommand => "info",
@@ -147,7 +152,8 @@ pub struct ProcessFacts {
 /// The remote session an alert belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionFacts {
-    /// Stable id: `<pid>@<creation time>` of the session host process.
+    /// Stable id: the session host's `process.entity_id`
+    /// (`detect::identity`).
     pub id: String,
     /// The session host's pid.
     pub pid: Option<u32>,
@@ -180,8 +186,13 @@ pub struct Ancestor {
 /// One detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alert {
-    /// When the triggering event happened.
+    /// When the triggering event happened (`@timestamp`).
     pub timestamp: Timestamp,
+    /// When wsmwatch raised the alert (`event.created`). Rules leave it
+    /// unset; the pipeline stamps it as configured
+    /// (`pipeline::PipelineConfig::created`), so the engine's answer stays
+    /// deterministic.
+    pub created: Option<Timestamp>,
     /// What it reports.
     pub action: Action,
     /// How bad.
@@ -209,185 +220,6 @@ pub struct Alert {
     pub monitoring: Option<Box<TamperReport>>,
     /// For `remote_session_command`: what ran.
     pub command: Option<Box<CommandFacts>>,
-}
-
-fn put<T: Into<Value>>(m: &mut Map<String, Value>, k: &str, v: Option<T>) {
-    if let Some(v) = v {
-        m.insert(k.to_owned(), v.into());
-    }
-}
-
-fn process_object(p: &ProcessFacts) -> Map<String, Value> {
-    let mut m = Map::new();
-    put(&mut m, "pid", p.pid);
-    if !p.image.is_empty() {
-        m.insert("executable".into(), p.image.clone().into());
-        m.insert("name".into(), image_file_name(&p.image).into());
-    }
-    put(&mut m, "command_line", p.command_line.clone());
-    put(&mut m, "start", p.start.map(|t| t.to_string()));
-    put(&mut m, "end", p.end.map(|t| t.to_string()));
-    put(&mut m, "exit_code", p.exit_code);
-    put(&mut m, "entity_id", p.entity_id.clone());
-    if let Some(u) = &p.user {
-        m.insert("user".into(), json!({ "name": u }));
-    }
-    m
-}
-
-impl Alert {
-    /// The ECS document.
-    pub fn to_ecs(&self) -> Value {
-        let mut process = process_object(&self.process);
-        if let Some(parent) = &self.parent {
-            process.insert("parent".into(), Value::Object(process_object(parent)));
-        }
-        let parents: Vec<&str> = self
-            .rule
-            .techniques
-            .iter()
-            .map(|t| t.split('.').next().unwrap_or(t))
-            .collect();
-        let mut ww = Map::new();
-        let mut top = Map::new();
-        ww.insert("origin".into(), self.origin.as_str().into());
-        if let Some(s) = &self.session {
-            let mut sm = Map::new();
-            sm.insert("id".into(), s.id.clone().into());
-            put(&mut sm, "pid", s.pid);
-            put(&mut sm, "start", s.start.map(|t| t.to_string()));
-            put(&mut sm, "end", s.end.map(|t| t.to_string()));
-            put(&mut sm, "duration_ms", s.duration_ms);
-            sm.insert("process_count".into(), s.process_count.into());
-            sm.insert("found".into(), s.found.into());
-            sm.insert("command_count".into(), s.command_count.into());
-            if let Some(a) = &s.attribution {
-                a.render(&mut top, &mut sm);
-            }
-            ww.insert("session".into(), Value::Object(sm));
-        }
-        if let Some(c) = &self.creator {
-            ww.insert("creator".into(), Value::Object(process_object(c)));
-        }
-        ww.insert(
-            "ancestry".into(),
-            Value::Array(
-                self.ancestry
-                    .iter()
-                    .map(|a| {
-                        let mut m = Map::new();
-                        put(&mut m, "pid", a.pid);
-                        m.insert("name".into(), image_file_name(&a.image).into());
-                        m.insert("executable".into(), a.image.clone().into());
-                        Value::Object(m)
-                    })
-                    .collect(),
-            ),
-        );
-        let mut doc = json!({
-            "@timestamp": self.timestamp.to_string(),
-            "message": self.message,
-            "event": {
-                "kind": "alert",
-                "category": ["process"],
-                "type": [self.action.event_type()],
-                "action": self.action.as_str(),
-                "severity": self.severity.score(),
-                "module": "wsmwatch",
-            },
-            "rule": {
-                "id": self.rule.id,
-                "name": self.rule.name,
-                "reference": self.rule.reference,
-                "ruleset": "wsmwatch",
-            },
-            "threat": {
-                "framework": "MITRE ATT&CK",
-                "technique": {
-                    "id": parents,
-                    "subtechnique": { "id": self.rule.techniques },
-                },
-                "tactic": { "id": self.rule.tactics },
-            },
-            "process": Value::Object(process),
-            "wsmwatch": Value::Object(ww),
-        });
-        if let Some(c) = &self.command {
-            let (ps, meta) = c.render();
-            doc["powershell"] = ps;
-            doc["wsmwatch"]["command"] = meta;
-        }
-        if let Value::Object(d) = &mut doc {
-            d.extend(top);
-        }
-        if let Some(m) = &self.monitoring {
-            doc["wsmwatch"]["monitoring"] = serde_json::to_value(m).unwrap_or(Value::Null);
-        }
-        if !self.rule.d3fend.is_empty() {
-            doc["wsmwatch"]["d3fend"] = self.rule.d3fend.into();
-        }
-        if let Some(h) = &self.host {
-            doc["host"] = json!({ "hostname": h });
-        }
-        doc
-    }
-
-    /// One readable line (the `text` format).
-    pub fn to_text(&self) -> String {
-        let mut s = format!(
-            "{} {:<8} {}",
-            self.timestamp,
-            self.severity.label().to_ascii_uppercase(),
-            self.action.as_str()
-        );
-        if let Some(h) = &self.host {
-            s.push_str(&format!(" host={h}"));
-        }
-        s.push_str(&format!(
-            " pid={} {}",
-            fmt_pid(self.process.pid),
-            image_file_name(&self.process.image)
-        ));
-        if let Some(p) = &self.parent {
-            s.push_str(&format!(
-                " <- {}({})",
-                image_file_name(&p.image),
-                fmt_pid(p.pid)
-            ));
-        }
-        if let Some(sess) = &self.session {
-            s.push_str(&format!(" session={}", sess.id));
-            if let Some(a) = &sess.attribution {
-                if let Some(who) = a.who() {
-                    s.push_str(&format!(" by={who}"));
-                }
-            }
-            if let Some(d) = sess.duration_ms {
-                s.push_str(&format!(
-                    " duration={}.{:03}s processes={} commands={}",
-                    d / 1000,
-                    d % 1000,
-                    sess.process_count,
-                    sess.command_count
-                ));
-            }
-        }
-        if let Some(c) = &self.command {
-            s.push_str(&format!(" command={:?}", c.summary()));
-        }
-        if let Some(cl) = &self.process.command_line {
-            s.push_str(&format!(" cmd={cl:?}"));
-        }
-        if let Some(m) = &self.monitoring {
-            s.push_str(&format!(" session={} gap_start={}", m.session, m.gap.start));
-            match m.gap.end {
-                Some(e) => s.push_str(&format!(" gap_end={e}")),
-                None => s.push_str(" NOT-RESTORED"),
-            }
-        }
-        s.push_str(&format!(" [{}]", self.rule.id));
-        s
-    }
 }
 
 impl Serialize for Alert {

@@ -5,11 +5,12 @@
 //! through two channels first), so a rule fires once per process.
 
 use crate::detect::alert::{Action, Alert, Ancestor, ProcessFacts, Rule, Severity};
-use crate::event::{ProcessEvent, ProcessKey};
+use crate::event::ProcessEvent;
 use crate::table::{Improvement, ProcRef, ProcessTable};
 
 pub mod alert;
 pub mod attribution;
+pub mod identity;
 pub mod masquerade;
 pub mod ppid_spoof;
 pub mod rules;
@@ -100,6 +101,7 @@ impl<'a> Context<'a> {
     ) -> Alert {
         Alert {
             timestamp: ev.time,
+            created: None,
             action,
             severity,
             rule,
@@ -147,7 +149,12 @@ impl<'a> Context<'a> {
             image: proc_.image.to_string(),
             start: proc_.created(),
             end: proc_.exit_time(),
-            entity_id: Some(key_string(&proc_.key, proc_.pid())),
+            entity_id: Some(identity::entity_id(
+                self.table.host_name(proc_.host),
+                &proc_.key,
+                proc_.pid(),
+                proc_.created(),
+            )),
             ..ProcessFacts::default()
         };
         if let Some(ev) = ev {
@@ -191,16 +198,6 @@ impl<'a> Context<'a> {
     pub fn host(&self, p: ProcRef) -> Option<String> {
         let h = self.table.host_name(self.table.get(p)?.host);
         (!h.is_empty()).then(|| h.to_owned())
-    }
-}
-
-/// `process.entity_id`: the key that survives PID reuse, rendered.
-fn key_string(k: &ProcessKey, pid: Option<u32>) -> String {
-    let pid = crate::detect::alert::fmt_pid(pid);
-    match k {
-        ProcessKey::Sequence(s) => format!("seq:{s}"),
-        ProcessKey::Guid(g) => g.to_string(),
-        ProcessKey::CreateTime(t) => format!("{pid}@{}", t.filetime()),
     }
 }
 

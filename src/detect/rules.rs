@@ -82,3 +82,54 @@ pub fn session_rules() -> Vec<SessionRule> {
         },
     ]
 }
+
+/// The MITRE ATT&CK name of every technique, sub-technique and tactic id a
+/// shipped rule uses (`threat.technique.name`, `threat.tactic.name`).
+pub fn attack_name(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "T1021" => "Remote Services",
+        "T1021.004" => "SSH",
+        "T1021.006" => "Windows Remote Management",
+        "T1036" => "Masquerading",
+        "T1036.005" => "Match Legitimate Resource Name or Location",
+        "T1059" => "Command and Scripting Interpreter",
+        "T1059.001" => "PowerShell",
+        "T1134" => "Access Token Manipulation",
+        "T1134.004" => "Parent PID Spoofing",
+        "T1562" => "Impair Defenses",
+        "T1562.006" => "Indicator Blocking",
+        "TA0002" => "Execution",
+        "TA0004" => "Privilege Escalation",
+        "TA0005" => "Defense Evasion",
+        "TA0008" => "Lateral Movement",
+        _ => return None,
+    })
+}
+
+/// Every rule wsmwatch ships.
+pub fn all_rules() -> [&'static Rule; 5] {
+    [
+        &CAR_2014_11_004,
+        &super::ssh_remoting::PSREMOTING_SSH,
+        &WSMPROVHOST_MASQUERADE,
+        &PPID_SPOOF,
+        &super::tamper::SESSION_TAMPER,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attack_id_a_rule_uses_has_a_name() {
+        for r in all_rules() {
+            for id in r.techniques.iter().chain(r.tactics) {
+                assert!(attack_name(id).is_some(), "{}: {id}", r.id);
+                if let Some((parent, _)) = id.split_once('.') {
+                    assert!(attack_name(parent).is_some(), "{}: {parent}", r.id);
+                }
+            }
+        }
+    }
+}

@@ -48,6 +48,17 @@ struct Session {
 }
 
 impl Session {
+    /// The session as messages name it: its host's `pid@start` (the id is a
+    /// hash, `wsmwatch.session.id`).
+    fn label(&self) -> String {
+        format!(
+            "{}@{}",
+            crate::detect::alert::fmt_pid(self.pid),
+            self.start
+                .map_or_else(|| "unknown".to_owned(), |t| t.to_string())
+        )
+    }
+
     fn facts(&self) -> SessionFacts {
         SessionFacts {
             id: self.id.clone(),
@@ -252,17 +263,15 @@ impl RemoteSessions {
         }
     }
 
-    /// A session host's pid, start and session id (`pid@start`).
+    /// A session host's pid, start and session id: the host's
+    /// `process.entity_id` (`detect::identity`), so a session found again by
+    /// another run, or live and in replay, has the same id.
     fn identity(cx: &Context<'_>, host: ProcRef) -> (Option<u32>, Option<Timestamp>, String) {
         let (pid, start) = match cx.table().get(host) {
             Some(p) => (p.pid(), p.created()),
             None => (None, None),
         };
-        let sid = match (pid, start) {
-            (Some(pid), Some(t)) => format!("{pid}@{t}"),
-            (Some(pid), None) => format!("{pid}@unknown"),
-            (None, _) => format!("?@{}", start.unwrap_or_default()),
-        };
+        let sid = cx.facts(host, None).entity_id.unwrap_or_default();
         (pid, start, sid)
     }
 
@@ -326,11 +335,11 @@ impl RemoteSessions {
                 "{} (pid {}) started inside remote session {}",
                 image_file_name(&process.image),
                 fmt_pid(process.pid),
-                s.id
+                s.label()
             ),
             _ => format!(
                 "remote session {} ended after {} ms, {} processes started, {} commands run",
-                s.id,
+                s.label(),
                 session.duration_ms.unwrap_or(0),
                 s.processes,
                 s.commands

@@ -41,6 +41,7 @@ pub fn tamper_alert(r: &TamperReport) -> Alert {
     };
     Alert {
         timestamp: r.gap.end.unwrap_or(r.gap.start),
+        created: None,
         action: Action::SessionStopped,
         severity: Severity::Critical,
         rule: &SESSION_TAMPER,

@@ -328,7 +328,9 @@ impl TraceSession for LiveSource {
         let mut t = Tracker::new(
             self.proc_root.clone(),
             self.clock,
-            self.config.host.clone(),
+            // The host on every event (the configured name, else this machine's), so
+            // alerts carry `host.*` and entity ids differ between hosts.
+            self.host(),
             self.users.clone(),
             self.early_enobufs,
             carried,

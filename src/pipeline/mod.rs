@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::detect::alert::Alert;
 use crate::detect::tamper::tamper_alert;
 use crate::engine::{Engine, EngineStats};
-use crate::event::ProcessEvent;
+use crate::event::{ProcessEvent, Timestamp};
 use crate::sink::{AlertSink, EventRecorder, SinkError};
 use crate::source::{
     Backpressure, Emitter, InputError, MonitoringGap, Source, SourceCounters, SourceError,
@@ -33,6 +33,23 @@ pub struct PipelineConfig {
     pub stats_interval: Option<Duration>,
     /// How often to check the loss counters.
     pub loss_check: Duration,
+    /// What alerts carry as `event.created` (when wsmwatch raised them).
+    pub created: Created,
+}
+
+/// How the pipeline stamps `event.created` on each alert before the sinks
+/// see it (`@timestamp` stays the time of the event).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Created {
+    /// Not stamped: the output depends only on the input, so two runs over
+    /// the same evidence are byte-identical (the default; the binary uses
+    /// it for `replay` and `demo`).
+    #[default]
+    Off,
+    /// The wall clock when the alert was written (the binary's `live`).
+    Now,
+    /// A fixed time (tests; reproducible output with `SOURCE_DATE_EPOCH`).
+    Fixed(Timestamp),
 }
 
 impl Default for PipelineConfig {
@@ -41,6 +58,7 @@ impl Default for PipelineConfig {
             channel_capacity: 1 << 16,
             stats_interval: None,
             loss_check: Duration::from_secs(1),
+            created: Created::Off,
         }
     }
 }
@@ -185,6 +203,7 @@ struct DetectorThread {
     alerts: Vec<Alert>,
     progress: Progress,
     notices: Sender<Notice>,
+    created: Created,
 }
 
 impl DetectorThread {
@@ -207,6 +226,19 @@ impl DetectorThread {
     }
 
     fn write(&mut self, a: &Alert) {
+        let stamped;
+        let a = match self.created {
+            Created::Off => a,
+            Created::Now | Created::Fixed(_) => {
+                let mut b = a.clone();
+                b.created = Some(match self.created {
+                    Created::Fixed(t) => t,
+                    _ => Timestamp::now(),
+                });
+                stamped = b;
+                &stamped
+            }
+        };
         for (i, s) in self.sinks.iter_mut().enumerate() {
             if let Err(e) = s.alert(a) {
                 self.progress.alerts_unwritten += 1;
@@ -509,6 +541,7 @@ fn run(
         alerts: Vec::new(),
         progress: Progress::default(),
         notices: ntx,
+        created: config.created,
     };
     let publish_every = config.loss_check.min(Duration::from_millis(250));
     let detector = thread::Builder::new()

@@ -3,6 +3,7 @@
 //! Not evidence readers and not live sources.
 
 pub mod demo;
+pub mod ecs;
 pub mod fake_session;
 pub mod synthetic;
 

@@ -268,3 +268,151 @@ fn unwritable_report_fails_before_the_run() {
     assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
     assert!(out.stdout.is_empty(), "no alert before the check");
 }
+
+#[test]
+fn csv_is_a_timeline_with_one_header() {
+    let out = run(&["demo", "--format", "csv"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1 + EXPECTED_ALERTS.len(), "{text}");
+    assert!(lines[0].starts_with("datetime,timestamp_desc,message,host,action,"));
+    assert!(lines[1].starts_with("2024-03-12T"), "{}", lines[1]);
+    assert!(lines.iter().any(|l| l.contains(",remote_session_started,")));
+    // Appending to a timeline continues it: no second header.
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("t.csv");
+    for _ in 0..2 {
+        let out = run(&["demo", "--format", "csv", "-o", f.to_str().unwrap()]);
+        assert!(out.status.success());
+    }
+    let body = std::fs::read_to_string(&f).unwrap();
+    assert_eq!(body.matches("datetime,timestamp_desc").count(), 1);
+    assert_eq!(body.lines().count(), 1 + 2 * EXPECTED_ALERTS.len());
+}
+
+#[test]
+fn colour_is_asked_for_or_off_and_never_in_json() {
+    let coloured = run(&["demo", "--format", "text", "--color", "always"]);
+    assert!(String::from_utf8_lossy(&coloured.stdout).contains("\x1b[31mHIGH"));
+    // Not a terminal: `auto` is off; `never` is off.
+    for c in ["auto", "never"] {
+        let out = run(&["demo", "--format", "text", "--color", c]);
+        assert!(!out.stdout.contains(&0x1b), "--color {c}");
+    }
+    let json = run(&["demo", "--format", "json", "--color", "always"]);
+    assert!(!json.stdout.contains(&0x1b));
+    assert_eq!(
+        run(&["demo", "--color", "sometimes"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn filters_narrow_what_is_reported() {
+    let count = |args: &[&str]| {
+        let mut a = vec!["demo", "--format", "json"];
+        a.extend_from_slice(args);
+        let out = run(&a);
+        assert!(out.status.success(), "{args:?}");
+        alerts(&out.stdout).len()
+    };
+    let all = EXPECTED_ALERTS.len();
+    assert_eq!(count(&[]), all);
+    assert_eq!(count(&["--host", "wks-fin-0?"]), all);
+    assert_eq!(count(&["--host", "WKS-FIN-07.corp.example"]), all);
+    assert_eq!(count(&["--host", "nomatch", "--host", "*.corp.*"]), all);
+    assert_eq!(count(&["--host", "nomatch"]), 0);
+    assert_eq!(count(&["--from", "2030-01-01T00:00:00Z"]), 0);
+    assert_eq!(count(&["--to", "2020-01-01T00:00:00Z"]), 0);
+    let some = count(&[
+        "--from",
+        "2024-03-12T08:00:30Z",
+        "--to",
+        "2024-03-12T09:00:00Z",
+    ]);
+    assert!(some > 0 && some < all, "{some}");
+    // The engine saw the whole session: a late child is still in it.
+    let out = run(&["demo", "--format", "json", "--from", "2024-03-12T08:00:30Z"]);
+    for a in alerts(&out.stdout) {
+        assert!(a["@timestamp"].as_str().unwrap() >= "2024-03-12T08:00:30");
+    }
+    assert_eq!(run(&["demo", "--from", "yesterday"]).status.code(), Some(2));
+}
+
+#[test]
+fn json_alerts_carry_ecs_identity_and_agent() {
+    let out = run(&["demo", "--format", "json"]);
+    let v = alerts(&out.stdout);
+    for a in &v {
+        assert_eq!(a["agent"]["name"], "wsmwatch");
+        assert!(a["ecs"]["version"].as_str().unwrap().starts_with("9."));
+        assert_eq!(a["host"]["name"], a["host"]["hostname"]);
+        // Replay and demo output is deterministic: no wall-clock field.
+        assert!(a["event"].get("created").is_none());
+        let id = a["process"]["entity_id"].as_str().unwrap();
+        assert_eq!(id.len(), 32, "{id}");
+    }
+    let again = alerts(&run(&["demo", "--format", "json"]).stdout);
+    assert_eq!(v, again, "two runs, the same ids");
+}
+
+#[test]
+fn hostile_names_cannot_forge_text_or_csv_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let rec = d.path().join("hostile.jsonl");
+    let host = "WKS1\n2024-01-01T00:00:00.0000000Z LOW      remote_session_ended host=DC1";
+    let ev = |t: &str, kind: &str, pid: u32, ppid: u32, image: &str| {
+        serde_json::json!({
+            "kind": kind, "time": t, "pid": pid, "ppid": ppid, "image": image,
+            "host": host, "origin": "replay",
+            "command_line": "=cmd|' /c calc'!A0\r\n\u{202e}",
+        })
+        .to_string()
+    };
+    let lines = [
+        ev("2024-03-12T09:00:00Z", "start", 900, 4, "svchost.exe"),
+        ev(
+            "2024-03-12T09:00:01Z",
+            "start",
+            1280,
+            900,
+            "wsmprovhost.exe",
+        ),
+        ev(
+            "2024-03-12T09:00:02Z",
+            "start",
+            2000,
+            1280,
+            "x\x1b[2Jy\nFORGED",
+        ),
+        ev("2024-03-12T09:00:03Z", "stop", 1280, 900, "wsmprovhost.exe"),
+    ];
+    std::fs::write(&rec, lines.join("\n")).unwrap();
+    let text = run(&["replay", "--format", "text", rec.to_str().unwrap()]);
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(!text.contains('\x1b') && !text.contains('\r') && !text.contains('\u{202e}'));
+    assert!(text.contains(r"x\x1b[2Jy\nFORGED"), "{text}");
+    assert!(
+        text.lines().all(|l| l.starts_with("2024-03-12T09:00:0")),
+        "{text}"
+    );
+    let csv = run(&["replay", "--format", "csv", rec.to_str().unwrap()]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let rows: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    assert!(!csv.trim_end().contains('\n') || csv.matches('\n').count() == 4);
+    assert!(
+        csv.contains(",'=cmd|' /c calc'!A0\\r\\n\\u{202e},"),
+        "{csv}"
+    );
+    for r in &rows[1..] {
+        assert!(r.starts_with("2024-03-12T09:00:0"), "{r}");
+    }
+}

@@ -445,3 +445,45 @@ fn evtx_sysmon_network_connections_are_read_from_template_values() {
         assert_eq!(e.host.as_deref(), Some("MSEDGEWIN10"));
     }
 }
+
+#[test]
+fn every_alert_of_the_real_evidence_is_ecs_and_its_ids_are_stable() {
+    use wsmwatch::testing::ecs::{ecs_flat, parse_flat, problems};
+    let (Some(otrf), Some(evtx)) = (dataset("otrf"), dataset("evtx-attack-samples")) else {
+        return;
+    };
+    let a = run(vec![otrf.clone(), evtx.clone()]);
+    assert!(!a.is_empty());
+    if let Some(flat) = ecs_flat() {
+        let fields = parse_flat(&std::fs::read_to_string(flat).unwrap());
+        let bad: Vec<String> = a
+            .iter()
+            .flat_map(|x| {
+                problems(&x.to_ecs(), &fields)
+                    .into_iter()
+                    .map(move |p| format!("{}: {p}", x.action.as_str()))
+            })
+            .collect();
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+    // Every alert has an entity id; sessions are named by their host's.
+    for x in &a {
+        let id = x.process.entity_id.as_deref().unwrap_or("");
+        assert!(id.len() == 32 || id.starts_with('{'), "{x:#?}");
+        if let (Some(s), Action::RemoteSessionStarted) = (&x.session, x.action) {
+            assert_eq!(s.id, id);
+        }
+    }
+    // A second run gives the same ids.
+    let ids = |v: &[Alert]| -> Vec<(Option<String>, Option<String>)> {
+        v.iter()
+            .map(|x| {
+                (
+                    x.process.entity_id.clone(),
+                    x.session.as_ref().map(|s| s.id.clone()),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(ids(&a), ids(&run(vec![otrf, evtx])));
+}

@@ -129,6 +129,22 @@ fn actions(alerts: &[Alert]) -> Vec<&'static str> {
     alerts.iter().map(|a| a.action.as_str()).collect()
 }
 
+/// Each session alert's host pid and start (`pid@start`, human-readable;
+/// the id itself is the host's entity id).
+fn session_hosts(alerts: &[Alert]) -> Vec<String> {
+    alerts
+        .iter()
+        .filter_map(|a| a.session.as_ref())
+        .map(|s| {
+            format!(
+                "{}@{}",
+                s.pid.map_or("?".into(), |p| p.to_string()),
+                s.start.map_or("?".into(), |t| t.to_string())
+            )
+        })
+        .collect()
+}
+
 fn session_ids(alerts: &[Alert]) -> Vec<String> {
     alerts
         .iter()
@@ -225,7 +241,7 @@ fn the_session_id_and_duration_do_not_depend_on_the_logs_included() {
     both.push(sec4689("10:00:12", 1280, "wsmprovhost.exe"));
     let (a, b) = (replay(&sysmon), replay(&both));
     assert_eq!(session_ids(&a), session_ids(&b));
-    assert_eq!(session_ids(&a)[0], "1280@2020-08-06T10:00:00.4860000Z");
+    assert_eq!(session_hosts(&a)[0], "1280@2020-08-06T10:00:00.4860000Z");
     let dur = |v: &[Alert]| v.last().unwrap().session.as_ref().unwrap().duration_ms;
     assert_eq!(dur(&a), Some(12_286));
     assert_eq!(dur(&b), Some(12_286));
@@ -442,7 +458,8 @@ fn a_daylight_saving_change_is_followed() {
     ];
     let a = replay(&l);
     assert_eq!(actions(&a), ["remote_session_started"], "{a:#?}");
-    assert_eq!(session_ids(&a), ["1280@2020-08-06T07:00:00.3000000Z"]);
+    assert_eq!(session_hosts(&a), ["1280@2020-08-06T07:00:00.3000000Z"]);
+    assert_eq!(session_ids(&a)[0].len(), 32, "{a:#?}");
 }
 
 #[test]

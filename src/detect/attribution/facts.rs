@@ -224,8 +224,12 @@ impl SessionAttribution {
             put(&mut m, "host", o.host.clone());
             put(&mut m, "pid", o.pid);
             if !o.executable.is_empty() {
+                // A 5156 `Application` is an NT path: the DOS form when it
+                // names its drive, the NT form beside it.
+                let (exe, nt) = crate::detect::alert::ecs::split_path(&o.executable);
                 m.insert("name".into(), image_file_name(&o.executable).into());
-                m.insert("executable".into(), o.executable.clone().into());
+                put(&mut m, "executable", exe);
+                put(&mut m, "nt_path", nt);
             }
             put(&mut m, "command_line", o.command_line.clone());
             put(&mut m, "user", o.user.clone());
@@ -234,13 +238,7 @@ impl SessionAttribution {
                 "ancestry".into(),
                 o.ancestry
                     .iter()
-                    .map(|a| {
-                        json!({
-                            "pid": a.pid,
-                            "name": image_file_name(&a.image),
-                            "executable": a.image,
-                        })
-                    })
+                    .map(|a| crate::detect::alert::ecs::ancestor_object(a.pid, &a.image))
                     .collect::<Vec<_>>()
                     .into(),
             );

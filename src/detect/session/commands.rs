@@ -77,7 +77,7 @@ impl RemoteSessions {
         alert.message = format!(
             "PowerShell ran {:?} inside remote session {}",
             facts.summary(),
-            s.id
+            s.label()
         );
         let mut session = s.facts();
         session.attribution = Some(Box::new(s.attribution(cx, &self.evidence)));
