@@ -300,6 +300,12 @@ impl CommandFacts {
     /// The command for one-line output: the name, else the start of the
     /// text.
     pub fn summary(&self) -> String {
+        // 400/403 name the engine's host application, not a command.
+        match self.event_id {
+            400 => return "(PowerShell engine started)".into(),
+            403 => return "(PowerShell engine stopped)".into(),
+            _ => {}
+        }
         if let Some(n) = &self.name {
             return n.clone();
         }
@@ -308,6 +314,9 @@ impl CommandFacts {
             .as_ref()
             .or(self.script_block.as_ref())
             .map_or("", |t| t.text.as_str());
-        t.lines().next().unwrap_or("").trim().to_owned()
+        match t.lines().map(str::trim).find(|l| !l.is_empty()) {
+            Some(l) => l.to_owned(),
+            None => "?".into(),
+        }
     }
 }
