@@ -164,6 +164,14 @@ pub fn required_only(plan: &[ProviderPlan]) -> Option<Vec<ProviderPlan>> {
     (req.len() < plan.len()).then_some(req)
 }
 
+/// True when a failed start is worth retrying with the required providers
+/// only: ferrisetw reports StartTraceW and EnableTraceEx2 failures as one
+/// step, and an optional provider may be what failed (8 sessions already
+/// enable it). Access denied is the caller's rights, not a provider.
+pub fn retry_required_only(step: &str, win32: Option<u32>) -> bool {
+    step == "StartTraceW/EnableTraceEx2" && win32 != Some(super::session::ERROR_ACCESS_DENIED)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +243,13 @@ mod tests {
             ..LiveConfig::default()
         });
         assert_eq!(no_ps.last().map(|p| p.kind), Some(ProviderKind::KernelNetwork));
+    }
+
+    #[test]
+    fn only_an_enable_failure_falls_back_to_kernel_process() {
+        assert!(retry_required_only("StartTraceW/EnableTraceEx2", Some(1450)));
+        assert!(retry_required_only("StartTraceW/EnableTraceEx2", None));
+        assert!(!retry_required_only("StartTraceW/EnableTraceEx2", Some(5)));
+        assert!(!retry_required_only("OpenTraceW", Some(5)));
     }
 }
