@@ -168,7 +168,7 @@ mod tests {
 
     fn logon() -> Logon {
         Logon {
-            logon_id: 0x1_0000_3e7,
+            logon_id: 0x0001_0000_03e7,
             user: Some("alice".into()),
             domain: Some("CORP".into()),
             logon_type: Some(3),
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(evs[0].host.as_deref(), Some("srv"));
         assert_eq!(evs[0].origin, Origin::Rundown);
         assert_eq!(evs[1].kind, EventKind::Start);
-        assert_eq!(evs[1].logon_id, Some(0x1_0000_3e7));
+        assert_eq!(evs[1].logon_id, Some(0x0001_0000_03e7));
         assert_eq!(evs[1].user.as_deref(), Some(r"CORP\alice"));
 
         // The snapshot's view of the same process: the id, no second read
@@ -234,7 +234,7 @@ mod tests {
         snap.origin = Origin::Snapshot;
         let a = tr.attach(snap, |_, _| panic!("read twice"));
         assert!(a.logon.is_none());
-        assert_eq!(a.start.logon_id, Some(0x1_0000_3e7));
+        assert_eq!(a.start.logon_id, Some(0x0001_0000_03e7));
     }
 
     #[test]
