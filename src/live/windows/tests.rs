@@ -545,6 +545,7 @@ fn token_of_this_process_gives_its_logon_or_a_clean_error() {
     eprintln!("own token: {read:?}");
     let logon = read
         .logon
+        .clone()
         .expect("the token of our own process is readable");
     assert_ne!(logon.logon_id, 0, "{read:?}");
     if !under_wine() {
