@@ -253,6 +253,25 @@ fn mapped_and_unspecified_addresses_are_normalised() {
     assert_eq!((c.local_ip.as_deref(), c.local_port), (None, None));
 }
 
+/// Event id 15 is an accept in Kernel-Network and a rundown in
+/// Kernel-Process: only the provider GUID tells them apart.
+#[test]
+fn the_same_event_id_is_routed_by_provider() {
+    let p = hex(ACCEPT_V4_HEX);
+    let net = decode_event(&hdr(KERNEL_NETWORK_PROVIDER, 15, 0), &p)
+        .unwrap()
+        .unwrap();
+    assert_eq!(net.kind, EventKind::Activity);
+    // As a Kernel-Process rundown v0 the same bytes have no image terminator.
+    let kp = decode_event(&hdr(KERNEL_PROCESS_PROVIDER, 15, 0), &p);
+    assert!(
+        matches!(&kp, Err(e) if e.provider() == "Kernel-Process"),
+        "{kp:?}"
+    );
+    let other = Guid::parse("{f90714a8-5509-434a-bf6d-b1624c8a19a2}").unwrap();
+    assert_eq!(decode_event(&hdr(other, 4104, 0), &p), Ok(None));
+}
+
 #[test]
 fn other_network_events_are_ignored() {
     // 10/11 send/receive, 13 disconnect, 42/43 UDP: not asked for, not decoded.
