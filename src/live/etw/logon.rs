@@ -34,6 +34,10 @@ pub enum TokenError {
     /// The pid now names another process (its creation time differs).
     #[error("the process exited and its pid was reused")]
     Reused,
+    /// The token's `AuthenticationId` is zero: no logon session to join on
+    /// (Wine's tokens; never a real logon).
+    #[error("the token's AuthenticationId is zero")]
+    NoLogonId,
 }
 
 /// What a token read found: the logon (possibly only its id, when LSA
@@ -49,6 +53,14 @@ pub struct LogonRead {
 /// A LUID (`LowPart`, `HighPart`) as the `u64` logons are joined on.
 pub fn luid_to_u64(low: u32, high: i32) -> u64 {
     (u64::from(high as u32) << 32) | u64::from(low)
+}
+
+/// A token's `AuthenticationId` as a logon id; zero names no logon session.
+pub fn logon_id(low: u32, high: i32) -> Result<u64, TokenError> {
+    match luid_to_u64(low, high) {
+        0 => Err(TokenError::NoLogonId),
+        id => Ok(id),
+    }
 }
 
 /// The UTF-16 units an `LSA_UNICODE_STRING` holds: `Length` is in bytes
@@ -183,6 +195,8 @@ mod tests {
         assert_eq!(luid_to_u64(0xdead_beef, 1), 0x1_dead_beef);
         // HighPart is signed in the header; its bits are kept, not sign-extended.
         assert_eq!(luid_to_u64(1, -1), 0xffff_ffff_0000_0001);
+        assert_eq!(logon_id(0, 0), Err(TokenError::NoLogonId));
+        assert_eq!(logon_id(0x3e7, 0), Ok(0x3e7));
         assert_eq!(unicode_units(10, 12), 5);
         assert_eq!(unicode_units(11, 12), 5);
         assert_eq!(unicode_units(40, 12), 6, "Length beyond MaximumLength");

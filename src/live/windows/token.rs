@@ -38,8 +38,10 @@ fn win32(step: &'static str) -> impl Fn(windows::core::Error) -> TokenError {
 /// `LsaGetLogonSessionData` for user, domain, type and package. When LSA
 /// fails the logon id alone is returned with the failure.
 pub(super) fn read_logon(pid: u32, create_time: Option<Timestamp>) -> LogonRead {
-    let luid = match token_logon_id(pid, create_time) {
-        Ok(l) => l,
+    let (luid, id) = match token_luid(pid, create_time)
+        .and_then(|l| logon_id(l.LowPart, l.HighPart).map(|id| (l, id)))
+    {
+        Ok(v) => v,
         Err(e) => {
             return LogonRead {
                 logon: None,
@@ -47,15 +49,14 @@ pub(super) fn read_logon(pid: u32, create_time: Option<Timestamp>) -> LogonRead 
             }
         }
     };
-    let logon_id = luid_to_u64(luid.LowPart, luid.HighPart);
     match session_data(&luid) {
         Ok(l) => LogonRead {
-            logon: Some(Logon { logon_id, ..l }),
+            logon: Some(Logon { logon_id: id, ..l }),
             failure: None,
         },
         Err(e) => LogonRead {
             logon: Some(Logon {
-                logon_id,
+                logon_id: id,
                 ..Logon::default()
             }),
             failure: Some(e),
@@ -63,7 +64,7 @@ pub(super) fn read_logon(pid: u32, create_time: Option<Timestamp>) -> LogonRead 
     }
 }
 
-fn token_logon_id(pid: u32, create_time: Option<Timestamp>) -> Result<LUID, TokenError> {
+fn token_luid(pid: u32, create_time: Option<Timestamp>) -> Result<LUID, TokenError> {
     // SAFETY: no pointers are passed; failure is reported as Err.
     let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, false, pid) }
         .map(Handle)
