@@ -111,7 +111,8 @@ impl Drop for LsaBuffer {
     }
 }
 
-fn session_data(luid: &LUID) -> Result<Logon, TokenError> {
+/// What LSA knows of logon session `luid` (user, domain, type, package).
+pub(super) fn session_data(luid: &LUID) -> Result<Logon, TokenError> {
     let mut data: *mut SECURITY_LOGON_SESSION_DATA = std::ptr::null_mut();
     // SAFETY: `luid` is a valid LUID; `data` is a valid out pointer.
     let status = unsafe { LsaGetLogonSessionData(luid, &mut data) };
