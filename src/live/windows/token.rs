@@ -18,7 +18,7 @@ use windows::Win32::System::Threading::{
 use super::snapshot::{filetime, Handle};
 use crate::activity::Logon;
 use crate::event::Timestamp;
-use crate::live::etw::logon::{lsa_text, luid_to_u64, unicode_units, LogonRead, TokenError};
+use crate::live::etw::logon::{logon_id, lsa_text, unicode_units, LogonRead, TokenError};
 
 /// The Win32 code inside a `windows` error (its HRESULT is 0x8007xxxx).
 fn win32(step: &'static str) -> impl Fn(windows::core::Error) -> TokenError {
