@@ -242,6 +242,14 @@ struct LiveArgs {
     /// and exit instead of restarting it.
     #[arg(long)]
     no_restart: bool,
+    /// Windows: do not enable Microsoft-Windows-Kernel-Network (TCP connect
+    /// and accept: a session's client address).
+    #[arg(long)]
+    no_network: bool,
+    /// Windows: do not enable Microsoft-Windows-PowerShell (4103/4104: what
+    /// ran in a session).
+    #[arg(long)]
+    no_powershell: bool,
     /// Events the detector queue holds before new ones are dropped (counted).
     #[arg(long, default_value_t = PipelineConfig::default().channel_capacity, value_parser = queue_len)]
     queue: usize,
@@ -922,6 +930,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 flush_interval: a.flush_ms.map(Duration::from_millis),
                 takeover: a.takeover,
                 restart: !a.no_restart,
+                network: !a.no_network,
+                powershell: !a.no_powershell,
                 etl_file: a.etl.clone(),
                 recv_buffer_bytes: a.recv_buffer,
                 ..LiveConfig::default()

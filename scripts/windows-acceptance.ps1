@@ -318,6 +318,70 @@ Invoke-WwStep 'remote-session-alerts' 'CAR' {
     "started $($started.Count), whoami activity $($who.Count), ended seen; DOS paths"
 }
 
+# Issue 12: the live source attributes a session. The recorded stream must
+# hold the host's logon (from its token) before its start, the inbound
+# WinRM connection with the client's address, and the commands it ran.
+Invoke-WwStep 'remote-session-attribution' 'issue 12' {
+    Enable-WwRemoting
+    # PowerShell writes 4103/4104 only with module / script block logging on.
+    $pol = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\PowerShell'
+    $created = New-Object System.Collections.Generic.List[string]
+    foreach ($k in @($pol, "$pol\ScriptBlockLogging", "$pol\ModuleLogging", "$pol\ModuleLogging\ModuleNames")) {
+        if (-not (Test-Path $k)) { New-Item -Path $k -Force | Out-Null; $created.Insert(0, $k) }
+    }
+    $values = @(
+        @("$pol\ScriptBlockLogging", 'EnableScriptBlockLogging', 1),
+        @("$pol\ModuleLogging", 'EnableModuleLogging', 1),
+        @("$pol\ModuleLogging\ModuleNames", '*', '*')
+    )
+    $saved = @{}
+    foreach ($v in $values) {
+        $saved[$v[0] + '|' + $v[1]] = (Get-ItemProperty -Path $v[0] -Name $v[1] -ErrorAction SilentlyContinue).($v[1])
+    }
+    $s = $null
+    try {
+        foreach ($v in $values) { Set-ItemProperty -Path $v[0] -Name $v[1] -Value $v[2] }
+        $t = Start-WwTracer 'attribution'
+        Wait-WwTracerReady $t
+        $s = New-PSSession -ComputerName localhost -ErrorAction Stop
+        $hostPid = Invoke-Command -Session $s -ScriptBlock { $PID } -ErrorAction Stop
+        Invoke-Command -Session $s -ScriptBlock { Get-Date | Out-Null; whoami.exe | Out-Null } -ErrorAction Stop
+        Start-Sleep -Seconds 3
+        $ev = Get-WwEvents $t
+        $startAt = -1
+        $logonAt = -1
+        for ($i = 0; $i -lt $ev.Count; $i++) {
+            $e = $ev[$i]
+            if ($e.pid -ne $hostPid) { continue }
+            if ($startAt -lt 0 -and $e.kind -eq 'start' -and $e.image -match 'wsmprovhost\.exe$') { $startAt = $i }
+            if ($logonAt -lt 0 -and $e.kind -eq 'activity' -and $e.activity.logon) { $logonAt = $i }
+        }
+        Assert-Ww ($startAt -ge 0) "no start recorded for the session host (pid $hostPid)"
+        Assert-Ww ($logonAt -ge 0) "no logon recorded for the session host (pid $hostPid): $(Get-WwText $t.Err)"
+        Assert-Ww ($logonAt -lt $startAt) 'the logon was recorded after the start'
+        $start = $ev[$startAt]
+        $logon = $ev[$logonAt].activity.logon
+        Assert-Ww ($null -ne $start.logon_id -and $start.logon_id -eq $logon.logon_id) "start logon_id $($start.logon_id) vs logon $($logon.logon_id)"
+        Assert-Ww ($logon.user -ieq $env:USERNAME) "logon user $($logon.user), expected $env:USERNAME"
+        $conn = @($ev | Where-Object { $_.kind -eq 'activity' -and $_.activity.connection -and $_.activity.connection.direction -eq 'inbound' -and $_.activity.connection.local_port -eq 5985 })
+        Assert-Ww ($conn.Count -ge 1) 'no inbound TCP connection to 5985 recorded (Kernel-Network)'
+        $client = $conn[-1].activity.connection.remote_ip
+        Assert-Ww ($client -in @('127.0.0.1', '::1')) "client address $client, expected loopback"
+        $cmds = @($ev | Where-Object { $_.kind -eq 'activity' -and $_.activity.command -and $_.pid -eq $hostPid })
+        $who = @($cmds | Where-Object { ($_.activity.command.value + $_.activity.command.script_block_text) -match 'whoami' })
+        Assert-Ww ($who.Count -ge 1) "no PowerShell command with whoami from the host ($($cmds.Count) commands from it)"
+        "logon $($logon.logon_id) $($logon.domain)\$($logon.user) type $($logon.logon_type) $($logon.auth_package) before the start; client $client; $($cmds.Count) commands"
+    } finally {
+        if ($s) { Remove-PSSession $s }
+        foreach ($v in $values) {
+            $old = $saved[$v[0] + '|' + $v[1]]
+            if ($null -eq $old) { Remove-ItemProperty -Path $v[0] -Name $v[1] -ErrorAction SilentlyContinue }
+            else { Set-ItemProperty -Path $v[0] -Name $v[1] -Value $old }
+        }
+        foreach ($k in $created) { Remove-Item -Path $k -Recurse -Force -ErrorAction SilentlyContinue }
+    }
+}
+
 Invoke-WwStep 'rundown-and-creator' 'D1/T1134.004' {
     $t = Start-WwTracer 'rundown'
     Wait-WwTracerReady $t

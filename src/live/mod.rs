@@ -39,6 +39,13 @@ pub struct LiveConfig {
     /// `Global\wsmwatch-live` mutex, taking its ETW session over
     /// (`--takeover`).
     pub takeover: bool,
+    /// Windows: also enable Microsoft-Windows-Kernel-Network (TCP connect
+    /// and accept) so a session's client address is known (`--no-network`
+    /// turns it off).
+    pub network: bool,
+    /// Windows: also enable Microsoft-Windows-PowerShell (4103, 4104) so
+    /// what ran in a session is known (`--no-powershell` turns it off).
+    pub powershell: bool,
 }
 
 impl Default for LiveConfig {
@@ -54,6 +61,8 @@ impl Default for LiveConfig {
             recv_buffer_bytes: 8 << 20,
             restart: true,
             takeover: false,
+            network: true,
+            powershell: true,
         }
     }
 }

@@ -222,6 +222,7 @@ fn every_step_is_present_and_tied_to_a_defect() {
     for want in [
         "session-settings",
         "remote-session-alerts",
+        "remote-session-attribution",
         "rundown-and-creator",
         "latency-default-flush",
         "forced-loss-tiny-buffers",

@@ -156,6 +156,8 @@ fn live_help_lists_takeover_no_restart_and_the_etl_trade_off() {
         "--etl",
         "--flush-ms",
         "--buffer-kib",
+        "--no-network",
+        "--no-powershell",
     ] {
         assert!(help.contains(want), "{want} missing from:\n{help}");
     }

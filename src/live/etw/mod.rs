@@ -1,5 +1,7 @@
-//! Microsoft-Windows-Kernel-Process: the provider's identity and a pure,
-//! hand-written decoder for its process events.
+//! The pure half of the Windows source: Microsoft-Windows-Kernel-Process's
+//! identity and hand-written decoders for its process events, and for the
+//! Kernel-Network and PowerShell events that attribute sessions
+//! (`providers` says which providers are enabled and routes records).
 //!
 //! Nothing here touches Windows, TDH or ferrisetw, so it compiles and is
 //! tested on every platform. TDH is deliberately avoided: Wine aborts the
@@ -21,6 +23,8 @@ use crate::event::Guid;
 pub mod decode;
 pub mod dospath;
 pub mod lifecycle;
+pub mod logon;
+pub mod providers;
 pub mod session;
 pub mod settings;
 pub mod snapshot;
@@ -29,8 +33,9 @@ pub mod snapshot;
 mod tests;
 
 pub use decode::{
-    decode_event, decode_payload, decode_record, to_process_event, DecodeError, EventHeaderInfo,
-    KernelProcessRecord, ProcessStartData, ProcessStopCounters, ProcessStopData, Sid,
+    decode_event, decode_network, decode_payload, decode_powershell, decode_record,
+    to_process_event, DecodeError, EventHeaderInfo, KernelProcessRecord, PowerShellRecord,
+    ProcessStartData, ProcessStopCounters, ProcessStopData, Sid, TcpConnectionData,
 };
 
 /// The provider GUID as text, the form `ferrisetw::Provider::by_guid` takes.

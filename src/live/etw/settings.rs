@@ -4,9 +4,11 @@
 //! # Why these defaults
 //! * **64 KiB buffers, 8 minimum, 64 maximum** (512 KiB committed, 4 MiB
 //!   ceiling of non-paged pool). The session carries Kernel-Process starts
-//!   and stops only — a few hundred events a second even in a fork burst,
-//!   about 200 bytes each — and the source forces a flush every 25 ms, so a
-//!   buffer rarely holds more than a few events. rustinel measured 0 % loss
+//!   and stops — a few hundred events a second even in a fork burst, about
+//!   200 bytes each — plus TCP connects/accepts (48–72 bytes) and
+//!   PowerShell 4103/4104 (only with logging policy on), all filtered by
+//!   event id; the source forces a flush every 25 ms, so a buffer rarely
+//!   holds more than a few events. rustinel measured 0 % loss
 //!   for a Kernel-Process-only session with a 5 ms forced flush; the old
 //!   256 KiB × 64 minimum committed 16 MiB of non-paged pool for nothing.
 //!   ETW grows towards the maximum under load, and any loss is counted and

@@ -26,11 +26,11 @@ use windows::Win32::System::Diagnostics::Etw::{
 };
 
 use crate::event::ProcessEvent;
+use crate::live::etw::providers::{required_only, retry_required_only, ProviderPlan};
 use crate::live::etw::session::{EtwCode, SessionControl, StartFailure};
 use crate::live::etw::settings::SessionSettings;
 use crate::live::etw::{
     decode_event, guid_from_u128, EventHeaderInfo, KERNEL_PROCESS_GUID, KEYWORD_PROCESS,
-    PROCESS_EVENT_IDS,
 };
 use crate::source::{OsLosses, SourceCounters};
 
@@ -45,7 +45,7 @@ const LEVEL_INFORMATION: u8 = 4;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Msg {
-    /// A decoded start, stop or rundown.
+    /// A decoded start, stop, rundown or activity (connection, command).
     Event(ProcessEvent),
     /// A payload that did not decode: (event id, version, error text).
     Malformed(u16, u8, String),
@@ -250,6 +250,9 @@ pub(super) type Started = (UserTrace, ferrisetw::native::TraceHandle);
 /// [`SessionControl`] over ferrisetw.
 pub(super) struct FerrisControl {
     pub properties: TraceProperties,
+    /// The providers to enable, Kernel-Process first
+    /// (`live::etw::providers::session_providers`).
+    pub providers: Vec<ProviderPlan>,
     pub etl_file: Option<PathBuf>,
     pub tx: Sender<Msg>,
     pub counters: Arc<SourceCounters>,
@@ -259,6 +262,7 @@ impl std::fmt::Debug for FerrisControl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FerrisControl")
             .field("properties", &self.properties)
+            .field("providers", &self.providers)
             .field("etl_file", &self.etl_file)
             .finish_non_exhaustive()
     }
@@ -309,6 +313,33 @@ fn start_failure(e: TraceError) -> StartFailure {
     }
 }
 
+impl FerrisControl {
+    /// One ferrisetw session with `providers`, every one routed to the same
+    /// callback (the decoder routes by provider GUID).
+    fn start_with(&self, name: &str, providers: &[ProviderPlan]) -> Result<Started, StartFailure> {
+        let mut builder = UserTrace::new()
+            .named(name.to_owned())
+            .set_trace_properties(self.properties);
+        for p in providers {
+            let provider = Provider::by_guid(GUID::from_u128(p.guid))
+                .any(p.any_keyword)
+                .all(0)
+                .level(p.level)
+                .add_filter(EventFilter::ByEventIds(p.event_ids.to_vec()))
+                .add_callback(callback(self.tx.clone(), self.counters.clone()))
+                .build();
+            builder = builder.enable(provider);
+        }
+        if let Some(path) = &self.etl_file {
+            builder = builder.set_etl_dump_file(DumpFileParams {
+                file_path: path.clone(),
+                ..DumpFileParams::default()
+            });
+        }
+        builder.start().map_err(start_failure)
+    }
+}
+
 impl SessionControl for FerrisControl {
     type Session = Started;
 
@@ -317,24 +348,34 @@ impl SessionControl for FerrisControl {
     }
 
     fn start(&mut self, name: &str) -> Result<Started, StartFailure> {
-        let provider = Provider::by_guid(KERNEL_PROCESS)
-            .any(KEYWORD_PROCESS)
-            .all(0)
-            .level(LEVEL_INFORMATION)
-            .add_filter(EventFilter::ByEventIds(PROCESS_EVENT_IDS.to_vec()))
-            .add_callback(callback(self.tx.clone(), self.counters.clone()))
-            .build();
-        let mut builder = UserTrace::new()
-            .named(name.to_owned())
-            .set_trace_properties(self.properties)
-            .enable(provider);
-        if let Some(path) = &self.etl_file {
-            builder = builder.set_etl_dump_file(DumpFileParams {
-                file_path: path.clone(),
-                ..DumpFileParams::default()
-            });
+        let r = self.start_with(name, &self.providers);
+        // Enabling an attribution provider can fail (8 sessions already
+        // enable it, policy): monitor processes without it rather than not
+        // at all. ferrisetw leaves the session running on that failure.
+        match (r, required_only(&self.providers)) {
+            (
+                Err(StartFailure::Code {
+                    step,
+                    code,
+                    message,
+                }),
+                Some(required),
+            ) if retry_required_only(step, code.win32()) => {
+                tracing::warn!(
+                    "enabling {} failed ({code}: {message}); tracing processes only",
+                    self.providers
+                        .iter()
+                        .filter(|p| !p.required)
+                        .map(|p| p.kind.name())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                );
+                let _ = stop(name);
+                self.providers = required;
+                self.start_with(name, &self.providers)
+            }
+            (r, _) => r,
         }
-        builder.start().map_err(start_failure)
     }
 
     fn sleep(&mut self, d: Duration) {

@@ -1,6 +1,9 @@
 //! Live tracing on Windows: ETW, provider Microsoft-Windows-Kernel-Process
-//! (`{22FB2CD6-0E7B-422B-A0C7-2FAD1FD0E716}`), keyword PROCESS (0x10) only,
-//! in its own real-time session named [`SESSION_NAME`].
+//! (`{22FB2CD6-0E7B-422B-A0C7-2FAD1FD0E716}`), keyword PROCESS (0x10), in
+//! its own real-time session named [`SESSION_NAME`]; by default the same
+//! session carries Kernel-Network TCP connect/accept and PowerShell
+//! 4103/4104, and a session host's start is preceded by its logon (its
+//! token, `token.rs`), so sessions can be attributed.
 //!
 //! [`LiveSource::new`] takes the host-wide instance mutex (one tracer per
 //! host, `--takeover` to replace a running one) and checks the settings.
@@ -32,6 +35,7 @@ mod dos;
 mod etw;
 mod instance;
 mod snapshot;
+mod token;
 
 #[cfg(test)]
 mod tests;
@@ -47,11 +51,13 @@ use ferrisetw::trace::{TraceError, TraceTrait, UserTrace};
 pub use dos::dos_device_map;
 
 use super::LiveConfig;
-use crate::event::Timestamp;
+use crate::event::{ProcessEvent, Timestamp};
 use crate::live::etw::dospath::DeviceMap;
 use crate::live::etw::lifecycle::{
     abandon, classify_consumer_end, ordered_shutdown, StopSteps, CONSUMER_EXIT_WAIT,
 };
+use crate::live::etw::logon::SessionHostLogons;
+use crate::live::etw::providers::session_providers;
 use crate::live::etw::session::{
     start_clean, start_without_reclaim, Retry, ERROR_WMI_INSTANCE_NOT_FOUND, SESSION_NAME,
 };
@@ -85,6 +91,8 @@ pub struct LiveSource {
     current: OsLosses,
     /// Sessions started so far (names the `.etl` file of a restart).
     starts: u32,
+    /// Session hosts whose logon was read (a second view is not re-read).
+    logons: SessionHostLogons,
 }
 
 /// One started session: the trace, its queue and its consumer thread.
@@ -132,6 +140,7 @@ impl LiveSource {
             carried: OsLosses::default(),
             current: OsLosses::default(),
             starts: 0,
+            logons: SessionHostLogons::default(),
         })
     }
 
@@ -177,6 +186,7 @@ impl TraceSession for LiveSource {
         let (tx, rx) = bounded::<Msg>(CALLBACK_QUEUE);
         let mut ctl = FerrisControl {
             properties: FerrisControl::properties(&self.settings),
+            providers: session_providers(&self.config),
             etl_file: self.etl_file(self.starts),
             tx,
             counters: Arc::clone(out.counters()),
@@ -186,10 +196,12 @@ impl TraceSession for LiveSource {
         } else {
             start_clean(&mut ctl, SESSION_NAME, Retry::default())?
         };
+        let providers: Vec<_> = ctl.providers.iter().map(|p| p.kind.name()).collect();
         drop(ctl); // the callback holds the only sender now
         tracing::info!(
             session = SESSION_NAME,
             restart,
+            ?providers,
             settings = ?self.settings,
             etl = ?self.config.etl_file,
             "ETW session started"
@@ -232,7 +244,7 @@ impl TraceSession for LiveSource {
                 tracing::info!(processes = evs.len(), "process snapshot taken");
                 for mut ev in evs {
                     self.devices.apply(&mut ev);
-                    out.emit(ev)?;
+                    emit_with_logon(&mut self.logons, out, ev)?;
                 }
             }
             Err(e) => tracing::warn!("process snapshot failed: {e}"),
@@ -258,6 +270,7 @@ impl TraceSession for LiveSource {
             running: &mut running,
             out,
             devices: &self.devices,
+            logons: &mut self.logons,
             host: self.config.host.as_deref(),
         };
         let o = ordered_shutdown(&mut steps, CONSUMER_EXIT_WAIT);
@@ -277,6 +290,7 @@ impl TraceSession for LiveSource {
                 running: &mut running,
                 out,
                 devices: &self.devices,
+                logons: &mut self.logons,
                 host: self.config.host.as_deref(),
             };
             abandon(&mut steps, ABANDON_WAIT);
@@ -295,11 +309,30 @@ impl TraceSession for LiveSource {
     }
 }
 
-/// Hands one callback message on: an event (with its DOS image path and
-/// the host), or a malformed record.
+/// Emits `ev`, preceded by its `Logon` when it is a session host's start
+/// (the token is read here); a failed read is counted as incomplete.
+fn emit_with_logon(
+    logons: &mut SessionHostLogons,
+    out: &mut Emitter,
+    ev: ProcessEvent,
+) -> Result<(), SourceError> {
+    let a = logons.attach(ev, token::read_logon);
+    if let Some(f) = &a.failure {
+        out.incomplete();
+        tracing::warn!(pid = ?a.start.pid, "session host's logon not fully read: {f}");
+    }
+    for ev in a.into_events() {
+        out.emit(ev)?;
+    }
+    Ok(())
+}
+
+/// Hands one callback message on: an event (with its DOS image path, the
+/// host and, for a session host, its logon first), or a malformed record.
 fn forward(
     devices: &DeviceMap,
     host: Option<&str>,
+    logons: &mut SessionHostLogons,
     out: &mut Emitter,
     msg: Msg,
 ) -> Result<(), SourceError> {
@@ -309,7 +342,7 @@ fn forward(
             if ev.host.is_none() {
                 ev.host = host.map(str::to_owned);
             }
-            out.emit(ev)
+            emit_with_logon(logons, out, ev)
         }
         Msg::Malformed(id, version, message) => {
             out.malformed(InputError {
@@ -329,13 +362,14 @@ struct EtwStop<'a> {
     running: &'a mut Running,
     out: &'a mut Emitter,
     devices: &'a DeviceMap,
+    logons: &'a mut SessionHostLogons,
     host: Option<&'a str>,
 }
 
 impl EtwStop<'_> {
     fn forward_queued(&mut self) {
         while let Ok(msg) = self.running.rx.try_recv() {
-            if forward(self.devices, self.host, self.out, msg).is_err() {
+            if forward(self.devices, self.host, self.logons, self.out, msg).is_err() {
                 return; // the pipeline is gone
             }
         }
@@ -409,7 +443,7 @@ impl LiveSource {
         loop {
             select! {
                 recv(running.rx) -> msg => match msg {
-                    Ok(msg) => forward(&self.devices, host.as_deref(), out, msg)?,
+                    Ok(msg) => forward(&self.devices, host.as_deref(), &mut self.logons, out, msg)?,
                     Err(_) => {
                         return Ok(classify_consumer_end(stop.is_stopped(), Some("the ETW callback went away".into())));
                     }

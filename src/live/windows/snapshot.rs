@@ -59,7 +59,8 @@ pub(super) fn processes() -> Result<Vec<SnapshotProcess>, SnapshotFailure> {
     ))
 }
 
-struct Handle(HANDLE);
+/// An open handle, closed on drop.
+pub(super) struct Handle(pub(super) HANDLE);
 
 impl Drop for Handle {
     fn drop(&mut self) {
@@ -68,7 +69,8 @@ impl Drop for Handle {
     }
 }
 
-fn filetime(f: FILETIME) -> u64 {
+/// A FILETIME as its 100 ns count.
+pub(super) fn filetime(f: FILETIME) -> u64 {
     (u64::from(f.dwHighDateTime) << 32) | u64::from(f.dwLowDateTime)
 }
 

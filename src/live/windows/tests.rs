@@ -191,6 +191,7 @@ fn wine_failed_open_is_access_denied_and_stops_the_session() {
             properties: FerrisControl::properties(&SessionSettings::from_config(
                 &LiveConfig::default(),
             )),
+            providers: crate::live::etw::providers::session_providers(&LiveConfig::default()),
             etl_file: None,
             tx,
             counters: Arc::new(SourceCounters::default()),
@@ -458,6 +459,7 @@ fn ordered_shutdown_forwards_what_arrives_until_the_consumer_returns() {
         running: &mut running,
         out: &mut out,
         devices: &devices,
+        logons: &mut crate::live::etw::logon::SessionHostLogons::default(),
         host: Some("h"),
     };
     let o = ordered_shutdown(&mut steps, Duration::from_secs(5));
@@ -466,4 +468,172 @@ fn ordered_shutdown_forwards_what_arrives_until_the_consumer_returns() {
     assert_eq!(evs.len(), 2, "{evs:?}");
     assert_eq!(evs[0].image, r"Q:\late.exe");
     assert_eq!(evs[0].host.as_deref(), Some("h"));
+}
+
+/// Kernel-Network and PowerShell records through the real callback edge:
+/// routed by provider GUID, pid from the payload (network) or the header
+/// (PowerShell), a truncated one a counted malformed record.
+#[test]
+fn callback_edge_routes_network_and_powershell_records() {
+    use crate::activity::{Activity, Direction};
+    use crate::live::etw::providers::{KERNEL_NETWORK_GUID, POWERSHELL_GUID};
+    use windows::core::GUID;
+    let (tx, rx) = bounded(8);
+    let counters = SourceCounters::default();
+
+    // TCPv4 accept: 10.0.0.5:50000 → 10.0.0.6:5985, PID 4 (HTTP.sys).
+    let mut accept = hex_bytes(
+        "04000000 00000000 0a000005 0a000006 c350 1761 b405 0100 0000 0100 \
+         ffff0000 0800 0800 78563412 7856341200a0ffff",
+    );
+    let mut raw = raw_event(15, 0, 1234, &mut accept);
+    raw.EventHeader.ProviderId = GUID::from_u128(KERNEL_NETWORK_GUID);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    let Msg::Event(ev) = rx.try_recv().unwrap() else {
+        panic!("not an event")
+    };
+    assert_eq!((ev.kind, ev.pid), (EventKind::Activity, Some(4)));
+    let Some(Activity::Connection(c)) = ev.activity.as_deref() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(c.direction, Direction::Inbound);
+    assert_eq!(c.client(), (Some("10.0.0.5"), Some(50_000)));
+    assert_eq!(c.server(), (Some("10.0.0.6"), Some(5985)));
+
+    // 4104: MessageNumber 1, MessageTotal 1, "whoami", "g", "".
+    let mut block = hex_bytes("01000000 01000000 770068006f0061006d0069000000 67000000 0000");
+    let mut raw = raw_event(4104, 1, 5120, &mut block);
+    raw.EventHeader.ProviderId = GUID::from_u128(POWERSHELL_GUID);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    let Msg::Event(ev) = rx.try_recv().unwrap() else {
+        panic!("not an event")
+    };
+    assert_eq!(ev.pid, Some(5120));
+    let Some(Activity::Command(cmd)) = ev.activity.as_deref() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(cmd.script_block_text.as_deref(), Some("whoami"));
+
+    let mut short = block[..9].to_vec();
+    let mut raw = raw_event(4104, 1, 5120, &mut short);
+    raw.EventHeader.ProviderId = GUID::from_u128(POWERSHELL_GUID);
+    etw::handle_record(as_record(&raw), &tx, &counters);
+    match rx.try_recv().unwrap() {
+        Msg::Malformed(4104, 1, m) => assert!(m.starts_with("PowerShell event 4104"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The token reader on this test process (the same calls as for a
+/// session host). A real Windows host gives a non-zero logon id with the
+/// user and package. Wine 8 opens the process and the token and answers
+/// `TokenStatistics`, but its `AuthenticationId` is always 0 (a FIXME in
+/// its ntdll): that is the clean, counted `NoLogonId`, never a logon with
+/// id 0. Its `LsaGetLogonSessionData` answers any LUID with an empty user
+/// and domain, logon type 0 and package "Negotiate", which the second half
+/// checks on the SYSTEM logon (0x3e7): the LSA buffer is read and freed.
+#[test]
+fn token_of_this_process_gives_its_logon_or_a_clean_error() {
+    use crate::live::etw::logon::TokenError;
+    use windows::Win32::Foundation::LUID;
+    let me = std::process::id();
+    let procs = snapshot::processes().unwrap();
+    let created = procs.iter().find(|p| p.pid == me).map(|p| p.create_time);
+    let read = token::read_logon(me, created);
+    eprintln!("own token: {read:?}");
+    let system = token::session_data(&LUID {
+        LowPart: 0x3e7,
+        HighPart: 0,
+    });
+    eprintln!("SYSTEM logon session: {system:?}");
+    if under_wine() {
+        assert_eq!(read.failure, Some(TokenError::NoLogonId), "{read:?}");
+        assert!(read.logon.is_none());
+        let system = system.unwrap();
+        assert_eq!(system.auth_package.as_deref(), Some("Negotiate"));
+        assert_eq!((system.user, system.domain), (None, None));
+    } else {
+        let logon = read
+            .logon
+            .clone()
+            .expect("the token of our own process is readable");
+        assert_ne!(logon.logon_id, 0, "{read:?}");
+        assert_eq!(read.failure, None);
+        assert!(
+            logon.user.is_some() && logon.auth_package.is_some(),
+            "{logon:?}"
+        );
+        assert!(system.unwrap().auth_package.is_some());
+    }
+    // A pid that names no process: a counted Win32 error, no logon.
+    let gone = token::read_logon(0xFFFF_FFF0, None);
+    assert!(gone.logon.is_none());
+    assert!(
+        matches!(
+            gone.failure,
+            Some(crate::live::etw::logon::TokenError::Win32 {
+                step: "OpenProcess",
+                ..
+            })
+        ),
+        "{gone:?}"
+    );
+    // The wrong creation time: the pid was reused.
+    if created.is_some() {
+        let reused = token::read_logon(me, Some(crate::event::Timestamp(1)));
+        assert_eq!(
+            reused.failure,
+            Some(crate::live::etw::logon::TokenError::Reused)
+        );
+    }
+}
+
+/// The Windows edge of "logon, then start": a `wsmprovhost.exe` start (here
+/// named after this test process, so its token is real) goes through
+/// `emit_with_logon`. Windows: the logon first, then the start with its
+/// `logon_id`. Wine (no logon id): the start alone, one `incomplete`.
+#[test]
+fn a_session_host_start_leaves_after_its_logon_or_is_counted() {
+    use crate::event::{ProcessEvent, Timestamp};
+    let me = std::process::id();
+    let created = snapshot::processes()
+        .unwrap()
+        .iter()
+        .find(|p| p.pid == me)
+        .map(|p| p.create_time)
+        .unwrap();
+    let mut start = ProcessEvent::start(created, me, 1, r"C:\Windows\System32\wsmprovhost.exe");
+    start.create_time = Some(created);
+    let (etx, erx) = crossbeam_channel::unbounded();
+    let (itx, _irx) = crossbeam_channel::unbounded();
+    let counters = Arc::new(SourceCounters::default());
+    let mut out = Emitter::new(etx, Backpressure::Block, counters.clone(), itx);
+    let mut logons = crate::live::etw::logon::SessionHostLogons::default();
+    emit_with_logon(&mut logons, &mut out, start).unwrap();
+    let evs: Vec<_> = erx.try_iter().collect();
+    eprintln!("emitted: {evs:?}");
+    if under_wine() {
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert_eq!(evs[0].kind, EventKind::Start);
+        assert_eq!(evs[0].logon_id, None);
+        assert_eq!(counters.snapshot().incomplete, 1);
+    } else {
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        assert_eq!(evs[0].kind, EventKind::Activity);
+        assert_eq!(evs[1].kind, EventKind::Start);
+        assert!(evs[1].logon_id.is_some_and(|id| id != 0));
+        assert_eq!(counters.snapshot().incomplete, 0);
+    }
+    // A snapshot view of a process that is not a session host: untouched.
+    let other = ProcessEvent::start(Timestamp(5), 77, 1, r"C:\x\svchost.exe");
+    emit_with_logon(&mut logons, &mut out, other.clone()).unwrap();
+    assert_eq!(erx.try_iter().collect::<Vec<_>>(), [other]);
 }

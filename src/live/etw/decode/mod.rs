@@ -1,5 +1,7 @@
 //! Hand decoders for Kernel-Process ProcessStart (id 1) v0–v5, ProcessStop
-//! (id 2) v0–v2 and ProcessRundown (id 15) v0–v3 UserData.
+//! (id 2) v0–v2 and ProcessRundown (id 15) v0–v3 UserData; Kernel-Network
+//! TCP connect/accept (`network.rs`) and PowerShell 4103/4104
+//! (`powershell.rs`) follow the same wire rules.
 //!
 //! # Wire rules
 //! The payload is packed little-endian with no alignment padding (u64s at
@@ -45,17 +47,22 @@
 
 use serde::Serialize;
 
+use super::providers::{ProviderKind, KERNEL_PROCESS_NAME};
 use super::{
     EVENT_HEADER_FLAG_32_BIT_HEADER, EVENT_HEADER_FLAG_64_BIT_HEADER, EVENT_ID_PROCESS_RUNDOWN,
     EVENT_ID_PROCESS_START, EVENT_ID_PROCESS_STOP, KERNEL_PROCESS_PROVIDER,
 };
 use crate::event::{EventKind, Guid, Origin, Precision, ProcessEvent, ProcessKey, Timestamp};
 
+mod network;
+mod powershell;
 mod reader;
 mod sid;
 mod start;
 mod stop;
 
+pub use network::{ip_text, TcpConnectionData};
+pub use powershell::{context_value, PowerShellRecord};
 pub use sid::Sid;
 pub use start::ProcessStartData;
 pub use stop::{ProcessStopCounters, ProcessStopData};
@@ -118,10 +125,13 @@ impl EventHeaderInfo {
 pub enum DecodeError {
     /// A fixed-size field runs past the end of the payload.
     #[error(
-        "Kernel-Process event {event_id} v{version}: {field} at offset {offset} needs \
+        "{provider} event {event_id} v{version}: {field} at offset {offset} needs \
          {needed} bytes, payload has {len}"
     )]
     Truncated {
+        /// The provider's short name (`Kernel-Process`, `Kernel-Network`,
+        /// `PowerShell`): event ids overlap between providers.
+        provider: &'static str,
         /// Event id from the header.
         event_id: u16,
         /// Event version from the header.
@@ -138,10 +148,12 @@ pub enum DecodeError {
     /// A NUL-terminated string has no terminator before the payload ends
     /// (for UTF-16: no aligned `00 00` unit).
     #[error(
-        "Kernel-Process event {event_id} v{version}: {field} at offset {offset} has no \
+        "{provider} event {event_id} v{version}: {field} at offset {offset} has no \
          NUL terminator before the end of the {len}-byte payload"
     )]
     Unterminated {
+        /// The provider's short name.
+        provider: &'static str,
         /// Event id from the header.
         event_id: u16,
         /// Event version from the header.
@@ -157,10 +169,12 @@ pub enum DecodeError {
     /// sub-authorities: the bytes are not a SID, so nothing after it can be
     /// trusted.
     #[error(
-        "Kernel-Process event {event_id} v{version}: {field} at offset {offset} is not a \
+        "{provider} event {event_id} v{version}: {field} at offset {offset} is not a \
          SID (revision {revision}, {sub_authority_count} sub-authorities; payload has {len})"
     )]
     BadSid {
+        /// The provider's short name.
+        provider: &'static str,
         /// Event id from the header.
         event_id: u16,
         /// Event version from the header.
@@ -179,6 +193,15 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// The short name of the provider that wrote the bad record.
+    pub fn provider(&self) -> &'static str {
+        match *self {
+            DecodeError::Truncated { provider, .. }
+            | DecodeError::Unterminated { provider, .. }
+            | DecodeError::BadSid { provider, .. } => provider,
+        }
+    }
+
     /// The event id of the bad record.
     pub fn event_id(&self) -> u16 {
         match *self {
@@ -238,16 +261,47 @@ pub enum KernelProcessRecord {
     Rundown(ProcessStartData),
 }
 
-/// Decodes one event if it is a Kernel-Process start, stop or rundown and
-/// maps it to the core [`ProcessEvent`]. This is what the ETW callback calls.
+/// Decodes one event of any provider the session enables, routed by its
+/// `ProviderId`, and maps it to the core [`ProcessEvent`]: Kernel-Process
+/// starts, stops and rundowns; Kernel-Network TCP connects and accepts and
+/// PowerShell 4103/4104 as activities. This is what the ETW callback calls.
 ///
-/// `Ok(None)` for other providers and event ids (ThreadStart, ImageLoad…);
+/// `Ok(None)` for other providers and event ids (ThreadStart, TCP send…);
 /// `Err` for a malformed payload, which the caller counts and skips.
 pub fn decode_event(
     header: &EventHeaderInfo,
     user_data: &[u8],
 ) -> Result<Option<ProcessEvent>, DecodeError> {
-    Ok(decode_record(header, user_data)?.map(|r| to_process_event(r, header)))
+    match ProviderKind::route(header.provider) {
+        Some(ProviderKind::KernelProcess) => {
+            Ok(decode_record(header, user_data)?.map(|r| to_process_event(r, header)))
+        }
+        Some(ProviderKind::KernelNetwork) => {
+            Ok(decode_network(header, user_data)?.map(|d| d.to_event(header)))
+        }
+        Some(ProviderKind::PowerShell) => {
+            Ok(decode_powershell(header, user_data)?.map(|d| d.to_event(header)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A Kernel-Network TCP connect or accept with every manifest field;
+/// `Ok(None)` for the provider's other events. No provider check.
+pub fn decode_network(
+    header: &EventHeaderInfo,
+    user_data: &[u8],
+) -> Result<Option<TcpConnectionData>, DecodeError> {
+    network::read_tcp(header, user_data)
+}
+
+/// A PowerShell 4103 or 4104; `Ok(None)` for the provider's other events.
+/// No provider check.
+pub fn decode_powershell(
+    header: &EventHeaderInfo,
+    user_data: &[u8],
+) -> Result<Option<PowerShellRecord>, DecodeError> {
+    powershell::read_powershell(header, user_data)
 }
 
 /// Like [`decode_event`] but returns the full-fidelity record.
@@ -268,7 +322,7 @@ pub fn decode_payload(
     version: u8,
     user_data: &[u8],
 ) -> Result<Option<KernelProcessRecord>, DecodeError> {
-    let mut r = Reader::new(user_data, event_id, version);
+    let mut r = Reader::new(KERNEL_PROCESS_NAME, user_data, event_id, version);
     let rec = match event_id {
         EVENT_ID_PROCESS_START => {
             KernelProcessRecord::Start(read_start(&mut r, version.min(START_MAX_KNOWN_VERSION))?)

@@ -6,6 +6,7 @@ use crate::event::Timestamp;
 /// A bounds-checked cursor over UserData. Every accessor either advances
 /// past a complete field or returns an error naming it; none can panic.
 pub(super) struct Reader<'a> {
+    provider: &'static str,
     buf: &'a [u8],
     pos: usize,
     event_id: u16,
@@ -13,8 +14,9 @@ pub(super) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn new(buf: &'a [u8], event_id: u16, version: u8) -> Self {
+    pub(super) fn new(provider: &'static str, buf: &'a [u8], event_id: u16, version: u8) -> Self {
         Reader {
+            provider,
             buf,
             pos: 0,
             event_id,
@@ -24,6 +26,7 @@ impl<'a> Reader<'a> {
 
     pub(super) fn truncated(&self, field: &'static str, needed: usize) -> DecodeError {
         DecodeError::Truncated {
+            provider: self.provider,
             event_id: self.event_id,
             version: self.version,
             field,
@@ -77,6 +80,7 @@ impl<'a> Reader<'a> {
         let count = self.u8(field)?;
         if revision != 1 || usize::from(count) > Sid::MAX_SUB_AUTHORITIES {
             return Err(DecodeError::BadSid {
+                provider: self.provider,
                 event_id: self.event_id,
                 version: self.version,
                 field,
@@ -101,6 +105,7 @@ impl<'a> Reader<'a> {
 
     pub(super) fn unterminated(&self, field: &'static str) -> DecodeError {
         DecodeError::Unterminated {
+            provider: self.provider,
             event_id: self.event_id,
             version: self.version,
             field,

@@ -28,6 +28,7 @@ fn empty_payload_is_truncated_at_process_id() {
     assert_eq!(
         e,
         DecodeError::Truncated {
+            provider: "Kernel-Process",
             event_id: 1,
             version: 3,
             field: "ProcessID",
@@ -50,6 +51,7 @@ fn bad_sid_revision_and_count_are_errors() {
     assert_eq!(
         decode_payload(1, 3, &rev).unwrap_err(),
         DecodeError::BadSid {
+            provider: "Kernel-Process",
             event_id: 1,
             version: 3,
             field: "MandatoryLabel",
@@ -122,6 +124,7 @@ fn unterminated_strings_are_errors() {
     assert_eq!(
         decode_payload(1, 0, &b).unwrap_err(),
         DecodeError::Unterminated {
+            provider: "Kernel-Process",
             event_id: 1,
             version: 0,
             field: "ImageName",

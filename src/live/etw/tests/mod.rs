@@ -310,5 +310,6 @@ fn unknown_higher_version_decodes_with_the_highest_known_prefix() {
     }
 }
 
+mod attribution;
 mod hand;
 mod malformed;
