@@ -110,10 +110,15 @@ pub(super) fn read_tcp(
     let pointer = header
         .pointer_size()
         .unwrap_or(if r.rest().len() == 4 { 4 } else { 8 });
-    let connid = if pointer == 4 {
-        u64::from(r.u32("connid")?)
-    } else {
-        r.u64("connid")?
+    // connid is the last field and the join never reads it. The manifest
+    // types it win:Pointer, OSSEM's data dictionary (OTRF/OSSEM,
+    // `data_dictionaries/windows/etw/Microsoft-Windows-Kernel-Network/
+    // events/event-15.md`) UInt32: a 4-byte connid on a 64-bit host must
+    // not cost the connection.
+    let connid = match (pointer, r.rest().len()) {
+        (8, n) if n >= 8 => r.u64("connid")?,
+        (_, n) if n >= 4 => u64::from(r.u32("connid")?),
+        _ => 0,
     };
     Ok(Some(TcpConnectionData {
         event_id: header.event_id,
