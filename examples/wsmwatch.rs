@@ -25,7 +25,7 @@ use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
 use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::ZipLimits;
-use wsmwatch::sink::{AlertSink, EventRecorder, Format, SinkError, WriterSink};
+use wsmwatch::sink::{rotate, AlertSink, EventRecorder, Format, SinkError, WriterSink};
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, StopToken, TamperReport};
 use wsmwatch::{replay, testing::demo};
@@ -51,6 +51,30 @@ fn stats_secs(s: &str) -> Result<f64, String> {
         Err(format!(
             "must be 0 (off) or between {MIN_STATS_SECS} and {MAX_STATS_SECS} seconds"
         ))
+    }
+}
+
+/// `--rotate-size`: a positive byte count, optionally with K, M or G
+/// (binary multiples).
+fn byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown suffix {c:?} (K, M or G)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let v: u64 = num.parse().map_err(|e| format!("not a size: {e}"))?;
+    match v.checked_mul(mul) {
+        Some(0) => Err("must be more than 0".into()),
+        Some(b) => Ok(b),
+        None => Err("too large".into()),
     }
 }
 
@@ -91,6 +115,13 @@ struct OutputArgs {
     /// Append alerts to this file instead of stdout (flushed per alert).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Rotate --output before a write that would take it past BYTES
+    /// (suffixes K, M, G: KiB, MiB, GiB); alerts are never split or lost.
+    #[arg(long, value_name = "BYTES", requires = "output", value_parser = byte_size)]
+    rotate_size: Option<u64>,
+    /// Rotated files kept (FILE.1 … FILE.N; the oldest is deleted).
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "rotate_size")]
+    rotate_keep: u32,
     /// Print running stats to stderr every SECS seconds (0.01 to 86400;
     /// 0: off).
     #[arg(long, value_name = "SECS", value_parser = stats_secs)]
@@ -403,7 +434,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         FormatArg::Auto => Format::Json,
     };
     let sink: Box<dyn AlertSink> = match &out.output {
-        Some(p) => Box::new(WriterSink::append(p, format)?),
+        Some(p) => rotate::output_sink(p, format, out.rotate_size, out.rotate_keep)?,
         None => Box::new(WriterSink::stdout(format)),
     };
     let mut config = PipelineConfig {

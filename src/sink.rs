@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use crate::detect::alert::Alert;
 use crate::event::ProcessEvent;
 
+pub mod rotate;
+
 /// Errors writing output.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

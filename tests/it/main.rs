@@ -12,6 +12,7 @@ mod util;
 mod acceptance_script;
 mod churn;
 mod cli;
+mod deploy_cli;
 mod dialect_fixtures;
 mod dialect_fixtures_win;
 mod dialects;
