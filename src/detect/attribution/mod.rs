@@ -136,13 +136,16 @@ struct Outbound {
     ancestry: Vec<Ancestor>,
 }
 
+/// Client addresses (and ports) by `(host, pid)`.
+type Clients = Vec<(String, Option<u16>)>;
+
 /// Everything attribution remembers besides the sessions themselves.
 #[derive(Debug)]
 pub struct Evidence {
     logons: Bounded<(String, u64), LogonRec>,
     inbound: FxHashMap<String, VecDeque<Inbound>>,
     outbound: Bounded<(String, u16, u16), Outbound>,
-    by_pid: Bounded<(String, u32), Vec<(String, Option<u16>)>>,
+    by_pid: Bounded<(String, u32), Clients>,
     cmdlines: Bounded<(String, u32), (Timestamp, String)>,
 }
 
