@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use wsmwatch::allow::{AllowSink, Allowlist, Suppressed};
 use wsmwatch::engine::{Engine, EngineConfig};
 use wsmwatch::live::{LiveConfig, LiveSource};
 use wsmwatch::pipeline::{Input, Pipeline, PipelineConfig, Reporter, RunStats};
@@ -122,6 +123,14 @@ struct OutputArgs {
     /// Rotated files kept (FILE.1 … FILE.N; the oldest is deleted).
     #[arg(long, value_name = "N", default_value_t = 5, requires = "rotate_size")]
     rotate_keep: u32,
+    /// Allowlist (TOML, docs/DETECTION.md): matching sessions are counted
+    /// per rule in the stats and summary instead of written.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// Write the alerts --allow suppressed too, marked with the rule
+    /// (`wsmwatch.suppressed_by`; text: `[suppressed: RULE]`).
+    #[arg(long, requires = "allow")]
+    show_suppressed: bool,
     /// Print running stats to stderr every SECS seconds (0.01 to 86400;
     /// 0: off).
     #[arg(long, value_name = "SECS", value_parser = stats_secs)]
@@ -221,6 +230,8 @@ struct DemoArgs {
 /// Prints diagnostics to stderr.
 struct StderrReporter {
     json: bool,
+    /// Alerts the allowlist suppressed, per rule (with `--allow`).
+    suppressed: Option<Arc<Suppressed>>,
 }
 
 impl Reporter for StderrReporter {
@@ -257,7 +268,10 @@ impl Reporter for StderrReporter {
     }
     fn stats(&mut self, s: &RunStats, last: bool) {
         if self.json {
-            let v = serde_json::json!({ "final": last, "stats": s });
+            let mut v = serde_json::json!({ "final": last, "stats": s });
+            if let Some(sup) = &self.suppressed {
+                v["suppressed"] = sup.to_json();
+            }
             eprintln!("{v}");
             return;
         }
@@ -295,6 +309,12 @@ impl Reporter for StderrReporter {
                 String::new()
             }
         );
+        if let Some(sup) = &self.suppressed {
+            eprintln!(
+                "wsmwatch: {label}: suppressed by --allow: {}",
+                sup.summary()
+            );
+        }
         if last {
             for g in &s.gaps {
                 eprintln!("wsmwatch: monitoring gap: {g}");
@@ -433,10 +453,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         FormatArg::Auto if out.output.is_none() && std::io::stdout().is_terminal() => Format::Text,
         FormatArg::Auto => Format::Json,
     };
-    let sink: Box<dyn AlertSink> = match &out.output {
+    let mut sink: Box<dyn AlertSink> = match &out.output {
         Some(p) => rotate::output_sink(p, format, out.rotate_size, out.rotate_keep)?,
         None => Box::new(WriterSink::stdout(format)),
     };
+    let mut suppressed = None;
+    if let Some(p) = &out.allow {
+        let list = Allowlist::load(p)?;
+        let allow = AllowSink::new(sink, list, out.show_suppressed);
+        suppressed = Some(allow.counts());
+        sink = Box::new(allow);
+    }
     let mut config = PipelineConfig {
         stats_interval: out
             .stats_interval
@@ -446,6 +473,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let reporter = Box::new(StderrReporter {
         json: out.stats_json,
+        suppressed,
     });
 
     let mut replay_counters = None;

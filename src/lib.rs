@@ -58,6 +58,8 @@ macro_rules! decoder_mod {
 }
 
 pub mod activity;
+#[cfg(feature = "allow")]
+pub mod allow;
 pub mod detect;
 pub mod engine;
 pub mod event;

@@ -82,3 +82,62 @@ fn rotate_options_need_an_output_and_a_valid_size() {
         Some(2)
     );
 }
+
+#[test]
+fn allowlist_counts_suppressed_sessions_and_shows_them_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow = dir.path().join("allow.toml");
+    std::fs::write(
+        &allow,
+        "[[allow]]\nname = \"svc-admin\"\nuser = \"svc-admin\"\n",
+    )
+    .unwrap();
+    let a = allow.to_str().unwrap();
+    let all = run(&["demo"]);
+    let n_all = String::from_utf8_lossy(&all.stdout).lines().count();
+
+    let o = run(&["demo", "--allow", a, "--stats-json"]);
+    assert!(o.status.success());
+    let kept = String::from_utf8_lossy(&o.stdout).lines().count();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let n = last["suppressed"]["svc-admin"].as_u64().unwrap();
+    assert!(n >= 5, "{stderr}");
+    assert_eq!(kept + n as usize, n_all);
+
+    let o = run(&["demo", "--allow", a, "--show-suppressed"]);
+    let shown: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(shown.len(), n_all);
+    let marked = shown
+        .iter()
+        .filter(|v| v["wsmwatch"]["suppressed_by"] == "svc-admin")
+        .count();
+    assert_eq!(marked as u64, n);
+
+    let o = run(&["demo", "--allow", a, "--format", "text"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("suppressed by --allow: {n} (svc-admin: {n})")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_allowlist_is_a_clear_error_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow = dir.path().join("allow.toml");
+    std::fs::write(&allow, "[[allow]]\nname = \"x\"\ntime = \"9-5\"\n").unwrap();
+    let o = run(&["demo", "--allow", allow.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{}: line 3: ", allow.display())) && err.contains("HH:MM"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    // --show-suppressed needs --allow.
+    assert_eq!(run(&["demo", "--show-suppressed"]).status.code(), Some(2));
+}
