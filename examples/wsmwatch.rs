@@ -91,7 +91,12 @@ fn queue_len(s: &str) -> Result<usize, String> {
 
 /// Catch remote PowerShell sessions (CAR-2014-11-004) from process lineage.
 #[derive(Parser, Debug)]
-#[command(name = "wsmwatch", version, about, long_about = None)]
+#[command(
+    name = "wsmwatch",
+    version = wsmwatch::build_info::long_version(),
+    about,
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -141,3 +141,40 @@ fn a_bad_allowlist_is_a_clear_error_naming_file_and_line() {
     // --show-suppressed needs --allow.
     assert_eq!(run(&["demo", "--show-suppressed"]).status.code(), Some(2));
 }
+
+#[test]
+fn version_names_commit_target_and_sources() {
+    let o = run(&["--version"]);
+    assert!(o.status.success());
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        v.starts_with(&format!("wsmwatch {}\n", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    let field = |k: &str| {
+        v.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k}: in {v}"))
+            .to_owned()
+    };
+    let commit = field("commit");
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    if let Ok(out) = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+    {
+        if out.status.success() && commit != "unknown" {
+            let head = String::from_utf8_lossy(&out.stdout);
+            assert!(head.starts_with(&commit), "{commit} vs HEAD {head}");
+        }
+    }
+    assert!(field("target").contains(std::env::consts::ARCH), "{v}");
+    assert!(!field("live").is_empty());
+    assert!(field("replay").contains("evtx"), "{v}");
+    assert!(field("features").contains("allow"), "{v}");
+}
