@@ -87,4 +87,22 @@ mod tests {
         assert!(TARGET.contains(std::env::consts::ARCH), "{TARGET}");
         assert!(v.contains("live: "), "{v}");
     }
+
+    /// Built from this checkout: the commit is HEAD's (build.rs reruns
+    /// when HEAD or its branch moves).
+    #[test]
+    fn commit_is_head_when_built_in_a_checkout() {
+        let Ok(out) = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+        else {
+            return;
+        };
+        if !out.status.success() || std::env::var_os("WSMWATCH_GIT_COMMIT").is_some() {
+            return;
+        }
+        let head = String::from_utf8_lossy(&out.stdout);
+        assert!(head.starts_with(GIT_COMMIT), "{GIT_COMMIT} vs HEAD {head}");
+    }
 }
