@@ -57,6 +57,19 @@ fn every_allowlist_example_in_detection_md_parses() {
 }
 
 #[test]
+fn the_readme_allowlist_example_parses() {
+    let md = std::fs::read_to_string(repo("README.md")).unwrap();
+    let blocks = fenced(&md, "toml");
+    assert!(!blocks.is_empty());
+    for (line, body) in &blocks {
+        if body.contains("[[allow]]") {
+            Allowlist::parse(body, &format!("README.md block at line {line}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
 fn the_allow_module_example_parses() {
     let src = std::fs::read_to_string(repo("src/allow.rs")).unwrap();
     let doc: String = src
