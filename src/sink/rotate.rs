@@ -1,7 +1,7 @@
 //! Size-based rotation of an alert file (`-o FILE --rotate-size BYTES
 //! --rotate-keep N`).
 //!
-//! [`RotatingFile`] is a `Write` that a [`WriterSink`](super::WriterSink)
+//! [`RotatingFile`] is a `Write` that a [`WriterSink`]
 //! (or any line writer) writes into. Before a write that would take the
 //! file past the size it rotates — `FILE.N` is deleted, `FILE.(i)` becomes
 //! `FILE.(i+1)`, `FILE` becomes `FILE.1`, and a fresh `FILE` is opened — but
