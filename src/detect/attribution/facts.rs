@@ -92,7 +92,7 @@ pub struct SessionAttribution {
 /// A long text as an alert carries it: cut, with its full size and hash.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TextFacts {
-    /// The text, cut at [`super::MAX_TEXT`] bytes.
+    /// The text, cut at 4096 bytes (`attribution::commands::MAX_TEXT`).
     pub text: String,
     /// Its full length in bytes.
     pub length: usize,
