@@ -15,7 +15,7 @@ pub(crate) const MAX_TEXT: usize = 4096;
 /// Split script blocks waiting for their other parts, at most.
 const MAX_PENDING: usize = 1024;
 
-/// A text cut at [`MAX_TEXT`] bytes (on a character boundary), with the
+/// A text cut at `MAX_TEXT` bytes (on a character boundary), with the
 /// full length and SHA-256.
 pub fn text_facts(s: &str) -> TextFacts {
     let mut cut = s.len().min(MAX_TEXT);
