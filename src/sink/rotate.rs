@@ -8,8 +8,9 @@
 //! only when what was written so far ends with a newline. So an alert line
 //! is never split between two files, whatever chunks it arrives in, and
 //! never lost: a line longer than the size goes into a file of its own,
-//! whole. A rotation that fails (a rename refused) is an error of that
-//! write; the line is not written, and the pipeline counts it unwritten.
+//! whole. The file is closed while it is renamed or deleted (Windows keeps
+//! an open file's name). A rotation that fails (a rename refused) is logged
+//! and writing goes on in the current file: an alert is never lost to it.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -23,7 +24,8 @@ pub struct RotatingFile {
     path: PathBuf,
     max_bytes: u64,
     keep: u32,
-    file: File,
+    /// `None` only between a rotation's close and reopen.
+    file: Option<File>,
     size: u64,
     /// Whether what the current file holds ends at a line boundary (an
     /// empty file does).
@@ -42,7 +44,7 @@ impl RotatingFile {
             path: path.to_owned(),
             max_bytes: max_bytes.max(1),
             keep,
-            file,
+            file: Some(file),
             size,
             // A file left by an earlier run is assumed to end with a line
             // (every writer of ours flushes whole lines).
@@ -81,26 +83,44 @@ impl RotatingFile {
         PathBuf::from(s)
     }
 
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file.flush()?;
+    /// Moves the files along: `path.keep` deleted, `path.i` → `path.i+1`,
+    /// `path` → `path.1` (or deleted when `keep` is 0).
+    fn shift(&self) -> io::Result<()> {
         if self.keep == 0 {
-            remove_if_exists(&self.path)?;
-        } else {
-            remove_if_exists(&Self::numbered(&self.path, self.keep))?;
-            for i in (1..self.keep).rev() {
-                let from = Self::numbered(&self.path, i);
-                if from.exists() {
-                    fs::rename(&from, Self::numbered(&self.path, i + 1))?;
-                }
-            }
-            fs::rename(&self.path, Self::numbered(&self.path, 1))?;
+            return remove_if_exists(&self.path);
         }
-        self.file = open_append(&self.path).map_err(|e| match e {
+        remove_if_exists(&Self::numbered(&self.path, self.keep))?;
+        for i in (1..self.keep).rev() {
+            let from = Self::numbered(&self.path, i);
+            if from.exists() {
+                fs::rename(&from, Self::numbered(&self.path, i + 1))?;
+            }
+        }
+        fs::rename(&self.path, Self::numbered(&self.path, 1))
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.flush()?;
+        }
+        // Closed first: Windows keeps the name of an open file.
+        self.file = None;
+        let shifted = self.shift();
+        self.file = Some(open_append(&self.path).map_err(|e| match e {
             SinkError::Open { source, .. } | SinkError::Write { source, .. } => source,
-        })?;
-        self.size = 0;
-        self.at_line_start = true;
-        self.rotations += 1;
+        })?);
+        match shifted {
+            Ok(()) => {
+                self.size = 0;
+                self.at_line_start = true;
+                self.rotations += 1;
+            }
+            // The alert still goes in, into the current file.
+            Err(e) => tracing::warn!(
+                "cannot rotate {}: {e}; writing on past --rotate-size",
+                self.path.display()
+            ),
+        }
         Ok(())
     }
 }
@@ -125,14 +145,27 @@ impl Write for RotatingFile {
         {
             self.rotate()?;
         }
-        self.file.write_all(buf)?;
+        let file = match self.file.as_mut() {
+            Some(f) => f,
+            None => {
+                // A reopen after a rotation failed: try again.
+                let f = open_append(&self.path).map_err(|e| match e {
+                    SinkError::Open { source, .. } | SinkError::Write { source, .. } => source,
+                })?;
+                self.file.insert(f)
+            }
+        };
+        file.write_all(buf)?;
         self.size += buf.len() as u64;
         self.at_line_start = buf.last() == Some(&b'\n');
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
     }
 }
 
