@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use wsmwatch::allow::{AllowSink, Allowlist, Suppressed};
 use wsmwatch::engine::{Engine, EngineConfig};
 use wsmwatch::event::Timestamp;
 use wsmwatch::live::{LiveConfig, LiveSource};
@@ -30,7 +31,7 @@ use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::ZipLimits;
 use wsmwatch::report::{html, SharedCollector};
 use wsmwatch::sink::{
-    AlertFilter, AlertSink, EventRecorder, FilteredSink, Format, SinkError, WriterSink,
+    rotate, AlertFilter, AlertSink, EventRecorder, FilteredSink, Format, SinkError, WriterSink,
 };
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, Source, StopToken, TamperReport};
@@ -57,6 +58,30 @@ fn stats_secs(s: &str) -> Result<f64, String> {
         Err(format!(
             "must be 0 (off) or between {MIN_STATS_SECS} and {MAX_STATS_SECS} seconds"
         ))
+    }
+}
+
+/// `--rotate-size`: a positive byte count, optionally with K, M or G
+/// (binary multiples).
+fn byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown suffix {c:?} (K, M or G)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let v: u64 = num.parse().map_err(|e| format!("not a size: {e}"))?;
+    match v.checked_mul(mul) {
+        Some(0) => Err("must be more than 0".into()),
+        Some(b) => Ok(b),
+        None => Err("too large".into()),
     }
 }
 
@@ -128,7 +153,12 @@ fn thousands(n: u64) -> String {
 
 /// Catch remote PowerShell sessions (CAR-2014-11-004) from process lineage.
 #[derive(Parser, Debug)]
-#[command(name = "wsmwatch", version, about, long_about = None)]
+#[command(
+    name = "wsmwatch",
+    version = wsmwatch::build_info::long_version(),
+    about,
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -153,6 +183,21 @@ struct OutputArgs {
     /// Append alerts to this file instead of stdout (flushed per alert).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Rotate --output before a write that would take it past BYTES
+    /// (suffixes K, M, G: KiB, MiB, GiB); alerts are never split or lost.
+    #[arg(long, value_name = "BYTES", requires = "output", value_parser = byte_size)]
+    rotate_size: Option<u64>,
+    /// Rotated files kept (FILE.1 … FILE.N; the oldest is deleted).
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "rotate_size")]
+    rotate_keep: u32,
+    /// Allowlist (TOML, docs/DETECTION.md): matching sessions are counted
+    /// per rule in the stats and summary instead of written.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// Write the alerts --allow suppressed too, marked with the rule
+    /// (`wsmwatch.suppressed_by`; text: `[suppressed: RULE]`).
+    #[arg(long, requires = "allow")]
+    show_suppressed: bool,
     /// Print running stats to stderr every SECS seconds (0.01 to 86400;
     /// 0: off).
     #[arg(long, value_name = "SECS", value_parser = stats_secs)]
@@ -310,6 +355,8 @@ struct StderrReporter {
     /// (file, message) → times reported, in first-seen order.
     same: HashMap<(String, String), u64>,
     order: Vec<(String, String)>,
+    /// Alerts the allowlist suppressed, per rule (with `--allow`).
+    suppressed: Option<Arc<Suppressed>>,
 }
 
 impl StderrReporter {
@@ -419,7 +466,10 @@ impl Reporter for StderrReporter {
             self.print_summary();
         }
         if self.json {
-            let v = serde_json::json!({ "type": "stats", "final": last, "stats": s });
+            let mut v = serde_json::json!({ "type": "stats", "final": last, "stats": s });
+            if let Some(sup) = &self.suppressed {
+                v["suppressed"] = sup.to_json();
+            }
             eprintln!("{v}");
             return;
         }
@@ -457,6 +507,12 @@ impl Reporter for StderrReporter {
                 String::new()
             }
         );
+        if let Some(sup) = &self.suppressed {
+            eprintln!(
+                "wsmwatch: {label}: suppressed by --allow: {}",
+                sup.summary()
+            );
+        }
         if last {
             for g in &s.gaps {
                 eprintln!("wsmwatch: monitoring gap: {g}");
@@ -837,7 +893,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         };
     let mut sink: Box<dyn AlertSink> = match &out.output {
-        Some(p) => Box::new(WriterSink::append(p, format)?.with_color(color)),
+        Some(p) => Box::new(
+            rotate::output_sink(p, format, out.rotate_size, out.rotate_keep)?.with_color(color),
+        ),
         None => Box::new(WriterSink::stdout(format).with_color(color)),
     };
     let filter = AlertFilter {
@@ -847,6 +905,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     if !filter.is_empty() {
         sink = Box::new(FilteredSink::new(sink, filter));
+    }
+    let mut suppressed = None;
+    if let Some(p) = &out.allow {
+        let list = Allowlist::load(p)?;
+        let allow = AllowSink::new(sink, list, out.show_suppressed);
+        suppressed = Some(allow.counts());
+        sink = Box::new(allow);
     }
     let mut config = PipelineConfig {
         // `event.created`: the wall clock live; replay and demo leave it out
@@ -867,6 +932,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         collector: collector.clone(),
         same: HashMap::new(),
         order: Vec::new(),
+        suppressed,
     });
     let output_name = out
         .output

@@ -58,6 +58,9 @@ macro_rules! decoder_mod {
 }
 
 pub mod activity;
+#[cfg(feature = "allow")]
+pub mod allow;
+pub mod build_info;
 pub mod detect;
 pub mod engine;
 pub mod event;

@@ -16,6 +16,7 @@ pub mod csv;
 pub mod filter;
 
 pub use filter::{AlertFilter, FilteredSink};
+pub mod rotate;
 
 /// Errors writing output.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,12 @@ pub enum SinkError {
 pub trait AlertSink: Send {
     /// Writes one alert (and flushes it).
     fn alert(&mut self, alert: &Alert) -> Result<(), SinkError>;
+    /// Writes an alert that allowlist rule `rule` suppressed
+    /// (`--show-suppressed`), marked as such; by default like any alert.
+    fn suppressed(&mut self, alert: &Alert, rule: &str) -> Result<(), SinkError> {
+        let _ = rule;
+        self.alert(alert)
+    }
     /// Flushes anything buffered.
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -182,6 +189,43 @@ impl AlertSink for WriterSink {
             target: self.target.clone(),
             source,
         })
+    }
+
+    /// JSON: `wsmwatch.suppressed_by` holds the rule; text: a
+    /// `[suppressed: rule]` suffix.
+    fn suppressed(&mut self, alert: &Alert, rule: &str) -> Result<(), SinkError> {
+        self.buf.clear();
+        match self.format {
+            Format::Json => {
+                let mut doc = alert.to_ecs();
+                doc["wsmwatch"]["suppressed_by"] = rule.into();
+                serde_json::to_writer(&mut self.buf, &doc).map_err(|e| SinkError::Write {
+                    target: self.target.clone(),
+                    source: e.into(),
+                })?;
+            }
+            Format::Text => {
+                self.buf.extend_from_slice(alert.to_text().as_bytes());
+                self.buf
+                    .extend_from_slice(format!(" [suppressed: {rule}]").as_bytes());
+            }
+            Format::Csv => {
+                if std::mem::take(&mut self.header_pending) {
+                    self.buf.extend_from_slice(csv::header().as_bytes());
+                }
+                let mut marked = alert.clone();
+                marked.message = format!("[suppressed: {rule}] {}", alert.message);
+                self.buf.extend_from_slice(csv::line(&marked).as_bytes());
+            }
+        }
+        self.buf.push(b'\n');
+        self.out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush())
+            .map_err(|source| SinkError::Write {
+                target: self.target.clone(),
+                source,
+            })
     }
 }
 

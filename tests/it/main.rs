@@ -13,6 +13,8 @@ mod acceptance_script;
 mod attribution;
 mod churn;
 mod cli;
+mod deploy_cli;
+mod deploy_docs;
 mod dialect_fixtures;
 mod dialect_fixtures_win;
 mod dialects;
