@@ -226,7 +226,7 @@ fn sink_counts_per_rule_suppresses_whole_sessions_and_shows_on_request() {
         .filter(|a| {
             a.session
                 .as_ref()
-                .is_some_and(|s| s.id.starts_with("6248@"))
+                .is_some_and(|s| s.pid == Some(6248))
         })
         .count() as u64;
     assert!(total_session >= 5);
