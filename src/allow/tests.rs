@@ -223,11 +223,7 @@ fn sink_counts_per_rule_suppresses_whole_sessions_and_shows_on_request() {
     }
     let total_session = alerts
         .iter()
-        .filter(|a| {
-            a.session
-                .as_ref()
-                .is_some_and(|s| s.pid == Some(6248))
-        })
+        .filter(|a| a.session.as_ref().is_some_and(|s| s.pid == Some(6248)))
         .count() as u64;
     assert!(total_session >= 5);
     assert_eq!(

@@ -152,7 +152,7 @@ pub fn line(a: &Alert) -> String {
 mod tests {
     use super::*;
     use crate::engine::Engine;
-    use crate::event::{ProcessEvent, Timestamp};
+    use crate::event::Timestamp;
 
     /// A minimal RFC 4180 reader: records of fields.
     fn parse(text: &str) -> Vec<Vec<String>> {
@@ -180,22 +180,9 @@ mod tests {
     }
 
     fn alerts(host: &str, child: &str, cmd: &str) -> Vec<Alert> {
-        let on = |mut e: ProcessEvent| {
-            e.host = Some(host.into());
-            e
-        };
-        let mut c = on(ProcessEvent::start(Timestamp(3), 2000, 1280, child));
-        c.command_line = Some(cmd.into());
-        Engine::default().run(&[
-            on(ProcessEvent::start(Timestamp(1), 900, 4, "svchost.exe")),
-            on(ProcessEvent::start(
-                Timestamp(2),
-                1280,
-                900,
-                "wsmprovhost.exe",
-            )),
-            c,
-        ])
+        let mut evs = crate::testing::session_with_child(host, child, cmd);
+        evs.pop(); // no exit: the session stays open
+        Engine::default().run(&evs)
     }
 
     #[test]

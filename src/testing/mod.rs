@@ -35,3 +35,27 @@ pub fn shared_dataset(rel: &str) -> Result<PathBuf, String> {
     );
     Err(why)
 }
+
+/// A WinRM session on `host` (svchost 900 → wsmprovhost 1280) with one
+/// child `child` running `cmd`, then the host's exit: the smallest stream
+/// that puts chosen (possibly hostile) names in every session alert.
+pub fn session_with_child(host: &str, child: &str, cmd: &str) -> Vec<crate::ProcessEvent> {
+    use crate::{ProcessEvent, Timestamp};
+    let on = |mut e: ProcessEvent| {
+        e.host = Some(host.into());
+        e
+    };
+    let mut c = on(ProcessEvent::start(Timestamp(3), 2000, 1280, child));
+    c.command_line = Some(cmd.into());
+    vec![
+        on(ProcessEvent::start(Timestamp(1), 900, 4, "svchost.exe")),
+        on(ProcessEvent::start(
+            Timestamp(2),
+            1280,
+            900,
+            r"C:\Windows\System32\wsmprovhost.exe",
+        )),
+        c,
+        on(ProcessEvent::stop(Timestamp(4), 1280, "wsmprovhost.exe")),
+    ]
+}

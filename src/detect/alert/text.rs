@@ -206,26 +206,9 @@ impl Alert {
 mod tests {
     use super::*;
     use crate::engine::Engine;
-    use crate::event::{ProcessEvent, Timestamp};
 
     fn session(host: &str, child: &str, cmd: &str) -> Vec<Alert> {
-        let on = |mut e: ProcessEvent| {
-            e.host = Some(host.into());
-            e
-        };
-        let mut c = on(ProcessEvent::start(Timestamp(3), 2000, 1280, child));
-        c.command_line = Some(cmd.into());
-        Engine::default().run(&[
-            on(ProcessEvent::start(Timestamp(1), 900, 4, "svchost.exe")),
-            on(ProcessEvent::start(
-                Timestamp(2),
-                1280,
-                900,
-                r"C:\Windows\System32\wsmprovhost.exe",
-            )),
-            c,
-            on(ProcessEvent::stop(Timestamp(4), 1280, "wsmprovhost.exe")),
-        ])
+        Engine::default().run(&crate::testing::session_with_child(host, child, cmd))
     }
 
     fn assert_safe(line: &str) {
