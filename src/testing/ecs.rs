@@ -19,22 +19,14 @@ pub struct Field {
     pub array: bool,
 }
 
-/// The flat list beside the repository (`../shared/ecs/ecs_flat.yml`);
-/// `None`, after printing why the test is skipped, when it is absent; under
-/// `CI=true` a missing file fails instead.
-#[allow(clippy::print_stderr, reason = "a skip says why")]
-pub fn ecs_flat() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ecs/ecs_flat.yml");
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and {} is missing (tests must not skip under CI)",
-        p.display()
-    );
-    eprintln!("skipped: {} not found", p.display());
-    None
+/// The flat list beside the repository (`../shared/ecs/ecs_flat.yml`), or
+/// why it is absent (the caller says the test is skipped); under `CI=true`
+/// a missing file fails instead.
+pub fn ecs_flat() -> Result<PathBuf, String> {
+    super::present(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ecs/ecs_flat.yml"),
+        "the official ECS field list lives beside the repo in ../shared/ecs",
+    )
 }
 
 /// Reads the flat file's simple shape by hand: a top-level `name:` line per

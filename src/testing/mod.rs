@@ -20,18 +20,23 @@ pub fn shared_dataset(rel: &str) -> Result<PathBuf, String> {
     let root = std::env::var_os("WSMWATCH_DATASETS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-    let p = root.join(rel);
+    present(
+        root.join(rel),
+        "the real evidence lives beside the repo in ../shared/datasets (or set WSMWATCH_DATASETS)",
+    )
+}
+
+/// `p` if it exists, else why not (`hint` says where it should come
+/// from). Under `CI=true` a missing file fails the test instead: CI must
+/// not skip.
+pub(crate) fn present(p: PathBuf, hint: &str) -> Result<PathBuf, String> {
     if p.exists() {
         return Ok(p);
     }
-    let why = format!(
-        "{} not found: the real evidence lives beside the repo in ../shared/datasets \
-         (or set WSMWATCH_DATASETS)",
-        p.display()
-    );
+    let why = format!("{} not found: {hint}", p.display());
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and a dataset is missing (tests must not skip under CI): {why}"
+        "CI=true and shared test data is missing (tests must not skip under CI): {why}"
     );
     Err(why)
 }

@@ -454,7 +454,11 @@ fn every_alert_of_the_real_evidence_is_ecs_and_its_ids_are_stable() {
     };
     let a = run(vec![otrf.clone(), evtx.clone()]);
     assert!(!a.is_empty());
-    if let Some(flat) = ecs_flat() {
+    let flat = ecs_flat();
+    if let Err(why) = &flat {
+        eprintln!("SKIPPED (the ECS check only): {why}");
+    }
+    if let Ok(flat) = flat {
         let fields = parse_flat(&std::fs::read_to_string(flat).unwrap());
         let bad: Vec<String> = a
             .iter()
