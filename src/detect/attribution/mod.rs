@@ -377,9 +377,10 @@ impl Evidence {
         let host = host_key(Some(s.host));
         let mut a = SessionAttribution::default();
         let mut why: Vec<String> = Vec::new();
+        let logon = s.logon_id.and_then(|id| self.logon(&host, id));
         // Who.
         if let Some(id) = s.logon_id {
-            match self.logon(&host, id) {
+            match logon {
                 Some(r) => {
                     a.user = r.logon.user.clone();
                     a.domain = r.logon.domain.clone();
@@ -463,16 +464,10 @@ impl Evidence {
                 ));
             }
         }
-        if let Some(l) = s
-            .logon_id
-            .and_then(|id| self.logon(&host, id))
-            .and_then(|r| r.logon.source_ip.as_deref())
-        {
-            let port = s
-                .logon_id
-                .and_then(|id| self.logon(&host, id))
-                .and_then(|r| r.logon.source_port);
-            add(&mut clients, l, port);
+        if let Some(r) = logon {
+            if let Some(ip) = r.logon.source_ip.as_deref() {
+                add(&mut clients, ip, r.logon.source_port);
+            }
         }
         a.status = match clients.len() {
             0 => AttributionStatus::None,
