@@ -25,6 +25,7 @@ pub struct Field {
 pub fn ecs_flat() -> Result<PathBuf, String> {
     super::present(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ecs/ecs_flat.yml"),
+        "the ECS field list",
         "the official ECS field list lives beside the repo in ../shared/ecs",
     )
 }

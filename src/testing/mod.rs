@@ -22,21 +22,22 @@ pub fn shared_dataset(rel: &str) -> Result<PathBuf, String> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
     present(
         root.join(rel),
+        "a dataset",
         "the real evidence lives beside the repo in ../shared/datasets (or set WSMWATCH_DATASETS)",
     )
 }
 
-/// `p` if it exists, else why not (`hint` says where it should come
-/// from). Under `CI=true` a missing file fails the test instead: CI must
-/// not skip.
-pub(crate) fn present(p: PathBuf, hint: &str) -> Result<PathBuf, String> {
+/// `p` (`what` it is) if it exists, else why not (`hint` says where it
+/// should come from). Under `CI=true` a missing file fails the test
+/// instead: CI must not skip.
+pub(crate) fn present(p: PathBuf, what: &str, hint: &str) -> Result<PathBuf, String> {
     if p.exists() {
         return Ok(p);
     }
     let why = format!("{} not found: {hint}", p.display());
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and shared test data is missing (tests must not skip under CI): {why}"
+        "CI=true and {what} is missing (tests must not skip under CI): {why}"
     );
     Err(why)
 }
