@@ -4,7 +4,8 @@
 #  1. release build of `--example wsmwatch` (the .exe a user runs);
 #  2. clippy --all-targets -D warnings for the Windows target;
 #  3. all test binaries (unit + integration) built for Windows, run by Wine;
-#  4. objdump -p: the release .exe imports only Windows system DLLs.
+#  4. objdump -p: the release .exe imports only Windows system DLLs; it is
+#     at most 5 MB and carries the Event Log message table (.rsrc).
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=windows-env.sh
@@ -73,5 +74,13 @@ for d in "${dlls[@]}"; do
     if [[ "$d" =~ $allowed ]]; then log "  import ok: $d"; else log "  NON-SYSTEM import: $d"; bad=1; fi
 done
 [ $bad -eq 0 ] || { log "release .exe is not self-contained"; exit 1; }
+
+# Issue 14: the stripped release .exe a responder carries is at most 5 MB
+# (5,000,000 bytes), and it holds the Event Log message table (build.rs).
+size=$(stat -c %s "$exe")
+log "release .exe size: $size bytes (limit 5000000)"
+[ "$size" -le 5000000 ] || { log "release .exe is over 5 MB"; exit 1; }
+x86_64-w64-mingw32-objdump -h "$exe" | grep -q '\.rsrc' \
+    || { log "release .exe has no resource section: the Event Log message table is missing"; exit 1; }
 
 log "done: release build ${t_build}s, clippy ${t_clippy}s, tests ${t_test}s; exe $(du -h "$exe" | cut -f1)"

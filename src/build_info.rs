@@ -16,7 +16,7 @@ pub const PROFILE: &str = env!("WSMWATCH_PROFILE");
 /// The live source compiled in, in words.
 pub fn live_source() -> &'static str {
     if cfg!(windows) {
-        "etw (Microsoft-Windows-Kernel-Process)"
+        "etw (Microsoft-Windows-Kernel-Process, Kernel-Network, PowerShell)"
     } else if cfg!(target_os = "linux") {
         "linux process-events connector (cn_proc)"
     } else {
@@ -35,6 +35,15 @@ pub fn replay_inputs() -> Vec<&'static str> {
     }
     if cfg!(feature = "zip") {
         v.push("zip/tar/gzip");
+    }
+    v
+}
+
+/// The alert outputs compiled in.
+pub fn outputs() -> Vec<&'static str> {
+    let mut v = vec!["json", "text", "csv", "html report"];
+    if cfg!(windows) {
+        v.push("windows event log");
     }
     v
 }
@@ -64,9 +73,15 @@ pub fn long_version() -> &'static str {
     TEXT.get_or_init(|| {
         format!(
             "{VERSION}\ncommit: {GIT_COMMIT}\ntarget: {TARGET}\nprofile: {PROFILE}\n\
-             live: {}\nreplay: {}\nfeatures: {}",
+             live: {}\nreplay: {}\noutputs: {}\nservice: {}\nfeatures: {}",
             live_source(),
             replay_inputs().join(", "),
+            outputs().join(", "),
+            if cfg!(windows) {
+                "windows service control manager"
+            } else {
+                "none on this platform"
+            },
             features().join(", ")
         )
     })
@@ -86,6 +101,9 @@ mod tests {
         assert!(v.contains(&format!("target: {TARGET}")), "{v}");
         assert!(TARGET.contains(std::env::consts::ARCH), "{TARGET}");
         assert!(v.contains("live: "), "{v}");
+        assert!(v.contains("outputs: json, text, csv"), "{v}");
+        assert_eq!(v.contains("windows event log"), cfg!(windows), "{v}");
+        assert!(v.contains("\nservice: "), "{v}");
     }
 
     /// Built from this checkout: the commit is HEAD's (build.rs reruns

@@ -31,7 +31,7 @@
 //! ```
 
 // The library never prints (the binary does) and has `unsafe` only at the
-// Windows FFI edge (`live/windows`, which allows it with a reason).
+// Windows FFI edge (`live/windows`, `sink/eventlog/windows.rs`, which allow it with a reason).
 #![deny(unsafe_code)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 // The public API is what is reachable and documented; the rest is crate-private.
@@ -68,6 +68,7 @@ pub mod live;
 #[cfg(feature = "replay")]
 pub mod replay;
 pub mod report;
+pub mod service;
 pub mod source;
 pub mod table;
 pub mod testing;

@@ -13,6 +13,7 @@ use crate::detect::alert::Alert;
 use crate::event::ProcessEvent;
 
 pub mod csv;
+pub mod eventlog;
 pub mod filter;
 
 pub use filter::{AlertFilter, FilteredSink};
@@ -40,6 +41,23 @@ pub enum SinkError {
         #[source]
         source: io::Error,
     },
+    /// The output does not exist on this platform (`--eventlog` off
+    /// Windows).
+    #[error("{what} is only available on Windows")]
+    Unsupported {
+        /// The output.
+        what: &'static str,
+    },
+}
+
+impl SinkError {
+    /// The underlying I/O error (for layers that speak `io::Result`).
+    pub fn into_io(self) -> io::Error {
+        match self {
+            SinkError::Open { source, .. } | SinkError::Write { source, .. } => source,
+            e @ SinkError::Unsupported { .. } => io::Error::new(io::ErrorKind::Unsupported, e),
+        }
+    }
 }
 
 /// Receives alerts.
@@ -55,6 +73,53 @@ pub trait AlertSink: Send {
     /// Flushes anything buffered.
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+}
+
+/// Writes each alert to several sinks (`-o` and `--eventlog`): a failing
+/// one does not keep the alert from the others, and its error is still
+/// returned, so the pipeline counts the alert as unwritten.
+pub struct Fanout {
+    sinks: Vec<Box<dyn AlertSink>>,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout")
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+impl Fanout {
+    /// One sink over `sinks`, written in order.
+    pub fn new(sinks: Vec<Box<dyn AlertSink>>) -> Self {
+        Fanout { sinks }
+    }
+
+    fn each(
+        &mut self,
+        mut f: impl FnMut(&mut dyn AlertSink) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        let mut first = None;
+        for s in &mut self.sinks {
+            if let Err(e) = f(s.as_mut()) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl AlertSink for Fanout {
+    fn alert(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        self.each(|s| s.alert(alert))
+    }
+    fn suppressed(&mut self, alert: &Alert, rule: &str) -> Result<(), SinkError> {
+        self.each(|s| s.suppressed(alert, rule))
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.each(|s| s.flush())
     }
 }
 
@@ -296,6 +361,37 @@ mod tests {
     use crate::engine::Engine;
     use crate::event::Timestamp;
     use std::sync::{Arc, Mutex};
+
+    /// A sink that fails every write.
+    struct BrokenSink;
+    impl AlertSink for BrokenSink {
+        fn alert(&mut self, _: &Alert) -> Result<(), SinkError> {
+            Err(SinkError::Unsupported { what: "broken" })
+        }
+    }
+
+    /// `-o` and `--eventlog` together: an output that fails does not keep
+    /// the alert from the other, and the failure is still reported.
+    #[test]
+    fn fanout_writes_every_sink_and_reports_a_failure() {
+        let alerts = Engine::default().run(&crate::testing::session_with_child(
+            "H",
+            "whoami.exe",
+            "whoami",
+        ));
+        let out = Shared::default();
+        let good = WriterSink::new(Box::new(out.clone()), Format::Json, "mem");
+        let mut fan = Fanout::new(vec![Box::new(BrokenSink), Box::new(good)]);
+        for a in &alerts {
+            assert!(matches!(fan.alert(a), Err(SinkError::Unsupported { .. })));
+        }
+        fan.suppressed(&alerts[0], "rule").unwrap_err();
+        fan.flush().unwrap();
+        let written = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(written.lines().count(), alerts.len() + 1);
+        assert!(written.contains("\"suppressed_by\":\"rule\""));
+        assert_eq!(format!("{fan:?}"), "Fanout { sinks: 2 }");
+    }
 
     #[derive(Clone, Default)]
     struct Shared(Arc<Mutex<Vec<u8>>>);

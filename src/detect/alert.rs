@@ -67,6 +67,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in declaration order: for tables that must cover each
+    /// one (the Event Log's event ids, documentation checks).
+    pub const ALL: [Action; 11] = [
+        Action::RemoteSessionStarted,
+        Action::RemoteSessionActive,
+        Action::RemoteSessionActivity,
+        Action::RemoteSessionEnded,
+        Action::RemoteSessionCommand,
+        Action::UnexpectedParent,
+        Action::UnexpectedPath,
+        Action::CreatorMismatch,
+        Action::Lookalike,
+        Action::ParentSpoofed,
+        Action::SessionStopped,
+    ];
+
     /// The `event.action` value.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -46,6 +46,10 @@ pub struct LiveConfig {
     /// Windows: also enable Microsoft-Windows-PowerShell (4103, 4104) so
     /// what ran in a session is known (`--no-powershell` turns it off).
     pub powershell: bool,
+    /// Windows: running under the Service Control Manager (`service run`):
+    /// console events (a user's logoff) never stop the run; the SCM's stop
+    /// and preshutdown controls do.
+    pub under_service: bool,
 }
 
 impl Default for LiveConfig {
@@ -63,6 +67,7 @@ impl Default for LiveConfig {
             takeover: false,
             network: true,
             powershell: true,
+            under_service: false,
         }
     }
 }

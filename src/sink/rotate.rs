@@ -106,9 +106,7 @@ impl RotatingFile {
         // Closed first: Windows keeps the name of an open file.
         self.file = None;
         let shifted = self.shift();
-        self.file = Some(open_append(&self.path).map_err(|e| match e {
-            SinkError::Open { source, .. } | SinkError::Write { source, .. } => source,
-        })?);
+        self.file = Some(open_append(&self.path).map_err(SinkError::into_io)?);
         match shifted {
             Ok(()) => {
                 self.size = 0;
@@ -149,9 +147,7 @@ impl Write for RotatingFile {
             Some(f) => f,
             None => {
                 // A reopen after a rotation failed: try again.
-                let f = open_append(&self.path).map_err(|e| match e {
-                    SinkError::Open { source, .. } | SinkError::Write { source, .. } => source,
-                })?;
+                let f = open_append(&self.path).map_err(SinkError::into_io)?;
                 self.file.insert(f)
             }
         };

@@ -234,6 +234,9 @@ fn every_step_is_present_and_tied_to_a_defect() {
         "two-instances",
         "not-elevated",
         "dos-paths-subst-and-share",
+        "service",
+        "service-reboot",
+        "eventlog",
     ] {
         assert!(names.contains(&want), "step {want} missing: {names:?}");
         assert!(

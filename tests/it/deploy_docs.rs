@@ -1,6 +1,6 @@
 //! The deployment documents: every allowlist example in docs/DETECTION.md
-//! parses, and the fleet recipes under deploy/ name only fields the alerts
-//! have.
+//! parses, the fleet recipes under deploy/ name only fields the alerts
+//! have, and docs/DEPLOYMENT.md's Event Log id table is the sink's.
 
 use std::path::PathBuf;
 
@@ -198,12 +198,109 @@ fn wef_subscription_is_well_formed_and_selects_the_wsmwatch_source() {
     let query = get("Query").expect("a Query");
     let inner = texts(&query);
     let select = inner.iter().find(|(e, _)| e == "Select").expect("a Select");
+    // The source the Event Log sink writes under, in the log it writes to.
+    let source = wsmwatch::sink::eventlog::SOURCE;
     assert!(
-        select.1.contains("Provider[@Name='wsmwatch']"),
+        select.1.contains(&format!("Provider[@Name='{source}']")),
         "{}",
         select.1
     );
-    assert!(query.contains(r#"Path="Application""#), "{query}");
+    // No id filter: every alert id and the service's own events (100-103)
+    // are forwarded.
+    assert!(!select.1.contains("EventID"), "{}", select.1);
+    assert!(
+        query.contains(r#"<Query Id="0" Path="Application">"#),
+        "{query}"
+    );
+    assert!(query.contains(r#"<Select Path="Application">"#), "{query}");
+}
+
+/// The rows of DEPLOYMENT.md's event id table: (id, second cell).
+fn event_id_rows() -> Vec<(u32, String)> {
+    let md = std::fs::read_to_string(repo("docs/DEPLOYMENT.md")).unwrap();
+    let start = md
+        .find("| id | `event.action` | event type |")
+        .expect("DEPLOYMENT.md has the event id table");
+    md[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let id = cells[0]
+                .parse()
+                .unwrap_or_else(|e| panic!("DEPLOYMENT.md row {l:?}: id: {e}"));
+            (id, cells[1].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn deployment_md_event_ids_match_the_event_log_sink() {
+    use wsmwatch::sink::eventlog::{event_id, event_type, EventType, Lifecycle};
+    let rows = event_id_rows();
+    let id_of = |cell: &str| -> Vec<u32> {
+        rows.iter()
+            .filter(|(_, c)| c == cell)
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    for a in wsmwatch::Action::ALL {
+        let cell = format!("`{}`", a.as_str());
+        assert_eq!(
+            id_of(&cell),
+            vec![event_id(a)],
+            "DEPLOYMENT.md's event id of {}",
+            a.as_str()
+        );
+    }
+    for (kind, word) in [
+        (Lifecycle::Started, "service started"),
+        (Lifecycle::Stopped, "service stopped"),
+        (Lifecycle::Failed, "service failed"),
+        (Lifecycle::Notice, "service notice"),
+    ] {
+        let found: Vec<u32> = rows
+            .iter()
+            .filter(|(_, c)| c.starts_with(word))
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(found, vec![kind.event_id()], "DEPLOYMENT.md's id of {word}");
+    }
+    // Nothing else, and no id twice.
+    assert_eq!(rows.len(), wsmwatch::Action::ALL.len() + 4, "{rows:?}");
+    let mut ids: Vec<u32> = rows.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), rows.len(), "an id listed twice: {rows:?}");
+
+    // The event type column, for every action the demo raises (the
+    // severities are the detectors').
+    let md = std::fs::read_to_string(repo("docs/DEPLOYMENT.md")).unwrap();
+    let start = md.find("| id | `event.action` | event type |").unwrap();
+    let type_of = |action: &str| -> String {
+        md[start..]
+            .lines()
+            .find(|l| l.contains(&format!("| `{action}` |")))
+            .and_then(|l| l.trim_matches('|').split('|').nth(2))
+            .map(|c| c.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let alerts = wsmwatch::Engine::default().run(&wsmwatch::testing::demo::scenario());
+    assert!(!alerts.is_empty());
+    for a in &alerts {
+        let want = match event_type(a.severity) {
+            EventType::Error => "Error",
+            EventType::Warning => "Warning",
+            EventType::Information => "Information",
+        };
+        assert_eq!(
+            type_of(a.action.as_str()),
+            want,
+            "DEPLOYMENT.md's event type of {}",
+            a.action.as_str()
+        );
+    }
 }
 
 #[test]

@@ -31,5 +31,6 @@ mod replay_cli;
 mod replay_mechanics;
 mod replay_real;
 mod report;
+mod service;
 mod tamper;
 mod verdicts;

@@ -175,19 +175,7 @@ fn every_alert() -> Vec<Alert> {
 #[test]
 fn every_alert_kind_is_built() {
     let got: BTreeSet<Action> = every_alert().iter().map(|a| a.action).collect();
-    for want in [
-        Action::RemoteSessionStarted,
-        Action::RemoteSessionActive,
-        Action::RemoteSessionActivity,
-        Action::RemoteSessionEnded,
-        Action::RemoteSessionCommand,
-        Action::UnexpectedParent,
-        Action::UnexpectedPath,
-        Action::CreatorMismatch,
-        Action::Lookalike,
-        Action::ParentSpoofed,
-        Action::SessionStopped,
-    ] {
+    for want in Action::ALL {
         assert!(got.contains(&want), "{want:?} missing: {got:?}");
     }
 }

@@ -128,8 +128,14 @@ pub enum ConsoleAction {
     Pass,
 }
 
-/// The action for a console control event.
-pub fn console_action(ctrl: u32) -> ConsoleAction {
+/// The action for a console control event. Under the Service Control
+/// Manager (`under_service`) only the SCM's stop and preshutdown controls
+/// stop the run: a service receives every user's logoff as a console event
+/// and must outlive it, and shutdown arrives as preshutdown.
+pub fn console_action(ctrl: u32, under_service: bool) -> ConsoleAction {
+    if under_service {
+        return ConsoleAction::Pass;
+    }
     match ctrl {
         CTRL_C_EVENT | CTRL_BREAK_EVENT => ConsoleAction::StopAndPass,
         CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT => ConsoleAction::StopAndWait,
@@ -241,11 +247,26 @@ mod tests {
     /// Defect 3: console close returned at once, before the flush.
     #[test]
     fn close_logoff_and_shutdown_wait_ctrl_c_passes_on() {
-        assert_eq!(console_action(CTRL_C_EVENT), ConsoleAction::StopAndPass);
-        assert_eq!(console_action(CTRL_BREAK_EVENT), ConsoleAction::StopAndPass);
+        assert_eq!(console_action(CTRL_C_EVENT, false), ConsoleAction::StopAndPass);
+        assert_eq!(console_action(CTRL_BREAK_EVENT, false), ConsoleAction::StopAndPass);
         for c in [CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT] {
-            assert_eq!(console_action(c), ConsoleAction::StopAndWait);
+            assert_eq!(console_action(c, false), ConsoleAction::StopAndWait);
         }
-        assert_eq!(console_action(99), ConsoleAction::Pass);
+        assert_eq!(console_action(99, false), ConsoleAction::Pass);
+    }
+
+    /// A service must not stop when a user logs off (every logoff reaches a
+    /// service's console handler); the SCM's controls stop it instead.
+    #[test]
+    fn under_the_service_manager_no_console_event_stops_the_run() {
+        for c in [
+            CTRL_C_EVENT,
+            CTRL_BREAK_EVENT,
+            CTRL_CLOSE_EVENT,
+            CTRL_LOGOFF_EVENT,
+            CTRL_SHUTDOWN_EVENT,
+        ] {
+            assert_eq!(console_action(c, true), ConsoleAction::Pass, "{c}");
+        }
     }
 }

@@ -7,12 +7,15 @@
 //!
 //! Logoff and shutdown are handled the same way, but an interactive console
 //! process never receives them (only services do): Windows simply ends it.
-//! `docs/WINDOWS.md` says what that leaves behind.
+//! `docs/WINDOWS.md` says what that leaves behind. Under the Service Control
+//! Manager the handler passes every event on: the SCM's stop and
+//! preshutdown controls stop a service, never a user's logoff.
 //!
 //! The handler is installed once and stays for the life of the process, so
 //! a close that arrives after the source returned (while the pipeline still
 //! flushes) is waited for too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
 use windows::Win32::Foundation::{BOOL, FALSE, TRUE};
@@ -26,9 +29,10 @@ use crate::source::StopToken;
 
 static STOP: Mutex<Option<StopToken>> = Mutex::new(None);
 static INSTALL: Once = Once::new();
+static UNDER_SERVICE: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "system" fn handler(ctrl: u32) -> BOOL {
-    let action = console_action(ctrl);
+    let action = console_action(ctrl, UNDER_SERVICE.load(Ordering::Relaxed));
     if action != ConsoleAction::Pass {
         if let Ok(g) = STOP.lock() {
             if let Some(t) = g.as_ref() {
@@ -51,7 +55,8 @@ unsafe extern "system" fn handler(ctrl: u32) -> BOOL {
 }
 
 /// Points the handler at `stop` and installs it (once per process).
-pub(super) fn install(stop: StopToken) {
+pub(super) fn install(stop: StopToken, under_service: bool) {
+    UNDER_SERVICE.store(under_service, Ordering::Relaxed);
     if let Ok(mut g) = STOP.lock() {
         *g = Some(stop);
     }

@@ -158,7 +158,7 @@ impl Source for LiveSource {
     }
 
     fn run(&mut self, out: &mut Emitter, stop: &StopToken) -> Result<(), SourceError> {
-        console::install(stop.clone());
+        console::install(stop.clone(), self.config.under_service);
         let policy = RestartPolicy {
             restart: self.config.restart,
             ..RestartPolicy::default()

@@ -30,12 +30,18 @@ use wsmwatch::pipeline::{Created, Input, Pipeline, PipelineConfig, Reporter, Run
 use wsmwatch::replay::evidence::ReplayOptions;
 use wsmwatch::replay::ZipLimits;
 use wsmwatch::report::{html, SharedCollector};
+use wsmwatch::sink::eventlog::{self, EventLogSink};
 use wsmwatch::sink::{
-    rotate, AlertFilter, AlertSink, EventRecorder, FilteredSink, Format, SinkError, WriterSink,
+    rotate, AlertFilter, AlertSink, EventRecorder, Fanout, FilteredSink, Format, SinkError,
+    WriterSink,
 };
 use wsmwatch::source::native::VecSource;
 use wsmwatch::source::{InputError, Source, StopToken, TamperReport};
 use wsmwatch::{replay, testing::demo};
+
+mod service;
+#[cfg(debug_assertions)]
+mod test_source;
 
 const EXIT_FATAL: u8 = 1;
 const EXIT_INCOMPLETE: u8 = 3;
@@ -124,9 +130,30 @@ fn log_level(s: &str) -> Result<String, String> {
 /// `--stats-json`: every stderr line is a JSON object.
 static JSON: AtomicBool = AtomicBool::new(false);
 
+/// Under the Service Control Manager (`service run`): the service's name.
+/// Nobody reads a service's stderr, so what [`say`] reports as going wrong
+/// ([`NOTICE_KINDS`]) also goes to the Application log (event 103).
+static SERVICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The `say` kinds a service repeats in the Application log.
+const NOTICE_KINDS: [&str; 6] = [
+    "loss",
+    "tamper",
+    "output_error",
+    "bad_input",
+    "warning",
+    "error",
+];
+
 /// One stderr line: `wsmwatch: TEXT`, or with `--stats-json` a JSON object
 /// `{"type": KIND, "message": TEXT, …extra}`.
 fn say(kind: &str, text: &str, extra: serde_json::Value) {
+    if let Some(name) = SERVICE.get() {
+        if NOTICE_KINDS.contains(&kind) {
+            // Best effort: the final counters (event 101) count it anyway.
+            let _ = eventlog::report_lifecycle(eventlog::Lifecycle::Notice, name, text);
+        }
+    }
     if JSON.load(Ordering::Relaxed) {
         let mut v = serde_json::json!({ "type": kind, "message": text });
         if let (Some(m), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
@@ -173,6 +200,9 @@ enum Command {
     Replay(ReplayArgs),
     /// Replay the bundled demo scenario.
     Demo(DemoArgs),
+    /// Windows: run `live` as a service (install, uninstall, start, stop,
+    /// status).
+    Service(service::ServiceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -190,6 +220,15 @@ struct OutputArgs {
     /// Rotated files kept (FILE.1 … FILE.N; the oldest is deleted).
     #[arg(long, value_name = "N", default_value_t = 5, requires = "rotate_size")]
     rotate_keep: u32,
+    /// Also write each alert to the Windows Event Log (Application log,
+    /// source `wsmwatch`; one event id per action, the ECS JSON as data).
+    #[arg(long)]
+    eventlog: bool,
+    /// With --eventlog: first register the `wsmwatch` source with this
+    /// binary's message table, so Event Viewer shows readable text
+    /// (Administrator; `service install` does it too).
+    #[arg(long, requires = "eventlog")]
+    register: bool,
     /// Allowlist (TOML, docs/DETECTION.md): matching sessions are counted
     /// per rule in the stats and summary instead of written.
     #[arg(long, value_name = "FILE")]
@@ -302,6 +341,12 @@ struct LiveArgs {
     /// may exceed net.core.rmem_max); larger rides out longer bursts.
     #[arg(long, default_value_t = LiveConfig::default().recv_buffer_bytes, value_name = "BYTES")]
     recv_buffer: usize,
+    /// Debug builds only: the demo's events as a live source that then
+    /// waits to be stopped (the service tests under Wine, where no ETW
+    /// event ever flows).
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true)]
+    test_demo_source: bool,
 }
 
 #[derive(Args, Debug)]
@@ -605,19 +650,27 @@ mod progress {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    JSON.store(out_args(&cli.command).stats_json, Ordering::Relaxed);
+    JSON.store(
+        out_args(&cli.command).is_some_and(|o| o.stats_json),
+        Ordering::Relaxed,
+    );
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let text = error_chain(&e);
-            say(
-                "error",
-                &format!("error: {text}"),
-                serde_json::json!({ "error": text }),
-            );
+            say_error(&e);
             ExitCode::from(EXIT_FATAL)
         }
     }
+}
+
+/// `error: a: b: c` on stderr (JSON with `--stats-json`).
+fn say_error(e: &anyhow::Error) {
+    let text = error_chain(e);
+    say(
+        "error",
+        &format!("error: {text}"),
+        serde_json::json!({ "error": text }),
+    );
 }
 
 /// An error and its causes, `a: b: c`, each said once: a cause whose text
@@ -638,11 +691,12 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-fn out_args(c: &Command) -> &OutputArgs {
+fn out_args(c: &Command) -> Option<&OutputArgs> {
     match c {
-        Command::Live(a) => &a.out,
-        Command::Replay(a) => &a.out,
-        Command::Demo(a) => &a.out,
+        Command::Live(a) => Some(&a.out),
+        Command::Replay(a) => Some(&a.out),
+        Command::Demo(a) => Some(&a.out),
+        Command::Service(_) => None,
     }
 }
 
@@ -653,7 +707,11 @@ fn init_logging(out: &OutputArgs) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
-    let filter = tracing_subscriber::EnvFilter::try_new(&out.log)
+    // `Targets`, not `EnvFilter`: the same `TARGET=LEVEL,LEVEL` syntax
+    // without the regex engine EnvFilter links (~0.5 MB of the .exe).
+    let filter: tracing_subscriber::filter::Targets = out
+        .log
+        .parse()
         .context("--log: not a valid level or filter")?;
     let not_a_loss = tracing_subscriber::filter::filter_fn(|m| {
         let loss_field = |f: &str| m.fields().field(f).is_some();
@@ -851,20 +909,18 @@ fn write_report(
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let out = out_args(&cli.command);
-    init_logging(out)?;
-    if let Some(p) = &out.report {
-        check_report_path(p)?;
-    }
-
+    let command = match cli.command {
+        Command::Service(a) => return service::command(a),
+        c => c,
+    };
     let stop = StopToken::new();
-    let stopped = stop.clone();
     {
         let stop = stop.clone();
         let mut hits = 0u32;
         // SIGINT/SIGTERM (and Ctrl-C / console close on Windows) stop the
         // sources; the pipeline then drains and flushes. A second one exits
-        // at once.
+        // at once. (Not under the SCM: Windows hands services every user's
+        // logoff as a console event.)
         ctrlc::set_handler(move || {
             hits += 1;
             if hits > 1 {
@@ -874,6 +930,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })
         .context("installing the Ctrl-C handler")?;
     }
+    execute(&command, stop, false).map(|r| ExitCode::from(r.code))
+}
+
+/// How a command ended: its exit status and, when the pipeline ran, its
+/// final counters (what a service reports when it stops).
+struct Ran {
+    code: u8,
+    counters: serde_json::Value,
+}
+
+/// Runs `live`, `replay` or `demo` until done or `stop` fires;
+/// `under_service`: started by the Service Control Manager.
+fn execute(command: &Command, stop: StopToken, under_service: bool) -> anyhow::Result<Ran> {
+    let Some(out) = out_args(command) else {
+        anyhow::bail!("not a monitoring command");
+    };
+    init_logging(out)?;
+    if let Some(p) = &out.report {
+        check_report_path(p)?;
+    }
+    let stopped = stop.clone();
 
     let format = match out.format {
         FormatArg::Json => Format::Json,
@@ -898,6 +975,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         None => Box::new(WriterSink::stdout(format).with_color(color)),
     };
+    if out.eventlog {
+        if out.register {
+            let exe = std::env::current_exe().context("locating this binary")?;
+            eventlog::register_source(&exe)
+                .context("--register: registering the Event Log source")?;
+            say(
+                "eventlog_registered",
+                &format!(
+                    "registered Event Log source {} (messages from {})",
+                    eventlog::SOURCE,
+                    exe.display()
+                ),
+                serde_json::json!({ "source": eventlog::SOURCE, "message_file": exe }),
+            );
+        }
+        // The filter and the allowlist below apply to both outputs alike.
+        let log = EventLogSink::open().context("--eventlog")?;
+        sink = Box::new(Fanout::new(vec![sink, Box::new(log)]));
+    }
     let filter = AlertFilter {
         from: out.filter.from,
         to: out.filter.to,
@@ -907,16 +1003,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         sink = Box::new(FilteredSink::new(sink, filter));
     }
     let mut suppressed = None;
+    let mut suppressed_counts = None;
     if let Some(p) = &out.allow {
         let list = Allowlist::load(p)?;
         let allow = AllowSink::new(sink, list, out.show_suppressed);
         suppressed = Some(allow.counts());
+        suppressed_counts = suppressed.clone();
         sink = Box::new(allow);
     }
     let mut config = PipelineConfig {
         // `event.created`: the wall clock live; replay and demo leave it out
         // so two runs over the same evidence give the same bytes.
-        created: match &cli.command {
+        created: match command {
             Command::Live(_) => Created::Now,
             _ => Created::Off,
         },
@@ -941,7 +1039,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut replay_counters = None;
     let mut progress_bar = None;
-    let (inputs, recorder) = match &cli.command {
+    let (inputs, recorder) = match command {
         Command::Demo(a) => {
             if let Some(p) = &a.write_events {
                 let mut r = EventRecorder::create(p)?;
@@ -954,7 +1052,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &format!("wrote the demo's events to {}", p.display()),
                     serde_json::json!({ "file": p }),
                 );
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Ran {
+                    code: 0,
+                    counters: serde_json::Value::Null,
+                });
             }
             let src = VecSource::new("demo", demo::scenario());
             (vec![Input::replay(Box::new(src))], None)
@@ -987,6 +1088,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None,
             )
         }
+        #[cfg(debug_assertions)]
+        Command::Live(a) if a.test_demo_source => {
+            config.channel_capacity = a.queue;
+            let src = test_source::DemoThenWait;
+            (vec![Input::live(Box::new(src))], None)
+        }
         Command::Live(a) => {
             config.channel_capacity = a.queue;
             let live = LiveSource::new(LiveConfig {
@@ -1000,12 +1107,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 powershell: !a.no_powershell,
                 etl_file: a.etl.clone(),
                 recv_buffer_bytes: a.recv_buffer,
+                under_service,
                 ..LiveConfig::default()
             })?;
             let recorder = a.record.as_deref().map(EventRecorder::create).transpose()?;
             live_banner(&live, a, &output_name);
             (vec![Input::live(Box::new(live))], recorder)
         }
+        Command::Service(_) => anyhow::bail!("not a monitoring command"),
     };
 
     let outcome = Pipeline::new(Engine::new(EngineConfig::default()))
@@ -1019,6 +1128,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .run();
     if let Some(bar) = progress_bar {
         let _ = bar.join();
+    }
+    let mut counters = serde_json::json!({ "stats": &outcome.stats });
+    if let Some(sup) = &suppressed_counts {
+        counters["suppressed"] = sup.to_json();
     }
     let mut nothing_decoded = false;
     if let Some(c) = &replay_counters {
@@ -1077,17 +1190,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::json!({ "file": path }),
             ),
             Err(e) => {
-                let text = error_chain(&e);
-                say(
-                    "error",
-                    &format!("error: {text}"),
-                    serde_json::json!({ "error": text }),
-                );
-                return Ok(ExitCode::from(EXIT_INCOMPLETE));
+                say_error(&e);
+                return Ok(Ran {
+                    code: EXIT_INCOMPLETE,
+                    counters,
+                });
             }
         }
     }
-    if let (Command::Replay(_), true) = (&cli.command, stopped.is_stopped()) {
+    if let (Command::Replay(_), true) = (command, stopped.is_stopped()) {
         if let Some(c) = &replay_counters {
             let (done, files) = (
                 c.files_done.load(Ordering::Relaxed),
@@ -1101,19 +1212,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } else {
             say("interrupted", "interrupted", serde_json::json!({}));
         }
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(Ran {
+            code: EXIT_INTERRUPTED,
+            counters,
+        });
     }
     // Everything is flushed and the summary printed: a console-close
     // handler waiting for this may let the process end now.
     wsmwatch::live::shutdown_complete();
-    if let (Command::Live(_), false) = (&cli.command, outcome.source_errors.is_empty()) {
+    if let (Command::Live(_), false) = (command, outcome.source_errors.is_empty()) {
         // Live with a dead source is a failure, not a partial result; the
         // summary has already printed why.
-        return Ok(ExitCode::from(EXIT_FATAL));
+        return Ok(Ran {
+            code: EXIT_FATAL,
+            counters,
+        });
     }
-    Ok(if outcome.stats.incomplete() || nothing_decoded {
-        ExitCode::from(EXIT_INCOMPLETE)
-    } else {
-        ExitCode::SUCCESS
+    Ok(Ran {
+        code: if outcome.stats.incomplete() || nothing_decoded {
+            EXIT_INCOMPLETE
+        } else {
+            0
+        },
+        counters,
     })
 }
