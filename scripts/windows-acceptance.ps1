@@ -1,15 +1,17 @@
 <#
 .SYNOPSIS
-  Acceptance checks of `wsmwatch live` on a real Windows 10/11 or Server 2016+
-  host (issue 15). Prints PASS, FAIL or SKIP for every step and exits 1 if any
-  step failed.
+  Acceptance checks of `wsmwatch live`, the Windows service and the Event Log
+  output on a real Windows 10/11 or Server 2016+ host (issues 15 and 14).
+  Prints PASS, FAIL or SKIP for every step and exits 1 if any step failed.
 
 .DESCRIPTION
   Run from an elevated PowerShell (5.1 or 7). The script enables WinRM for the
   remote-session steps and restores its previous state at the end. Every step
   names the defect of issue 15 it guards (D1..D8); docs/WINDOWS.md has the
   same table. Steps that need an interactive console window (window close)
-  report SKIP under -Ci (hosted CI runners have no desktop).
+  report SKIP under -Ci (hosted CI runners have no desktop). The step
+  service-reboot needs a logoff and a reboot between its runs: it runs only
+  when named alone (-Only service-reboot), three times.
 
 .PARAMETER Exe
   Path to wsmwatch.exe (default: target\release\examples\wsmwatch.exe).
@@ -40,6 +42,14 @@ Set-StrictMode -Version 1.0
 # must succeed.
 $ErrorActionPreference = 'Continue'
 $Session = 'wsmwatch-kernel-process'
+$ServiceName = 'wsmwatch'
+$SourceKey = 'HKLM:\SYSTEM\CurrentControlSet\Services\EventLog\Application\wsmwatch'
+# service-reboot keeps its state across the logoff and the reboot here.
+$RebootDir = Join-Path $env:ProgramData 'wsmwatch-acceptance'
+$RebootState = Join-Path $RebootDir 'service-reboot.json'
+# True while service-reboot's service is installed between runs: its ETW
+# session is then not ours to stop.
+$script:ServiceKept = $false
 $script:Results = New-Object System.Collections.Generic.List[object]
 
 # --------------------------------------------------------------------------
@@ -58,14 +68,19 @@ function Write-WwResult {
 }
 
 # Runs one step: the block returns a detail string on success and throws on
-# failure; a block that returns 'SKIP: ...' is reported as skipped.
+# failure; a block that returns 'SKIP: ...' is reported as skipped. -Alone:
+# the step runs only when -Only names it exactly.
 function Invoke-WwStep {
-    param([string]$Name, [string]$Defect, [scriptblock]$Body, [switch]$NeedsDesktop)
+    param([string]$Name, [string]$Defect, [scriptblock]$Body, [switch]$NeedsDesktop, [switch]$Alone)
     $selected = $false
     foreach ($o in $Only) { if ($Name -like $o) { $selected = $true } }
     if (-not $selected) { return }
     if ($NeedsDesktop -and $Ci) {
         Write-WwResult $Name $Defect 'SKIP' 'needs an interactive console window'
+        return
+    }
+    if ($Alone -and -not ($Only -contains $Name)) {
+        Write-WwResult $Name $Defect 'SKIP' "needs a logoff and a reboot between runs: run it alone, -Only $Name"
         return
     }
     try {
@@ -161,7 +176,8 @@ function Get-WwEvents {
     return @(Get-Content $Tracer.Events | Where-Object { $_ } | ForEach-Object { $_ | ConvertFrom-Json })
 }
 
-# Stops every tracer this script started, hard, and any session left.
+# Stops every tracer this script started, hard, and any session left
+# (unless service-reboot's service owns it).
 function Stop-WwAll {
     foreach ($t in $script:Tracers) {
         if ($t.Proc -and -not $t.Proc.HasExited) {
@@ -169,7 +185,62 @@ function Stop-WwAll {
         }
     }
     $script:Tracers.Clear()
-    if (Test-WwSessionRunning) { & logman stop $Session -ets 2>&1 | Out-Null }
+    if (-not $script:ServiceKept -and (Test-WwSessionRunning)) { & logman stop $Session -ets 2>&1 | Out-Null }
+}
+
+# Runs wsmwatch.exe with these arguments; its exit status and its output
+# (stdout and stderr) as one text.
+function Invoke-WwCli {
+    param([string[]]$Arguments)
+    $text = (& $Exe @Arguments 2>&1 | ForEach-Object { "$_" }) -join "`n"
+    return [pscustomobject]@{ Code = $LASTEXITCODE; Text = $text }
+}
+
+# The wsmwatch service as Win32_Service (State, ProcessId, StartMode,
+# StartName, PathName, ExitCode), or $null when it is not installed.
+function Get-WwService {
+    return (Get-CimInstance Win32_Service -Filter "Name='$ServiceName'" -ErrorAction SilentlyContinue)
+}
+
+# The registered message file of the Event Log source, or $null.
+function Get-WwSourceFile {
+    $k = Get-ItemProperty -Path $SourceKey -ErrorAction SilentlyContinue
+    if ($k) { return [string]$k.EventMessageFile }
+    return $null
+}
+
+# Application-log events of source wsmwatch since $Since (newest first).
+function Get-WwAppEvents {
+    param([datetime]$Since, [int[]]$Id)
+    $filter = @{ LogName = 'Application'; ProviderName = 'wsmwatch'; StartTime = $Since }
+    if ($Id) { $filter['Id'] = $Id }
+    return @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue)
+}
+
+# The event's message came from the binary's message table: it is there,
+# it is not Windows' "description ... cannot be found", and it says $Pattern.
+function Assert-WwRendered {
+    param($Record, [string]$Pattern)
+    $m = [string]$Record.Message
+    Assert-Ww ($m -and $m -notmatch 'cannot be found' -and $m -match $Pattern) ("event {0}: the message text did not render from the message table: '{1}'" -f $Record.Id, $m)
+}
+
+# The JSON object after the first line of event 101's detail ("exit status
+# N", then the final counters).
+function Get-WwCounters {
+    param($Record)
+    $detail = [string]$Record.Properties[1].Value
+    return ($detail.Substring($detail.IndexOf("`n") + 1) | ConvertFrom-Json)
+}
+
+# Alerts of a file written by the service (same shape as a tracer's).
+function Get-WwFileAlerts {
+    param([string]$Path)
+    return (Get-WwAlerts ([pscustomobject]@{ Alerts = $Path }))
+}
+
+function Test-WwSessionListed {
+    return [bool]((& logman query -ets) -match [regex]::Escape($Session))
 }
 
 # Console control events for another process's console, from a helper
@@ -212,6 +283,9 @@ function Get-WwChild {
 $script:WinRm = $null
 
 function Enable-WwRemoting {
+    # The state before the first call is what Restore-WwRemoting puts back;
+    # a later call would see WinRM already enabled and record that.
+    if ($script:WinRm) { return }
     $svc = Get-Service WinRM
     $listening = $false
     try { Test-WSMan -ComputerName localhost -ErrorAction Stop | Out-Null; $listening = $true } catch { }
@@ -276,8 +350,14 @@ $admin = (New-Object Security.Principal.WindowsPrincipal $id).IsInRole([Security
 if (-not $admin) { Write-Host 'FAIL preconditions: run this script from an elevated PowerShell'; exit 1 }
 $Exe = (Resolve-Path $Exe -ErrorAction Stop).Path
 New-Item -ItemType Directory -Force -Path $Work | Out-Null
+# Absolute: a service starts in System32 and needs absolute paths.
+$Work = (Resolve-Path $Work).Path
 Write-Host "wsmwatch: $Exe"
 Write-Host "work:     $Work"
+$script:ServiceKept = Test-Path $RebootState
+if ($script:ServiceKept -and -not ($Only -contains 'service-reboot')) {
+    Write-Host "note: service-reboot's service is installed (state in $RebootState); the tracer steps will find the host taken"
+}
 Stop-WwAll
 
 # --------------------------------------------------------------------------
@@ -562,6 +642,213 @@ Invoke-WwStep 'dos-paths-subst-and-share' 'DOS paths' {
     $unc = @($ev | Where-Object { $_.kind -eq 'start' -and $_.image -match '^\\\\[^\\?]' -and $_.image -match 'ww-subst-probe\.exe$' })
     Assert-Ww ($unc.Count -ge 1) 'no UNC path for the run from the share'
     "subst run: $($local[0].image); share run: $($unc[0].image)"
+}
+
+# Issue 14: `live` as a Windows service, with -o and --eventlog. Its whole
+# life in one run; logoff and reboot are service-reboot's.
+Invoke-WwStep 'service' 'issue 14' {
+    if ($script:ServiceKept -or (Get-WwService)) { return "SKIP: a service named $ServiceName is already installed here (uninstall it first)" }
+    Enable-WwRemoting
+    $dir = Join-Path $Work 'service'
+    New-Item -ItemType Directory -Force -Path $dir | Out-Null
+    $alerts = Join-Path $dir 'alerts.ndjson'
+    $since = (Get-Date).AddSeconds(-2)
+    try {
+        $r = Invoke-WwCli @('service', 'install', '-o', $alerts, '--eventlog')
+        Assert-Ww ($r.Code -eq 0) "service install: exit $($r.Code): $($r.Text)"
+        $svc = Get-WwService
+        Assert-Ww ([bool]$svc) 'service install said yes, but there is no service'
+        Assert-Ww ($svc.StartMode -eq 'Auto') "start mode $($svc.StartMode), expected Auto"
+        Assert-Ww ($svc.StartName -eq 'LocalSystem') "account $($svc.StartName), expected LocalSystem"
+        Assert-Ww ($svc.PathName -match "service run --name $ServiceName -- " -and $svc.PathName -match '--eventlog') "command line: $($svc.PathName)"
+        $failure = (& sc.exe qfailure $ServiceName) -join "`n"
+        Assert-Ww ($failure -match 'RESTART') "no restart-on-failure actions: $failure"
+        Assert-Ww ((Get-WwSourceFile) -ieq $Exe) "the source's EventMessageFile is '$(Get-WwSourceFile)', expected $Exe"
+
+        $r = Invoke-WwCli @('service', 'start')
+        Assert-Ww ($r.Code -eq 0) "service start: exit $($r.Code): $($r.Text)"
+        $svc = Get-WwService
+        Assert-Ww ($svc.State -eq 'Running' -and $svc.ProcessId -gt 0) "after start: $($svc.State), pid $($svc.ProcessId)"
+        Assert-Ww (Wait-WwUntil -Seconds 20 -Condition { Test-WwSessionListed }) 'the service started no ETW session'
+
+        # Dies without being asked: the SCM restarts it (first delay 10 s),
+        # and the new process reclaims the session the dead one left.
+        $first = $svc.ProcessId
+        & taskkill /f /pid $first 2>&1 | Out-Null
+        $back = Wait-WwUntil -Seconds 40 -Condition {
+            $now = Get-WwService
+            $now.State -eq 'Running' -and $now.ProcessId -gt 0 -and $now.ProcessId -ne $first
+        }
+        Assert-Ww $back "the SCM did not restart the service within 40 s of killing pid $first"
+        $svc = Get-WwService
+        Start-Sleep -Seconds 5
+
+        Invoke-Command -ComputerName localhost -ScriptBlock { whoami.exe } -ErrorAction Stop | Out-Null
+        $ok = Wait-WwUntil -Seconds 20 -Condition {
+            @(Get-WwFileAlerts $alerts | Where-Object { $_.event.action -eq 'remote_session_started' }).Count -ge 1 -and
+            @(Get-WwAppEvents -Since $since -Id 1).Count -ge 1
+        }
+        $a = @(Get-WwFileAlerts $alerts | Where-Object { $_.event.action -eq 'remote_session_started' })
+        Assert-Ww ($a.Count -ge 1) "no remote_session_started in $alerts"
+        $e1 = @(Get-WwAppEvents -Since $since -Id 1)
+        Assert-Ww $ok 'no Application-log event 1 from source wsmwatch'
+        Assert-WwRendered $e1[0] 'A remote PowerShell session started'
+        Assert-Ww ($e1[0].Level -eq 3) "event 1 has level $($e1[0].Level), expected 3 (Warning)"
+        $doc = [string]$e1[0].Properties[1].Value | ConvertFrom-Json
+        Assert-Ww ($doc.event.action -eq 'remote_session_started') "event 1's second data string is not the alert's ECS JSON: $($e1[0].Properties[1].Value)"
+        Assert-Ww (@(Get-WwAppEvents -Since $since -Id 100).Count -ge 2) 'not two events 100 (service started: first start and restart)'
+
+        $stopAt = (Get-Date).AddSeconds(-1)
+        $r = Invoke-WwCli @('service', 'stop')
+        Assert-Ww ($r.Code -eq 0) "service stop: exit $($r.Code): $($r.Text)"
+        $svc = Get-WwService
+        Assert-Ww ($svc.State -eq 'Stopped') "after stop: $($svc.State)"
+        Assert-Ww ($svc.ExitCode -eq 0) "asked to stop, yet exit code $($svc.ExitCode)"
+        Assert-Ww (-not (Test-WwSessionListed)) "logman query -ets still lists $Session after the stop"
+        $null = Wait-WwUntil -Seconds 10 -Condition { @(Get-WwAppEvents -Since $stopAt -Id 101).Count -ge 1 }
+        $e101 = @(Get-WwAppEvents -Since $stopAt -Id 101)
+        Assert-Ww ($e101.Count -ge 1) 'no event 101 (service stopped) after the stop'
+        Assert-WwRendered $e101[0] 'stopped\. Final counters'
+        $counters = Get-WwCounters $e101[0]
+        Assert-Ww ($counters.stats.engine.alerts -ge 1) "event 101's counters count no alert: $($e101[0].Properties[1].Value)"
+        $ended = @(Get-WwFileAlerts $alerts | Where-Object { $_.event.action -eq 'remote_session_ended' })
+        Assert-Ww ($ended.Count -ge 1) 'no remote_session_ended in the file after the stop'
+
+        $r = Invoke-WwCli @('service', 'uninstall')
+        Assert-Ww ($r.Code -eq 0) "service uninstall: exit $($r.Code): $($r.Text)"
+        Assert-Ww (Wait-WwUntil -Seconds 10 -Condition { -not (Get-WwService) }) 'the service is still installed after uninstall'
+        Assert-Ww (-not (Test-Path $SourceKey)) "the Event Log source key is still there after uninstall: $SourceKey"
+        "restarted after a kill (pid $first -> $($svc.ProcessId)); alert in the file and event 1 (rendered); stop: exit 0, event 101 ($($counters.stats.engine.alerts) alerts), no session left; uninstalled with the source"
+    } finally {
+        if (Get-WwService) { Invoke-WwCli @('service', 'uninstall') | Out-Null }
+    }
+}
+
+# Issue 14 / D4: the service outlives a logoff and comes back after a
+# reboot, having stopped in order at shutdown (preshutdown). Three runs of
+# -Only service-reboot: install; after a logoff and logon; after a reboot.
+# A failure uninstalls, so the next run starts over.
+Invoke-WwStep 'service-reboot' 'issue 14/D4' -Alone {
+    $alerts = Join-Path $RebootDir 'alerts.ndjson'
+    $os = Get-CimInstance Win32_OperatingSystem
+    $boot = $os.LastBootUpTime.ToUniversalTime().Ticks
+    $logon = ((& whoami.exe /logonid) -join '').Trim()
+    $leave = $false
+    try {
+        if (-not (Test-Path $RebootState)) {
+            if (Get-WwService) { $leave = $true; return "SKIP: a service named $ServiceName is already installed here (uninstall it first)" }
+            New-Item -ItemType Directory -Force -Path $RebootDir | Out-Null
+            Remove-Item $alerts -ErrorAction SilentlyContinue
+            $installed = (Get-Date).ToUniversalTime().Ticks
+            $r = Invoke-WwCli @('service', 'install', '-o', $alerts, '--eventlog')
+            Assert-Ww ($r.Code -eq 0) "service install: exit $($r.Code): $($r.Text)"
+            $r = Invoke-WwCli @('service', 'start')
+            Assert-Ww ($r.Code -eq 0) "service start: exit $($r.Code): $($r.Text)"
+            $svc = Get-WwService
+            Assert-Ww ($svc.State -eq 'Running') "after start: $($svc.State)"
+            [pscustomobject]@{ Installed = $installed; Pid = $svc.ProcessId; Boot = $boot; Logon = $logon; LogoffSeen = $false } |
+                ConvertTo-Json | Set-Content -Path $RebootState
+            $script:ServiceKept = $true
+            $leave = $true
+            return "SKIP: run 1 of 3 done: the service runs as pid $($svc.ProcessId); log off, log on, then run -Only service-reboot again"
+        }
+        $state = Get-Content -Raw $RebootState | ConvertFrom-Json
+        $script:ServiceKept = $true
+        $since = [DateTime]::new([long]$state.Installed, [DateTimeKind]::Utc).ToLocalTime()
+        $rebooted = ($boot - [long]$state.Boot) -gt [TimeSpan]::FromMinutes(1).Ticks
+        if (-not $rebooted) {
+            if ($logon -eq $state.Logon) {
+                $leave = $true
+                return "SKIP: still the logon of run 1; log off, log on, then run -Only service-reboot again"
+            }
+            $svc = Get-WwService
+            Assert-Ww ($svc.State -eq 'Running') "after the logoff the service is $($svc.State)"
+            Assert-Ww ($svc.ProcessId -eq [int]$state.Pid) "after the logoff the service runs as pid $($svc.ProcessId), was $($state.Pid): it was stopped or restarted"
+            Assert-Ww (@(Get-WwAppEvents -Since $since -Id 101, 102).Count -eq 0) 'an event 101 or 102 since the install: the logoff stopped the service'
+            Assert-Ww (Test-WwSessionListed) "the ETW session $Session is gone after the logoff"
+            $state.LogoffSeen = $true
+            $state | ConvertTo-Json | Set-Content -Path $RebootState
+            $leave = $true
+            return "SKIP: run 2 of 3 done: the logoff left pid $($state.Pid) running, no stop event; restart the computer, log on, then run -Only service-reboot again"
+        }
+        $bootAt = $os.LastBootUpTime
+        $svc = Get-WwService
+        Assert-Ww ($svc.State -eq 'Running') "after the reboot the service is $($svc.State) (start mode $($svc.StartMode))"
+        $stopped = @(Get-WwAppEvents -Since $since -Id 101 | Where-Object { $_.TimeCreated -lt $bootAt })
+        Assert-Ww ($stopped.Count -ge 1) 'no event 101 before the reboot: the shutdown did not stop the service in order (preshutdown)'
+        Assert-Ww (@(Get-WwAppEvents -Since $bootAt -Id 100).Count -ge 1) 'no event 100 since the boot'
+        Assert-Ww (Wait-WwUntil -Seconds 30 -Condition { Test-WwSessionListed }) "no ETW session $Session after the boot"
+        Enable-WwRemoting
+        $before = @(Get-WwFileAlerts $alerts | Where-Object { $_.event.action -eq 'remote_session_started' }).Count
+        $probe = (Get-Date).AddSeconds(-1)
+        Invoke-Command -ComputerName localhost -ScriptBlock { whoami.exe } -ErrorAction Stop | Out-Null
+        $ok = Wait-WwUntil -Seconds 20 -Condition {
+            @(Get-WwFileAlerts $alerts | Where-Object { $_.event.action -eq 'remote_session_started' }).Count -gt $before -and
+            @(Get-WwAppEvents -Since $probe -Id 1).Count -ge 1
+        }
+        Assert-Ww $ok 'no remote_session_started alert (file and event 1) after the reboot'
+        $r = Invoke-WwCli @('service', 'uninstall')
+        Assert-Ww ($r.Code -eq 0) "service uninstall: exit $($r.Code): $($r.Text)"
+        Assert-Ww (Wait-WwUntil -Seconds 10 -Condition { -not (Get-WwService) }) 'the service is still installed after uninstall'
+        Assert-Ww (-not (Test-Path $SourceKey)) "the Event Log source key is still there after uninstall: $SourceKey"
+        Assert-Ww ([bool]$state.LogoffSeen) 'the reboot passed, but no logoff was checked (run the step after a logoff, before the reboot)'
+        "survived a logoff (pid $($state.Pid)); after the reboot running again as pid $($svc.ProcessId); event 101 at shutdown, 100 at boot; alert and event 1 after the boot; uninstalled with the source"
+    } finally {
+        if (-not $leave) {
+            if (Test-Path $RebootState) { Remove-Item $RebootState -Force }
+            $script:ServiceKept = $false
+            if (Get-WwService) { Invoke-WwCli @('service', 'uninstall') | Out-Null }
+        }
+    }
+}
+
+# Issue 14: `live --eventlog --register` in a console: the source registered
+# with this binary's message table, alerts in the Application log (a remote
+# session: Warning; a masquerade: Error) and in the -o file alike.
+Invoke-WwStep 'eventlog' 'issue 14' {
+    if ($script:ServiceKept -or (Get-WwService)) { return "SKIP: a service named $ServiceName is installed here; its tracer holds the host" }
+    Enable-WwRemoting
+    $saved = Get-ItemProperty -Path $SourceKey -ErrorAction SilentlyContinue
+    $since = (Get-Date).AddSeconds(-2)
+    try {
+        $t = Start-WwTracer 'eventlog' -Extra @('--eventlog', '--register')
+        Wait-WwTracerReady $t
+        Assert-Ww ((Get-WwText $t.Err) -match 'registered Event Log source wsmwatch') "no registration line: $(Get-WwText $t.Err)"
+        Assert-Ww ((Get-WwSourceFile) -ieq $Exe) "the source's EventMessageFile is '$(Get-WwSourceFile)', expected $Exe"
+        $types = (Get-ItemProperty -Path $SourceKey).TypesSupported
+        Assert-Ww ($types -eq 7) "TypesSupported $types, expected 7"
+        Invoke-Command -ComputerName localhost -ScriptBlock { whoami.exe } -ErrorAction Stop | Out-Null
+        # wsmprovhost.exe outside System32, under this shell: critical.
+        $fake = Join-Path $t.Dir 'wsmprovhost.exe'
+        Copy-Item (Join-Path $env:SystemRoot 'System32\whoami.exe') $fake
+        & $fake | Out-Null
+        $null = Wait-WwUntil -Seconds 20 -Condition {
+            @(Get-WwAppEvents -Since $since -Id 1).Count -ge 1 -and @(Get-WwAppEvents -Since $since -Id 11).Count -ge 1
+        }
+        $e1 = @(Get-WwAppEvents -Since $since -Id 1)
+        Assert-Ww ($e1.Count -ge 1) 'no Application-log event 1 from source wsmwatch'
+        Assert-WwRendered $e1[0] 'A remote PowerShell session started'
+        Assert-Ww ($e1[0].Level -eq 3) "event 1 has level $($e1[0].Level), expected 3 (Warning)"
+        $data = @(([xml]$e1[0].ToXml()).Event.EventData.Data)
+        Assert-Ww ($data.Count -eq 2) "event 1 has $($data.Count) data strings, expected 2"
+        Assert-Ww ([string]$e1[0].Properties[0].Value -match 'remote_session_started') "event 1's text line: $($e1[0].Properties[0].Value)"
+        $doc = [string]$e1[0].Properties[1].Value | ConvertFrom-Json
+        Assert-Ww ($doc.event.action -eq 'remote_session_started') "event 1's second data string is not the alert's ECS JSON: $($e1[0].Properties[1].Value)"
+        $e11 = @(Get-WwAppEvents -Since $since -Id 11)
+        Assert-Ww ($e11.Count -ge 1) 'no event 11 (wsmprovhost_unexpected_path) for the wsmprovhost.exe copy'
+        Assert-WwRendered $e11[0] 'outside'
+        Assert-Ww ($e11[0].Level -eq 2) "event 11 has level $($e11[0].Level), expected 2 (Error)"
+        $file = @(Get-WwAlerts $t | Where-Object { $_.event.action -in @('remote_session_started', 'wsmprovhost_unexpected_path') })
+        Assert-Ww ($file.Count -ge 2) 'the alerts are not in the -o file as well'
+        'source registered (this .exe, types 7); event 1 (Warning) and 11 (Error) rendered, text line and ECS JSON as data; same alerts in the file'
+    } finally {
+        Stop-WwAll
+        if ($saved) {
+            Set-ItemProperty -Path $SourceKey -Name EventMessageFile -Value $saved.EventMessageFile -ErrorAction SilentlyContinue
+        } else {
+            Remove-Item -Path $SourceKey -Recurse -Force -ErrorAction SilentlyContinue
+        }
+    }
 }
 
 # --------------------------------------------------------------------------
