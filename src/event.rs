@@ -326,6 +326,22 @@ impl ProcessEvent {
         }
     }
 
+    /// An activity of the process this start describes: its pid, key,
+    /// image, user, host, origin, precision and logon, at its start time
+    /// (the live sources report what a process did as it starts).
+    pub fn activity_of(&self, activity: Activity) -> Self {
+        ProcessEvent {
+            key: self.key,
+            image: self.image.clone(),
+            user: self.user.clone(),
+            host: self.host.clone(),
+            origin: self.origin,
+            precision: self.precision,
+            logon_id: self.logon_id,
+            ..ProcessEvent::activity(self.time, self.pid, activity)
+        }
+    }
+
     /// A bare stop event.
     pub fn stop(time: Timestamp, pid: u32, image: impl Into<String>) -> Self {
         ProcessEvent {

@@ -284,13 +284,7 @@ impl AlertSink for WriterSink {
             }
         }
         self.buf.push(b'\n');
-        self.out
-            .write_all(&self.buf)
-            .and_then(|()| self.out.flush())
-            .map_err(|source| SinkError::Write {
-                target: self.target.clone(),
-                source,
-            })
+        self.write_out()
     }
 }
 

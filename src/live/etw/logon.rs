@@ -153,15 +153,7 @@ impl SessionHostLogons {
                 self.known.pop_front();
             }
             self.known.push_back((id, l.logon_id));
-            let mut ev = ProcessEvent::activity(start.time, start.pid, Activity::Logon(l));
-            ev.key = start.key;
-            ev.image = start.image.clone();
-            ev.user = start.user.clone();
-            ev.host = start.host.clone();
-            ev.origin = start.origin;
-            ev.precision = start.precision;
-            ev.logon_id = start.logon_id;
-            ev
+            start.activity_of(Activity::Logon(l))
         });
         Attached {
             logon,

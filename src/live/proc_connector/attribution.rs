@@ -14,7 +14,6 @@
 use std::collections::{HashSet, VecDeque};
 
 use crate::activity::{Activity, Logon};
-use crate::event::ProcessEvent;
 
 /// How many audit session ids the tracker remembers having announced. A
 /// host rarely has more logins alive at once; an id forgotten and seen
@@ -74,23 +73,10 @@ pub fn logon(id: u32, user: Option<String>) -> Activity {
     })
 }
 
-/// An activity of the process whose start is `start`.
-pub fn activity_of(start: &ProcessEvent, activity: Activity) -> ProcessEvent {
-    let mut ev = ProcessEvent::activity(start.time, start.pid, activity);
-    ev.key = start.key;
-    ev.image = start.image.clone();
-    ev.user = start.user.clone();
-    ev.host = start.host.clone();
-    ev.origin = start.origin;
-    ev.precision = start.precision;
-    ev.logon_id = start.logon_id;
-    ev
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventKind, Origin, Timestamp};
+    use crate::event::{EventKind, Origin, ProcessEvent, Timestamp};
 
     #[test]
     fn seen_sessions_are_bounded_and_forget_the_oldest() {
@@ -117,7 +103,7 @@ mod tests {
         start.host = Some("h".into());
         start.origin = Origin::Snapshot;
         start.logon_id = Some(5);
-        let ev = activity_of(&start, logon(5, Some("bob".into())));
+        let ev = start.activity_of(logon(5, Some("bob".into())));
         assert_eq!(ev.kind, EventKind::Activity);
         assert_eq!((ev.pid, ev.ppid), (Some(7), None));
         assert_eq!((ev.time, ev.key), (start.time, start.key));

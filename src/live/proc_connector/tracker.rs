@@ -568,7 +568,7 @@ impl Tracker {
         if let Some(id) = sessionid.filter(|&id| self.sessions.first_sight(id)) {
             let login = procfs::read_loginuid(&self.proc_root, pid);
             let logon = attribution::logon(id, self.user(login));
-            out.emit(attribution::activity_of(&ev, logon))?;
+            out.emit(ev.activity_of(logon))?;
         }
         // An sshd's established TCP sockets are its client's connection
         // (its listening ones are the listener, not a session).
@@ -579,7 +579,7 @@ impl Tracker {
         };
         let conns: Vec<ProcessEvent> = peers
             .iter()
-            .map(|row| attribution::activity_of(&ev, Activity::Connection(row.inbound())))
+            .map(|row| ev.activity_of(Activity::Connection(row.inbound())))
             .collect();
         out.emit(ev)?;
         for c in conns {
